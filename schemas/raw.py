@@ -6,7 +6,8 @@ pseudonymises them; nothing downstream of ingest ever sees these columns.
 File naming: one file per export day, ``cdr_YYYY-MM-DD.{csv,csv.gz,parquet}`` and
 ``gps_YYYY-MM-DD.{csv,csv.gz,parquet}``. CSV files are UTF-8, comma-separated, with a header line;
 timestamps are written as ``YYYY-MM-DD HH:MM:SS`` (CDR, operator local time) or
-``YYYY-MM-DDTHH:MM:SS.fffZ`` (GPS, UTC); empty fields are nulls.
+``YYYY-MM-DDTHH:MM:SS.fffZ`` (GPS, UTC); empty fields are nulls. Timestamps are millisecond
+Arrow timestamps in every contract (Parquet has no unit of whole seconds); CDR carry whole seconds.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ RAW_CDR = Contract(
         ),
         Column(
             "event_time",
-            pa.timestamp("s"),
+            pa.timestamp("ms"),
             "Start of the event, wall-clock time of the operator's time zone (no offset stored; "
             "ingest converts it to UTC with the time zone from the workspace configuration).",
             timezone="operator local (naive)",

@@ -26,7 +26,7 @@ STAGED_EVENTS = Contract(
             "Keyed pseudonym of the subscriber or device: hex HMAC-SHA256 of the raw id under the "
             "workspace secret (truncated to 128 bits). Not reversible without the secret.",
         ),
-        Column("event_time", pa.timestamp("s", tz="UTC"), "Time of the event.", timezone="UTC"),
+        Column("event_time", pa.timestamp("ms", tz="UTC"), "Time of the event.", timezone="UTC"),
         Column(
             "local_date",
             pa.date32(),

@@ -47,8 +47,10 @@ TRUE_STAYS = Contract(
         Column("date", pa.date32(), "Local calendar day."),
         Column("msisdn", pa.string(), "Raw subscriber id."),
         Column("seq", pa.int8(), "Position of the stay in the day, from 0."),
-        Column("start", pa.timestamp("s"), "Start of the stay.", timezone="operator local"),
-        Column("end", pa.timestamp("s"), "End of the stay (exclusive).", timezone="operator local"),
+        Column("start", pa.timestamp("ms"), "Start of the stay.", timezone="operator local"),
+        Column(
+            "end", pa.timestamp("ms"), "End of the stay (exclusive).", timezone="operator local"
+        ),
         Column("anchor", pa.string(), "Kind of place.", allowed=ANCHOR_KINDS),
         Column("cell_id", pa.string(), "Cell serving the place."),
         Column("admin3", pa.string(), "admin3 zone of the place."),

@@ -47,7 +47,7 @@ def test_validation_names_the_source_and_every_problem() -> None:
         {
             "record_id": ["1", "2"],
             "msisdn": ["999000001", None],
-            "event_time": pa.array([0, 1], pa.timestamp("s")),
+            "event_time": pa.array([0, 1], pa.timestamp("ms")),
             "cell_id": ["a", "b"],
             "event_type": ["call", "fax"],
             "direction": ["in", None],
