@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from flows.cli.demo import demo
 from flows.cli.synth import synth
 from schemas.errors import MobilityError
 
@@ -33,6 +34,7 @@ def cli() -> None:
     """
 
 
+cli.add_command(demo)
 cli.add_command(synth)
 
 
