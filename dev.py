@@ -28,6 +28,9 @@ def _run(*cmd: str | Path) -> int:
 
 
 def _ensure_environment() -> None:
+    # Trust the operating system's certificate store (as pip does here): networks that inspect
+    # TLS, common inside operators' walls, add their authority there, not to uv's bundled roots.
+    os.environ.setdefault("UV_SYSTEM_CERTS", "true")
     uv = BIN / "uv"
     if not uv.exists():
         print(f"dev.py: creating {VENV} with uv {UV_VERSION} ...", flush=True)
