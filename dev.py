@@ -35,7 +35,10 @@ def _ensure_environment() -> None:
     if not uv.exists():
         print(f"dev.py: creating {VENV} with uv {UV_VERSION} ...", flush=True)
         venv.create(VENV, with_pip=True, clear=True)
-        rc = _run(BIN / "python", "-m", "pip", "install", "--quiet", f"uv=={UV_VERSION}")
+        rc = _run(
+            BIN / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            f"uv=={UV_VERSION}",
+        )  # fmt: skip
         if rc:
             sys.exit(f"dev.py: could not install uv {UV_VERSION} (pip exit {rc})")
     env_ok = _run(uv, "sync", "--locked", "--quiet", "--python", BIN / "python")
