@@ -6,8 +6,13 @@ the ledger is always what the OpenDP measurement's privacy map returns for them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal, TypeVar
+
+from schemas.errors import ConfigurationError
 
 AccountingWindow = Literal["day", "week", "month"]
 """The span of one privacy unit: one subscriber's records within one such window."""
@@ -41,3 +46,341 @@ class Sensitivity:
                 f"l2={self.l2}, l1={self.l1}."
             )
             raise ValueError(msg)
+
+
+Composition = Literal["basic", "zcdp"]
+"""How the ledger adds up the releases charged to one accounting window.
+
+``basic``: sum of ε and sum of δ (pure/approximate DP), the conservative default any auditor can
+recompute by hand. ``zcdp``: sum of ρ (zero-concentrated DP), converted to ε at the window's δ
+only when compared with the cap; tighter for many Gaussian releases, stated as such in the ledger.
+"""
+
+COMPOSITIONS: tuple[Composition, ...] = ("basic", "zcdp")
+MECHANISMS: tuple[Mechanism, ...] = ("discrete_laplace", "discrete_gaussian")
+ACCOUNTING_WINDOWS: tuple[AccountingWindow, ...] = ("day", "week", "month")
+
+_Choice = TypeVar("_Choice", bound=str)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def _check_non_negative(name: str, value: float) -> None:
+    _require(
+        _is_number(value) and math.isfinite(value) and value >= 0,
+        f"{name} must be a finite non-negative number; got {value!r}.",
+    )
+
+
+def _check_positive(name: str, value: float) -> None:
+    _require(
+        _is_number(value) and math.isfinite(value) and value > 0,
+        f"{name} must be a finite positive number; got {value!r}.",
+    )
+
+
+def _check_probability(name: str, value: float) -> None:
+    _require(
+        _is_number(value) and 0 <= value < 1,
+        f"{name} must be a probability in [0, 1); got {value!r}.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyCost:
+    """What one release costs each accounting window it reads, as OpenDP's privacy map states it.
+
+    Every release satisfies (``epsilon``, ``delta``)-DP with respect to one privacy unit; basic
+    composition charges these. When ``rho`` is set the release also satisfies ``zcdp_delta``-
+    approximate ``rho``-zCDP (plain ρ-zCDP when ``zcdp_delta`` is 0); zCDP composition charges
+    those. A pure ε-DP release carries ``rho = ε²/2``; a threshold release under pure DP has no
+    zCDP statement (``rho`` is None) and cannot be charged under zCDP composition.
+    """
+
+    epsilon: float
+    delta: float = 0.0
+    rho: float | None = None
+    zcdp_delta: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_non_negative("Epsilon", self.epsilon)
+        _check_probability("Delta", self.delta)
+        if self.rho is not None:
+            _check_non_negative("Rho", self.rho)
+        _check_probability("zCDP delta", self.zcdp_delta)
+
+    def describe(self) -> str:
+        """The cost in the notation of the release metadata, e.g. ``ε=1, δ=0``."""
+        text = f"ε={self.epsilon:g}, δ={self.delta:g}"
+        if self.rho is not None:
+            text += f", ρ={self.rho:g}"
+            if self.zcdp_delta:
+                text += f" (zCDP δ={self.zcdp_delta:g})"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class NoiseSpec:
+    """Everything a release states about its noise, known before any data are touched.
+
+    ``scale`` is the OpenDP noise scale: for the discrete Laplace P(Z=k) ∝ exp(-|k|/scale); for
+    the discrete Gaussian P(Z=k) ∝ exp(-k²/(2·scale²)). ``ci_half_width`` is the smallest integer
+    h with P(|Z| <= h) >= ``confidence`` for one cell's noise. ``threshold`` and ``l0`` are set for
+    DP partition selection (private key sets): a key is kept only if its noisy count reaches
+    ``threshold``, and one privacy unit touches at most ``l0`` keys.
+    """
+
+    mechanism: Mechanism
+    scale: float
+    sensitivity: Sensitivity
+    cost: PrivacyCost
+    confidence: float
+    ci_half_width: int
+    expected_abs_error: float
+    std_dev: float
+    threshold: int | None = None
+    l0: int | None = None
+
+    def __post_init__(self) -> None:
+        _require(
+            self.mechanism in MECHANISMS,
+            f"Mechanism must be one of {list(MECHANISMS)}; got {self.mechanism!r}.",
+        )
+        _check_positive("Noise scale", self.scale)
+        _require(
+            0 < self.confidence < 1,
+            f"Confidence must lie strictly between 0 and 1; got {self.confidence!r}.",
+        )
+        _require(
+            self.ci_half_width >= 0,
+            f"CI half-width must be non-negative; got {self.ci_half_width!r}.",
+        )
+        _check_non_negative("Expected absolute error", self.expected_abs_error)
+        _check_non_negative("Standard deviation", self.std_dev)
+        _require(
+            (self.threshold is None) == (self.l0 is None),
+            "A partition-selection spec sets both threshold and l0; a vector spec sets neither; "
+            f"got threshold={self.threshold!r}, l0={self.l0!r}.",
+        )
+        _require(
+            self.l0 is None or self.l0 >= 1,
+            f"l0 (keys one privacy unit can touch) must be at least 1; got {self.l0!r}.",
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready description, for release metadata and ``explain --json``."""
+        return {
+            "mechanism": self.mechanism,
+            "scale": self.scale,
+            "sensitivity": {
+                "l1": self.sensitivity.l1,
+                "l2": self.sensitivity.l2,
+                "linf": self.sensitivity.linf,
+            },
+            "epsilon": self.cost.epsilon,
+            "delta": self.cost.delta,
+            "rho": self.cost.rho,
+            "zcdp_delta": self.cost.zcdp_delta,
+            "confidence": self.confidence,
+            "ci_half_width": self.ci_half_width,
+            "expected_abs_error": self.expected_abs_error,
+            "std_dev": self.std_dev,
+            "threshold": self.threshold,
+            "l0": self.l0,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetPolicy:
+    """The privacy budget of a workspace: caps per accounting window and over rolling spans.
+
+    A release is refused when it would push any window it reads over ``epsilon_per_window`` or
+    ``delta_per_window``, or any span of ``rolling_days`` consecutive days that contains one of its
+    windows over ``epsilon_rolling``. The rolling spend of a span is the sum, over the windows that
+    start in the span, of what each window has spent (for zCDP: see :mod:`aggregation.budget`).
+    ``default_epsilon`` gives the ε of each indicator when a release does not ask for one;
+    ``default_delta`` is the δ given to a release that needs one (partition selection, or a
+    discrete Gaussian stated as (ε, δ)-DP).
+    """
+
+    composition: Composition = "basic"
+    epsilon_per_window: float = 2.0
+    delta_per_window: float = 1e-6
+    rolling_days: int = 30
+    epsilon_rolling: float = 20.0
+    default_delta: float = 1e-7
+    accounting_window: AccountingWindow = "day"
+    mechanism: Mechanism = "discrete_laplace"
+    default_epsilon: Mapping[str, float] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        _require(
+            self.composition in COMPOSITIONS,
+            f"composition must be one of {list(COMPOSITIONS)}; got {self.composition!r}.",
+        )
+        _require(
+            self.accounting_window in ACCOUNTING_WINDOWS,
+            f"accounting_window must be one of {list(ACCOUNTING_WINDOWS)}; "
+            f"got {self.accounting_window!r}.",
+        )
+        _require(
+            self.mechanism in MECHANISMS,
+            f"mechanism must be one of {list(MECHANISMS)}; got {self.mechanism!r}.",
+        )
+        _check_positive("epsilon_per_window", self.epsilon_per_window)
+        _check_positive("epsilon_rolling", self.epsilon_rolling)
+        _check_probability("delta_per_window", self.delta_per_window)
+        _check_probability("default_delta", self.default_delta)
+        _require(
+            isinstance(self.rolling_days, int)
+            and not isinstance(self.rolling_days, bool)
+            and self.rolling_days >= 1,
+            f"rolling_days must be a whole number of days >= 1; got {self.rolling_days!r}.",
+        )
+        _require(
+            self.default_delta <= self.delta_per_window,
+            f"default_delta ({self.default_delta:g}) must not exceed delta_per_window "
+            f"({self.delta_per_window:g}): a single release could never be charged.",
+        )
+        _require(
+            self.composition != "zcdp" or self.delta_per_window > 0,
+            "zcdp composition converts ρ to ε at the window's δ, so delta_per_window must be "
+            f"positive; got {self.delta_per_window!r}.",
+        )
+        for indicator, epsilon in self.default_epsilon.items():
+            _check_positive(f"epsilon.{indicator}", epsilon)
+        object.__setattr__(self, "default_epsilon", MappingProxyType(dict(self.default_epsilon)))
+
+    def epsilon_for(self, indicator: str) -> float:
+        """The configured ε of ``indicator``; :class:`ConfigurationError` if there is none."""
+        try:
+            return self.default_epsilon[indicator]
+        except KeyError:
+            configured = sorted(self.default_epsilon) or "none"
+            msg = (
+                f"No ε is configured for indicator {indicator!r} (configured: {configured}). "
+                f"Add '{indicator} = <ε>' under [privacy.epsilon] in mobility.toml, or ask for "
+                "an ε explicitly."
+            )
+            raise ConfigurationError(msg) from None
+
+    def as_dict(self) -> dict[str, object]:
+        """The policy as the ``[privacy]`` mapping it can be parsed from."""
+        return {
+            "composition": self.composition,
+            "epsilon_per_window": self.epsilon_per_window,
+            "delta_per_window": self.delta_per_window,
+            "rolling_days": self.rolling_days,
+            "epsilon_rolling": self.epsilon_rolling,
+            "default_delta": self.default_delta,
+            "accounting_window": self.accounting_window,
+            "mechanism": self.mechanism,
+            "epsilon": dict(self.default_epsilon),
+        }
+
+    @classmethod
+    def from_mapping(
+        cls,
+        section: Mapping[str, object],
+        *,
+        indicators: Collection[str] | None = None,
+        source: str = "mobility.toml",
+    ) -> BudgetPolicy:
+        """Parse the ``[privacy]`` section of ``mobility.toml`` (as loaded by :mod:`tomllib`).
+
+        Missing keys take their defaults. Unknown keys, values of the wrong type or outside their
+        range, and (when ``indicators`` is given) ε for unknown indicators raise
+        :class:`ConfigurationError` naming the key, the value and the rule.
+        """
+        return _policy_from_mapping(section, indicators=indicators, source=source)
+
+
+_POLICY_KEYS = (
+    "composition",
+    "epsilon_per_window",
+    "delta_per_window",
+    "rolling_days",
+    "epsilon_rolling",
+    "default_delta",
+    "accounting_window",
+    "mechanism",
+    "epsilon",
+)
+
+
+class _Section:
+    """Typed access to the keys of one configuration section, with errors that name the key."""
+
+    def __init__(self, values: Mapping[str, object], source: str) -> None:
+        self.values = values
+        self.source = source
+
+    def error(self, key: str, problem: str) -> ConfigurationError:
+        return ConfigurationError(f"{self.source}: [privacy] {key}: {problem}")
+
+    def number(self, key: str, default: float) -> float:
+        value = self.values.get(key, default)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise self.error(key, f"must be a number; got {value!r}.")
+        return float(value)
+
+    def whole(self, key: str, default: int) -> int:
+        value = self.values.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.error(key, f"must be a whole number; got {value!r}.")
+        return value
+
+    def choice(self, key: str, allowed: tuple[_Choice, ...], default: _Choice) -> _Choice:
+        value = self.values.get(key, default)
+        for option in allowed:
+            if value == option:
+                return option
+        raise self.error(key, f"must be one of {list(allowed)}; got {value!r}.")
+
+    def epsilons(self, indicators: Collection[str] | None) -> dict[str, float]:
+        table = self.values.get("epsilon", {})
+        if not isinstance(table, Mapping):
+            raise self.error("epsilon", f"must be a table of indicator = ε; got {table!r}.")
+        epsilons: dict[str, float] = {}
+        for name, value in table.items():
+            key = f"epsilon.{name}"
+            if indicators is not None and name not in indicators:
+                known = sorted(indicators)
+                raise self.error(key, f"unknown indicator {name!r}; known indicators: {known}.")
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise self.error(key, f"must be a number; got {value!r}.")
+            epsilons[str(name)] = float(value)
+        return epsilons
+
+
+def _policy_from_mapping(
+    values: Mapping[str, object], *, indicators: Collection[str] | None, source: str
+) -> BudgetPolicy:
+    section = _Section(values, source)
+    unknown = sorted(set(values) - set(_POLICY_KEYS))
+    if unknown:
+        raise section.error(unknown[0], f"unknown key; allowed keys are {sorted(_POLICY_KEYS)}.")
+    defaults = BudgetPolicy()
+    try:
+        return BudgetPolicy(
+            composition=section.choice("composition", COMPOSITIONS, defaults.composition),
+            epsilon_per_window=section.number("epsilon_per_window", defaults.epsilon_per_window),
+            delta_per_window=section.number("delta_per_window", defaults.delta_per_window),
+            rolling_days=section.whole("rolling_days", defaults.rolling_days),
+            epsilon_rolling=section.number("epsilon_rolling", defaults.epsilon_rolling),
+            default_delta=section.number("default_delta", defaults.default_delta),
+            accounting_window=section.choice(
+                "accounting_window", ACCOUNTING_WINDOWS, defaults.accounting_window
+            ),
+            mechanism=section.choice("mechanism", MECHANISMS, defaults.mechanism),
+            default_epsilon=section.epsilons(indicators),
+        )
+    except ValueError as err:
+        raise ConfigurationError(f"{source}: [privacy] {err}") from None
