@@ -8,6 +8,9 @@ from typing import Any
 import click
 
 from flows.cli.demo import demo
+from flows.cli.ingest import ingest, init
+from flows.cli.release import explain, release
+from flows.cli.run import run, serve
 from flows.cli.synth import synth
 from schemas.errors import MobilityError
 
@@ -36,6 +39,12 @@ def cli() -> None:
 
 cli.add_command(demo)
 cli.add_command(synth)
+cli.add_command(init)
+cli.add_command(ingest)
+cli.add_command(release)
+cli.add_command(explain)
+cli.add_command(run)
+cli.add_command(serve)
 
 
 def main() -> None:

@@ -1,0 +1,43 @@
+"""``mobility_distance``: daily distance travelled per home zone, as a bounded sum and a count.
+
+Columns ``date, home_zone, distance_m, subscribers``. For each subscriber with a home (see
+:mod:`aggregation.indicators.home`) seen on a release day: ``distance_m`` adds their distance that
+day — the sum over their trips of the great-circle distance between the centroids of
+``distance_zones`` (admin3 for the finest measure), each trip rounded to whole metres — clipped
+to [0, U] with U = ``max_distance_km`` · 1000; ``subscribers`` adds 1.
+
+Two vectors, each with its own sensitivity (home from a reference period, so a unit there can
+move a subscriber's contribution to another home zone): ``distance_m`` l1 = 2U, l2 = sqrt(2)·U,
+linf = U; ``subscribers`` l1 = 2, l2 = sqrt(2), linf = 1 (per release day). The mean daily distance
+of a home zone is ``noisy distance_m / noisy subscribers``: post-processing of the two releases.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aggregation.extract import SqlPlan, daily_distances, sql, staged_events
+from aggregation.indicators._days import release_days
+from aggregation.indicators.home import with_homes
+
+if TYPE_CHECKING:
+    from aggregation.bounding import BoundingKey
+    from aggregation.indicators.request import AggregateRequest
+
+
+def mobility_distance(request: AggregateRequest, key: BoundingKey) -> tuple[SqlPlan, str]:
+    """Plan and name of the contributions CTE of ``mobility_distance``."""
+    dz = request.centroid_zones
+    plan = with_homes(SqlPlan(), request, key)
+    plan = staged_events(
+        plan, "day_events", request.source, release_days(request), request.zones.level, dz.level
+    )
+    plan = daily_distances(plan, "day_events", "dist", dz)
+    plan = plan.with_cte(
+        "contrib",
+        sql("""SELECT d.pseudonym, d.local_date AS date, h.home_zone,
+    least(d.distance_m, $max_distance_m) AS distance_m, 1 AS subscribers
+FROM dist d JOIN homes h ON d.pseudonym = h.pseudonym"""),
+        max_distance_m=request.bounds.max_distance_m,
+    )
+    return plan, "contrib"

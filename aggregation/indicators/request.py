@@ -1,0 +1,79 @@
+"""What one exact bounded aggregate is computed from: :class:`AggregateRequest`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from schemas.errors import ConfigurationError
+from schemas.indicators import (
+    ContributionBounds,
+    HomeRule,
+    Indicator,
+    IndicatorSpec,
+    Scope,
+    ZoneSet,
+    spec,
+)
+
+if TYPE_CHECKING:
+    from datetime import date
+
+    from aggregation.extract import EventSource
+    from schemas.privacy import AccountingWindow, Sensitivity
+
+KeyStrategy = Literal["public", "observed"]
+"""``public``: every key of the public key set, zeros included (the default; noise goes on every
+cell). ``observed``: only keys with a positive value, for DP partition selection downstream."""
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateRequest:
+    """One indicator over one scope, at the admin level of ``zones``, with its bounds.
+
+    ``distance_zones`` (``mobility_distance`` only) are the zones whose centroids measure
+    distances, usually admin3; by default ``zones`` themselves (which then need centroids).
+    The bounding secret is not part of the request: it is passed separately and never shown.
+    """
+
+    indicator: Indicator
+    source: EventSource
+    zones: ZoneSet
+    scope: Scope
+    bounds: ContributionBounds = field(default_factory=ContributionBounds)
+    home_rule: HomeRule = field(default_factory=HomeRule)
+    distance_zones: ZoneSet | None = None
+
+    def __post_init__(self) -> None:
+        s = self.spec
+        s.check_scope(self.scope)
+        s.per_subscriber(self.bounds)  # refuses bounds the indicator cannot use (e.g. z < 2)
+        if self.indicator is Indicator.MOBILITY_DISTANCE:
+            if self.centroid_zones.centroids is None:
+                msg = (
+                    f"mobility_distance measures distances between zone centroids, but the "
+                    f"{self.centroid_zones.level} zone set has none; build it with "
+                    "ZoneSet.from_table(zones_table, level)."
+                )
+                raise ConfigurationError(msg)
+        elif self.distance_zones is not None:
+            msg = f"Only mobility_distance uses distance_zones; {self.indicator} does not."
+            raise ConfigurationError(msg)
+
+    @property
+    def spec(self) -> IndicatorSpec:
+        """The catalogue entry of the indicator."""
+        return spec(self.indicator)
+
+    @property
+    def centroid_zones(self) -> ZoneSet:
+        """The zones whose centroids measure distances."""
+        return self.distance_zones if self.distance_zones is not None else self.zones
+
+    def days_read(self) -> tuple[date, ...]:
+        """Every day whose data the aggregate reads: the accounting windows to charge."""
+        return self.spec.days_read(self.scope)
+
+    def sensitivities(self, window: AccountingWindow = "day") -> dict[str, Sensitivity]:
+        """Declared sensitivity of each value column, per privacy unit of ``window``."""
+        return self.spec.sensitivities(self.bounds, self.scope, window)

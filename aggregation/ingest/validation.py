@@ -1,0 +1,271 @@
+"""Validation rules: which raw rows are quarantined, and why.
+
+Every rule maps onto one :class:`~schemas.quality.QuarantineReason`. A row that breaks several
+rules is quarantined once, for the first rule it breaks in this order of precedence (and, within a
+reason, for the first column in contract order):
+
+1. ``malformed_line``      the CSV line does not split into the contract's columns
+2. ``missing_value``       a required column is empty (CDR: record_id, msisdn, event_time, cell_id,
+                           event_type; GPS: device_id, timestamp, lat, lon)
+3. ``unparseable_timestamp`` CSV timestamps not written ``YYYY-MM-DD HH:MM:SS`` (CDR, local time)
+                           or ``YYYY-MM-DDTHH:MM:SS[.fff]Z`` (GPS, UTC), or naming no real instant
+4. ``timestamp_out_of_window`` the row's *local* date is outside the export day's accepted window
+                           ``[D - late_days, D]`` for a file of export day ``D``. CDR times are
+                           operator-local already; GPS times (UTC) are converted with the
+                           workspace time zone first.
+5. ``invalid_value``       msisdn not 6-15 digits; event_type not call/sms/data; direction not
+                           in/out; duration_s or volume_bytes not a non-negative integer (duration
+                           within 32 bits); a CDR local time that does not exist in the time zone
+                           (the hour skipped at a daylight-saving change); lat outside [-90, 90],
+                           lon outside [-180, 180], accuracy_m negative, or any of them not a
+                           finite number
+6. ``unknown_cell``        (CDR) the cell is not in the cell table, or was not in service on the
+                           row's local date (see :mod:`aggregation.ingest.zones`)
+   ``outside_coverage``    (GPS) the position lies outside every admin3 zone
+
+Rules 1-5 are evaluated here, vectorised: :func:`flag` marks the rows that break any rule, and
+:func:`explain` names the first rule broken, for those rows only. Rule 6 needs the reference
+geography and is applied by :mod:`aggregation.ingest.zones`. Ambiguous local times (the hour
+repeated when clocks go back) are read as the earlier instant. GPS timestamps are kept to the
+second (truncated).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+import polars as pl
+
+from aggregation.ingest.reading import FIELDS, MALFORMED, RAW_CONTRACTS, TIME_COLUMN
+from schemas.quality import QuarantineReason as Reason
+from schemas.raw import DIRECTIONS, EVENT_TYPES
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from aggregation.ingest.drops import Feed
+
+REASON, COLUMN, DETAIL, BAD = "_reason", "_column", "_detail", "_bad"
+UTC, LOCAL, LAT, LON = "_utc", "_local", "_lat", "_lon"
+"""Derived columns: instant (UTC), local wall-clock time, and parsed coordinates (GPS)."""
+
+CDR_TIME_FORMAT = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
+GPS_TIME_FORMAT = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$"
+MSISDN_FORMAT = r"^[0-9]{6,15}$"
+INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The local dates a file of one export day may hold."""
+
+    first: dt.date
+    last: dt.date
+
+    @classmethod
+    def for_export(cls, export_day: dt.date, late_days: int) -> Window:
+        """``[export_day - late_days, export_day]``."""
+        return cls(export_day - dt.timedelta(days=late_days), export_day)
+
+    def __str__(self) -> str:
+        return f"{self.first}..{self.last}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One way a row can be refused: the reason, the column at fault, the test, the explanation."""
+
+    reason: Reason
+    column: str | None
+    broken: pl.Expr
+    detail: pl.Expr
+
+
+FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
+
+
+def flag(rows: FrameT, feed: Feed, *, text: bool, window: Window, timezone: str) -> FrameT:
+    """``rows`` with the derived columns and ``_bad``: the row breaks one of rules 1-5.
+
+    ``text`` says whether the raw columns hold text as written in a CSV file (parsed here) or
+    typed values read from Parquet (see :meth:`aggregation.ingest.reading.Source.scan`).
+    """
+    rules = _rules(feed, text=text, window=window, timezone=timezone)
+    broken = pl.any_horizontal(r.broken.fill_null(value=False) for r in rules)
+    return rows.with_columns(_parse(feed, text=text, timezone=timezone)).with_columns(
+        broken.alias(BAD)
+    )
+
+
+def explain(
+    bad: pl.DataFrame, feed: Feed, *, text: bool, window: Window, timezone: str
+) -> pl.DataFrame:
+    """Flagged rows with ``_reason``, ``_column`` and ``_detail`` of the first rule they break."""
+    rules = _rules(feed, text=text, window=window, timezone=timezone)
+    return bad.with_columns(
+        _first(rules, lambda r: pl.lit(r.reason.value)).alias(REASON),
+        _first(rules, lambda r: pl.lit(r.column, pl.String)).alias(COLUMN),
+        _first(rules, lambda r: r.detail).alias(DETAIL),
+    )
+
+
+def _first(rules: list[Rule], value: Callable[[Rule], pl.Expr]) -> pl.Expr:
+    """The value of the first rule broken, row by row (null when none is)."""
+    result = pl.lit(None, pl.String)
+    for rule in reversed(rules):
+        result = pl.when(rule.broken.fill_null(value=False)).then(value(rule)).otherwise(result)
+    return result
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+
+def _parse(feed: Feed, *, text: bool, timezone: str) -> list[pl.Expr]:
+    if feed == "cdr":
+        local = (
+            pl.col("event_time").str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False)
+            if text
+            else pl.col("event_time")
+        )
+        utc = local.dt.replace_time_zone(
+            timezone, ambiguous="earliest", non_existent="null"
+        ).dt.convert_time_zone("UTC")
+        return [local.alias(LOCAL), utc.alias(UTC)]
+    utc = (
+        pl.col("timestamp")
+        .str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.fZ", strict=False)
+        .dt.replace_time_zone("UTC")
+        if text
+        else pl.col("timestamp")
+    )
+    local = utc.dt.convert_time_zone(timezone).dt.replace_time_zone(None)
+    return [
+        utc.alias(UTC),
+        local.alias(LOCAL),
+        _number("lat", text=text).alias(LAT),
+        _number("lon", text=text).alias(LON),
+    ]
+
+
+def _number(name: str, *, text: bool) -> pl.Expr:
+    col = pl.col(name)
+    return col.cast(pl.Float64, strict=False) if text else col.cast(pl.Float64)
+
+
+def _integer(name: str, *, text: bool) -> pl.Expr:
+    col = pl.col(name)
+    return col.str.to_integer(strict=False) if text else col.cast(pl.Int64)
+
+
+def _unparsed(name: str, value: pl.Expr) -> pl.Expr:
+    """The raw value is present but did not parse."""
+    return pl.col(name).is_not_null() & value.is_null()
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+
+def _rules(feed: Feed, *, text: bool, window: Window, timezone: str) -> list[Rule]:
+    contract = RAW_CONTRACTS[feed]
+    time_col = TIME_COLUMN[feed]
+    rules = [
+        Rule(
+            Reason.MALFORMED_LINE,
+            None,
+            pl.col(MALFORMED),
+            pl.format(
+                "{} fields where the header has {} (or a stray quote, or bytes that are not UTF-8)",
+                pl.col(FIELDS),
+                pl.lit(len(contract.names)),
+            ),
+        ),
+    ]
+    rules += [
+        Rule(Reason.MISSING_VALUE, name, pl.col(name).is_null(), pl.lit("empty"))
+        for name in contract.required
+    ]
+    if text:
+        fmt = CDR_TIME_FORMAT if feed == "cdr" else GPS_TIME_FORMAT
+        written = "YYYY-MM-DD HH:MM:SS" if feed == "cdr" else "YYYY-MM-DDTHH:MM:SS.fffZ"
+        rules.append(
+            Rule(
+                Reason.UNPARSEABLE_TIMESTAMP,
+                time_col,
+                ~pl.col(time_col).str.contains(fmt)
+                | pl.col(LOCAL if feed == "cdr" else UTC).is_null(),
+                pl.lit(f"not a real time written {written}"),
+            )
+        )
+    local_date = pl.col(LOCAL).dt.date()
+    rules.append(
+        Rule(
+            Reason.TIMESTAMP_OUT_OF_WINDOW,
+            time_col,
+            ~local_date.is_between(window.first, window.last),
+            pl.format(
+                "local date {} outside the accepted window {}", local_date, pl.lit(str(window))
+            ),
+        )
+    )
+    rules += _cdr_value_rules(text, timezone) if feed == "cdr" else _gps_value_rules(text)
+    return rules
+
+
+def _invalid(column: str, broken: pl.Expr, detail: str) -> Rule:
+    return Rule(Reason.INVALID_VALUE, column, broken, pl.lit(detail))
+
+
+def _cdr_value_rules(text: bool, timezone: str) -> list[Rule]:
+    duration = _integer("duration_s", text=text)
+    volume = _integer("volume_bytes", text=text)
+    return [
+        _invalid(
+            "msisdn",
+            ~pl.col("msisdn").str.contains(MSISDN_FORMAT),
+            "not an E.164 number of 6 to 15 digits",
+        ),
+        _invalid("event_type", ~pl.col("event_type").is_in(EVENT_TYPES), "not call, sms or data"),
+        _invalid(
+            "direction",
+            pl.col("direction").is_not_null() & ~pl.col("direction").is_in(DIRECTIONS),
+            "not in or out",
+        ),
+        _invalid(
+            "duration_s",
+            _unparsed("duration_s", duration) | ~duration.is_between(0, INT32_MAX),
+            "not a whole number of seconds from 0 to 2^31-1",
+        ),
+        _invalid(
+            "volume_bytes",
+            _unparsed("volume_bytes", volume) | (volume < 0),
+            "not a non-negative whole number of bytes",
+        ),
+        _invalid(
+            "event_time",
+            pl.col(UTC).is_null(),
+            f"local time that does not exist in {timezone} (daylight-saving gap)",
+        ),
+    ]
+
+
+def _gps_value_rules(text: bool) -> list[Rule]:
+    accuracy = _number("accuracy_m", text=text)
+    return [
+        _invalid(
+            "lat",
+            pl.col(LAT).is_null() | ~pl.col(LAT).is_between(-90.0, 90.0),
+            "not a latitude in [-90, 90]",
+        ),
+        _invalid(
+            "lon",
+            pl.col(LON).is_null() | ~pl.col(LON).is_between(-180.0, 180.0),
+            "not a longitude in [-180, 180]",
+        ),
+        _invalid(
+            "accuracy_m",
+            _unparsed("accuracy_m", accuracy) | ~accuracy.is_finite() | (accuracy < 0),
+            "not a non-negative number of metres",
+        ),
+    ]

@@ -1,0 +1,164 @@
+"""Reference geography for ingest: cell table lookups (CDR) and point-in-polygon (GPS).
+
+CDR events take the zones of their serving cell from the operator's cell table (contract
+:data:`~schemas.geography.CELLS`). A cell id missing from the table, or a cell that was not in
+service on the event's local date (before ``valid_from`` or after ``valid_to``), is
+``unknown_cell``: zones are never guessed.
+
+GPS fixes are located by point-in-polygon against the admin3 polygons of the zones file (contract
+:data:`~schemas.geography.ZONES`) with a shapely STRtree, vectorised over a chunk; admin2 and admin1
+follow from the zone hierarchy. A point on a boundary shared by several zones belongs to the first
+of them in the zones file (the rule the cell table uses too); a point in no zone is
+``outside_coverage``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import shapely
+
+from schemas.contract import ContractError
+from schemas.errors import ConfigurationError
+from schemas.geography import CELLS, ZONES
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from numpy.typing import NDArray
+
+ADMIN = ("admin1", "admin2", "admin3")
+VALID_FROM, VALID_TO = "_valid_from", "_valid_to"
+
+
+def _reference_error(path: Path, what: str, key: str, problem: str) -> ConfigurationError:
+    msg = (
+        f"The {what} {path} {problem}. Fix the file, or point [geography] {key} in "
+        "mobility.toml at the right one."
+    )
+    return ConfigurationError(msg)
+
+
+@dataclass(frozen=True, slots=True)
+class CellTable:
+    """The cell table: ``cell_id`` → zones and service period."""
+
+    frame: pl.DataFrame
+    """Columns ``cell_id``, ``admin1``-``admin3``, ``_valid_from``, ``_valid_to``."""
+
+    @classmethod
+    def load(cls, path: Path) -> CellTable:
+        """Read and check a cell table (CSV or Parquet, contract ``cells``)."""
+        if not path.is_file():
+            raise _reference_error(path, "cell table", "cells", "does not exist")
+        try:
+            table = _read_cells(path)
+            CELLS.validate(table, source=str(path))
+        except (pa.ArrowException, OSError, ContractError) as exc:
+            raise _reference_error(path, "cell table", "cells", f"cannot be used: {exc}") from exc
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)  # noqa: S101 - a table is a frame
+        dupes = frame.filter(pl.col("cell_id").is_duplicated())["cell_id"].unique().sort()
+        if len(dupes):
+            raise _reference_error(
+                path,
+                "cell table",
+                "cells",
+                f"lists cells more than once: {dupes.head(5).to_list()}",
+            )
+        return cls(
+            frame.select(
+                "cell_id",
+                *ADMIN,
+                pl.col("valid_from").alias(VALID_FROM),
+                pl.col("valid_to").alias(VALID_TO),
+            )
+        )
+
+    def unknown(self, local_date: pl.Expr) -> pl.Expr:
+        """After :meth:`join`: the cell is not in the table or not in service on that date."""
+        return (
+            pl.col("admin3").is_null()
+            | (local_date < pl.col(VALID_FROM))
+            | (pl.col(VALID_TO).is_not_null() & (local_date > pl.col(VALID_TO)))
+        )
+
+    def join(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` with the zones and service period of its ``cell_id`` (nulls if unknown)."""
+        return frame.join(self.frame, on="cell_id", how="left", maintain_order="left")
+
+
+def _read_cells(path: Path) -> pa.Table:
+    if path.suffix == ".parquet":
+        return pq.read_table(path).cast(CELLS.schema)
+    options = pacsv.ConvertOptions(
+        column_types=CELLS.schema,
+        include_columns=CELLS.names,
+        strings_can_be_null=True,
+    )
+    return pacsv.read_csv(path, convert_options=options).cast(CELLS.schema)
+
+
+class ZoneIndex:
+    """Admin3 polygons in an STRtree, with the admin2/admin1 codes above each."""
+
+    def __init__(self, zones: pa.Table, source: str = "zones") -> None:
+        admin3 = zones.filter(pc.equal(zones["level"], "admin3"))
+        if admin3.num_rows == 0:
+            msg = f"{source} holds no admin3 zones; GPS fixes cannot be located."
+            raise ConfigurationError(msg)
+        self.polygons = shapely.from_wkb(admin3["geometry_wkb"].to_numpy(zero_copy_only=False))
+        self.tree = shapely.STRtree(self.polygons)
+        parent = dict(
+            zip(zones["zone_id"].to_pylist(), zones["parent_id"].to_pylist(), strict=True)
+        )
+        code3 = admin3["zone_id"].to_pylist()
+        code2 = [parent.get(c) for c in code3]
+        code1 = [parent.get(c) if c is not None else None for c in code2]
+        orphans = [c for c, p1 in zip(code3, code1, strict=True) if p1 is None]
+        if orphans:
+            msg = (
+                f"{source}: admin3 zones {orphans[:5]} have no admin2 and admin1 above them "
+                "(parent_id); fix the zones file."
+            )
+            raise ConfigurationError(msg)
+        self.codes = pl.DataFrame(
+            {"admin1": code1, "admin2": code2, "admin3": code3},
+            schema=dict.fromkeys(ADMIN, pl.String),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> ZoneIndex:
+        """Read and check a zones file (Parquet, contract ``zones``)."""
+        if not path.is_file():
+            raise _reference_error(path, "zones file", "zones", "does not exist")
+        try:
+            table = pq.read_table(path)
+            ZONES.validate(table, source=str(path))
+        except (pa.ArrowException, OSError, ContractError) as exc:
+            raise _reference_error(path, "zones file", "zones", f"cannot be used: {exc}") from exc
+        return cls(table, source=str(path))
+
+    def locate(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> NDArray[np.int64]:
+        """Index of the admin3 zone holding each point (first in file order), -1 if none."""
+        points = shapely.points(lon, lat)
+        point_idx, zone_idx = self.tree.query(points, predicate="intersects")
+        found = np.full(len(points), np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(found, point_idx, zone_idx.astype(np.int64))
+        found[found == np.iinfo(np.int64).max] = -1
+        return found
+
+    def zones_of(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> pl.DataFrame:
+        """``admin1``-``admin3`` of each point (nulls outside every zone), in input order."""
+        idx = self.locate(lon, lat)
+        inside = pl.Series(idx >= 0)
+        return self.codes[np.maximum(idx, 0)].with_columns(
+            pl.when(inside).then(pl.col(c)).alias(c) for c in ADMIN
+        )

@@ -1,0 +1,141 @@
+"""What a release will cost and how accurate it will be, before any data are touched."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aggregation.indicators import AggregateRequest
+from aggregation.ledger import ReleaseRequest
+from aggregation.mechanisms import explain_vector
+from aggregation.release.context import code_version
+from schemas.indicators import spec as indicator_spec
+
+if TYPE_CHECKING:
+    from aggregation.release.context import ReleaseContext
+    from schemas.privacy import NoiseSpec, Sensitivity
+    from schemas.release import ReleaseSpec
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """A release worked out: aggregate to compute, its sensitivity, noise and ledger request."""
+
+    spec: ReleaseSpec
+    aggregate: AggregateRequest
+    sensitivity: Sensitivity
+    noise: NoiseSpec
+    epsilon: float
+    delta: float
+    request: ReleaseRequest
+    cells_total: int
+
+    @property
+    def privacy_unit(self) -> str:
+        """The privacy unit, as stated in every release."""
+        return self.request.privacy_unit
+
+
+def _input_fingerprint(files: list[str]) -> str:
+    """SHA-256 over the staged files read (path, size, modification time), in order."""
+    digest = hashlib.sha256()
+    for name in files:
+        st = Path(name).stat()
+        digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def plan_release(
+    ctx: ReleaseContext, spec: ReleaseSpec, *, fingerprint: bool = True
+) -> ReleasePlan:
+    """Work out ``spec`` in ``ctx``: everything but the data and the noise."""
+    policy = ctx.policy
+    ind = indicator_spec(spec.indicator)
+    scope = spec.scope()
+    aggregate = AggregateRequest(
+        indicator=spec.indicator,
+        source=ctx.source,
+        zones=ctx.zones(spec.level),
+        scope=scope,
+        bounds=spec.bounds,
+        distance_zones=ctx.zones("admin3") if ind.value_columns != ("count",) else None,
+    )
+    sensitivity = aggregate.sensitivities(policy.accounting_window)[spec.value_column]
+    epsilon = spec.epsilon if spec.epsilon is not None else policy.epsilon_for(str(spec.indicator))
+    if len(ind.value_columns) > 1:
+        epsilon /= len(ind.value_columns)  # the indicator's ε is shared by its value columns
+    delta = policy.default_delta if spec.mechanism == "discrete_gaussian" else 0.0
+    noise = explain_vector(
+        spec.mechanism, sensitivity, epsilon=epsilon, delta=delta, confidence=spec.confidence
+    )
+    files = ctx.source.files_for(aggregate.days_read()) if fingerprint else []
+    request = ReleaseRequest(
+        indicator=str(spec.indicator),
+        parameters=spec.parameters(),
+        windows=aggregate.days_read(),
+        privacy_unit=f"subscriber-{policy.accounting_window}",
+        noise=noise,
+        input_fingerprint=_input_fingerprint(files),
+        code_version=code_version(),
+        k_threshold=spec.k,
+    )
+    return ReleasePlan(
+        spec=spec,
+        aggregate=aggregate,
+        sensitivity=sensitivity,
+        noise=noise,
+        epsilon=epsilon,
+        delta=delta,
+        request=request,
+        cells_total=ind.key_count(len(aggregate.zones.zone_ids), scope),
+    )
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What ``mobility explain`` prints: cost, accuracy and budget, for a release not yet made."""
+
+    plan: ReleasePlan
+    already_released: str | None
+    refusal: list[str]
+    budget: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready account."""
+        p = self.plan
+        return {
+            "indicator": str(p.spec.indicator),
+            "value_column": p.spec.value_column,
+            "level": p.spec.level,
+            "parameters": p.spec.parameters(),
+            "privacy_unit": p.privacy_unit,
+            "windows_charged": [str(d) for d in p.request.windows],
+            "sensitivity": {"l1": p.sensitivity.l1, "l2": p.sensitivity.l2,
+                            "linf": p.sensitivity.linf},
+            "noise": p.noise.as_dict(),
+            "cells_total": p.cells_total,
+            "k": p.spec.k,
+            "already_released": self.already_released,
+            "would_be_refused": bool(self.refusal),
+            "refusal_reasons": self.refusal,
+            "budget": self.budget,
+        }  # fmt: skip
+
+
+def explain(ctx: ReleaseContext, spec: ReleaseSpec) -> Explanation:
+    """Explain ``spec``: touches no staged data and charges nothing."""
+    plan = plan_release(ctx, spec, fingerprint=False)
+    stored = ctx.ledger.find(plan.request.release_key)
+    budgets = ctx.ledger.window_budgets(plan.request.windows)
+    return Explanation(
+        plan=plan,
+        already_released=stored.entry_id if stored is not None else None,
+        refusal=ctx.ledger.refusal_reasons(plan.request),
+        budget=[
+            {"window": str(b.window), "spent": b.epsilon_spent, "cap": b.epsilon_cap,
+             "left": b.epsilon_left}
+            for b in budgets
+        ],
+    )  # fmt: skip

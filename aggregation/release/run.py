@@ -1,0 +1,165 @@
+"""``release``: exact bounded aggregate → ledger charge → OpenDP noise → k-threshold → files.
+
+Order matters for the guarantees (DESIGN.md, invariants 2-5 and 7):
+
+1. If the same question was answered before (same release key), return the stored release: no
+   fresh noise, no second charge.
+2. Compute the exact bounded aggregate (no noise, nothing published, nothing charged yet).
+3. Charge the ledger, atomically; a refusal raises :class:`BudgetExceededError` and publishes
+   nothing.
+4. Add noise with the OpenDP measurement over the whole vector, suppress noisy cells below k,
+   write the files aside, hash them, then rename them into place and mark the entry published.
+   Any exception before the rename rolls the charge back and removes the files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from aggregation.indicators import exact_aggregate
+from aggregation.ledger import OutputFile
+from aggregation.mechanisms import plan_vector
+from aggregation.release.plan import plan_release
+from aggregation.release.publish import METADATA_FILE, clean_leftovers, write_aside
+from aggregation.release.suppress import suppress_below
+from schemas.errors import InternalError
+from schemas.indicators import spec as indicator_spec
+from schemas.release import release_contract
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from aggregation.ledger import LedgerEntry
+    from aggregation.release.context import ReleaseContext
+    from aggregation.release.plan import ReleasePlan
+    from schemas.release import ReleaseSpec
+
+
+@dataclass(frozen=True)
+class ReleaseOutcome:
+    """A published release: where it is, what it says, and whether this call made it."""
+
+    directory: Path
+    metadata: dict[str, Any]
+    reused: bool
+
+    @property
+    def data(self) -> pl.DataFrame:
+        """The released cells."""
+        return pl.read_parquet(self.directory / "data.parquet")
+
+
+def stored_release(ctx: ReleaseContext, entry: LedgerEntry) -> ReleaseOutcome:
+    """The release a published ledger entry points at."""
+    directory = ctx.workspace.releases / entry.indicator / entry.entry_id
+    path = directory / METADATA_FILE
+    if not path.exists():
+        msg = (
+            f"Ledger entry {entry.entry_id} is published but {path} is missing: the release "
+            "files were moved or deleted. Restore them from a backup; `mobility audit verify` "
+            "lists every file the ledger expects."
+        )
+        raise InternalError(msg)
+    return ReleaseOutcome(directory, json.loads(path.read_text()), reused=True)
+
+
+def release(ctx: ReleaseContext, spec: ReleaseSpec) -> ReleaseOutcome:
+    """Release ``spec`` in ``ctx`` (see the module docstring for the order of steps)."""
+    plan = plan_release(ctx, spec)
+    stored = ctx.ledger.find(plan.request.release_key)
+    if stored is not None:
+        return stored_release(ctx, stored)
+
+    exact = exact_aggregate(plan.aggregate, ctx.require_bounding_key())
+    keys = list(indicator_spec(spec.indicator).key_columns)
+    values = exact[spec.value_column].to_list()
+
+    with ctx.ledger.charge(plan.request) as tx:
+        if tx.reused:  # answered by another process meanwhile
+            return stored_release(ctx, tx.entry)
+        clean_leftovers(ctx.workspace.releases)
+        mechanism = plan_vector(
+            spec.mechanism, plan.sensitivity, epsilon=plan.epsilon, delta=plan.delta,
+            confidence=spec.confidence,
+        )  # fmt: skip
+        noisy = exact.select(keys).with_columns(
+            pl.Series("value", mechanism.release(values), dtype=pl.Int64),
+            pl.lit(plan.noise.ci_half_width, dtype=pl.Int64).alias("ci95"),
+        )
+        published, suppressed = suppress_below(noisy, spec.k)
+        entry = tx.entry
+        metadata = _metadata(plan, entry, exact.height, published.height, suppressed)
+        staged = write_aside(
+            ctx.workspace.releases, str(spec.indicator), entry.entry_id, published, metadata
+        )
+        try:
+            root = ctx.workspace.root
+            outputs = [
+                OutputFile((staged.final_dir / name).relative_to(root).as_posix(), digest)
+                for name, digest in sorted(staged.hashes.items())
+            ]
+            tx.publish(
+                outputs=outputs,
+                cells_released=published.height,
+                cells_suppressed=suppressed,
+                move=staged.move,
+            )
+        except BaseException:
+            if not tx.committed:
+                staged.discard()
+            raise
+    return ReleaseOutcome(staged.final_dir, {**metadata, "files": staged.hashes}, reused=False)
+
+
+def _metadata(
+    plan: ReleasePlan, entry: LedgerEntry, cells: int, released: int, suppressed: int
+) -> dict[str, Any]:
+    spec, noise, scope = plan.spec, plan.noise, plan.spec.scope()
+    contract_columns = [
+        {"name": f.name, "type": str(f.type), "description": f.metadata[b"description"].decode()}
+        for f in release_contract(spec.indicator).schema
+    ]
+    return {
+        "release_id": entry.entry_id,
+        "ledger_entry_id": entry.entry_id,
+        "indicator": str(spec.indicator),
+        "value_column": spec.value_column,
+        "level": spec.level,
+        "period": {"start": str(spec.start), "end": str(spec.end)},
+        "scope": {
+            "days": str(scope.days) if scope.days else None,
+            "home_period": str(scope.home_period) if scope.home_period else None,
+            "previous_home_period": (
+                str(scope.previous_home_period) if scope.previous_home_period else None
+            ),
+            "windows_charged": [str(d) for d in entry.windows],
+        },
+        "privacy_unit": plan.privacy_unit,
+        "neighbouring": "add or remove all records of one privacy unit",
+        "mechanism": noise.mechanism,
+        "epsilon": noise.cost.epsilon,
+        "delta": noise.cost.delta,
+        "rho": noise.cost.rho,
+        "sensitivity": {
+            "l1": noise.sensitivity.l1, "l2": noise.sensitivity.l2, "linf": noise.sensitivity.linf,
+        },
+        "scale": noise.scale,
+        "ci95_half_width": noise.ci_half_width,
+        "confidence": noise.confidence,
+        "expected_abs_error": noise.expected_abs_error,
+        "k": spec.k,
+        "cells_total": cells,
+        "cells_released": released,
+        "cells_suppressed": suppressed,
+        "contribution_bounds": spec.parameters()["bounds"],
+        "input_fingerprint": entry.input_fingerprint,
+        "code_version": entry.code_version,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "files": {},
+        "columns": contract_columns,
+    }  # fmt: skip

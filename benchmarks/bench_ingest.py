@@ -1,0 +1,212 @@
+"""Ingest throughput and peak memory on a large Parquet CDR drop (a script, not a timed test).
+
+    uv run python benchmarks/bench_ingest.py                      # 5 M events
+    uv run python benchmarks/bench_ingest.py --events 50000000    # the issue's target size
+
+The reference geography comes from a small synthetic country (``sample_data.synth``); the drop is
+one export day of CDR written as Parquet in row groups of one million rows, with realistic
+cardinalities (``--subscribers``, default one per 40 events) and 0.1 % exact duplicates. Data are
+generated once under ``benchmarks/data/`` and reused. Ingest runs in a child process, so the peak
+resident memory reported is that of ingest alone. Results are printed as a table and written as
+JSON under ``benchmarks/results/`` (both directories are git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from aggregation.ingest import ingest_files
+from sample_data.synth import SynthConfig, generate
+from schemas.raw import RAW_CDR
+from schemas.workspace import init_workspace
+
+ROOT = Path(__file__).resolve().parent
+DAY = dt.date(2026, 3, 2)
+ROW_GROUP = 1_000_000
+SECRET = "benchmark-secret-not-for-production-use"
+
+
+def _reference(data: Path) -> Path:
+    """A small synthetic country: zones and cell table."""
+    out = data / "reference_country"
+    if not (out / "reference" / "cells.csv").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        generate(SynthConfig(subscribers=500, days=1, start=DAY, fmt="parquet"), out)
+    return out / "reference"
+
+
+def _drop(data: Path, reference: Path, events: int, subscribers: int, seed: int) -> Path:
+    """One CDR export day of ``events`` rows (written once, then reused)."""
+    path = data / f"cdr_{events}" / f"cdr_{DAY}.parquet"
+    if path.exists() and pq.read_metadata(path).num_rows == events:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cells_table = pacsv.read_csv(reference / "cells.csv")
+    cells = cells_table.filter(pc.is_null(cells_table["valid_to"]))["cell_id"].combine_chunks()
+    rng = np.random.default_rng(seed)
+    numbers = rng.choice(10**9, size=subscribers, replace=False) + 234 * 10**10
+    msisdns = pc.cast(pa.array(numbers), pa.string())
+    midnight = (DAY - dt.date(1970, 1, 1)).days * 86_400
+    written = 0
+    with pq.ParquetWriter(path, RAW_CDR.schema, compression="zstd") as writer:
+        while written < events:
+            n = min(ROW_GROUP, events - written)
+            table = _events(rng, n, written, msisdns, cells, midnight)
+            dupes = rng.random(n) < 0.001  # 0.1 % exact duplicates
+            take = np.repeat(np.arange(n), np.where(dupes, 2, 1))[:n]
+            writer.write_table(table.take(pa.array(take)).cast(RAW_CDR.schema))
+            written += n
+    return path
+
+
+def _events(
+    rng: np.random.Generator,
+    n: int,
+    offset: int,
+    msisdns: pa.Array,
+    cells: pa.Array,
+    midnight: int,
+) -> pa.Table:
+    kind = rng.choice(3, size=n, p=(0.28, 0.17, 0.55))
+    outgoing = rng.random(n) < 0.5
+    direction = pa.array(["in", "out"]).take(pa.array(outgoing.astype(np.int8)))
+    return pa.table(
+        {
+            "record_id": pc.cast(pa.array(np.arange(offset, offset + n)), pa.string()),
+            "msisdn": msisdns.take(pa.array(rng.integers(0, len(msisdns), n))),
+            "event_time": pa.array(
+                np.sort(midnight + rng.integers(0, 86_400, n)), pa.timestamp("s")
+            ),
+            "cell_id": cells.take(pa.array(rng.integers(0, len(cells), n))),
+            "event_type": pa.array(["call", "sms", "data"]).take(pa.array(kind)),
+            "direction": pc.if_else(pa.array(kind == 2), pa.scalar(None, pa.string()), direction),
+            "duration_s": pa.array(rng.integers(1, 3600, n).astype(np.int32), mask=kind == 1),
+            "volume_bytes": pa.array(rng.integers(1, 10**8, n), mask=kind != 2),
+        }
+    )
+
+
+def _child(drop: Path, workspace: Path) -> None:
+    """Ingest ``drop`` into ``workspace``; print the timing as JSON."""
+    started = time.perf_counter()
+    cpu = time.process_time()
+    report = ingest_files([drop], workspace, environ={"MOBILITY_SECRET": SECRET})
+    seconds = time.perf_counter() - started
+    outcome = report.files[0]
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "cpu_seconds": time.process_time() - cpu,
+                "peak_rss_mb": _peak_rss_mb(),
+                "status": outcome.status,
+                "error": outcome.error,
+                "rows_in": outcome.rows_in,
+                "rows_staged": outcome.rows_staged,
+                "rows_quarantined": outcome.rows_quarantined,
+                "duplicates_dropped": outcome.duplicates_dropped,
+                "partitions": outcome.partitions,
+            }
+        )
+    )
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process since it started (``VmHWM``; Linux)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _workspace(data: Path, reference: Path) -> Path:
+    ws = data / "workspace"
+    shutil.rmtree(ws, ignore_errors=True)
+    init_workspace(ws)
+    (ws / "reference").mkdir()
+    for name in ("zones.parquet", "cells.csv"):
+        shutil.copy(reference / name, ws / "reference" / name)
+    return ws
+
+
+def main() -> int:
+    """Run the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=5_000_000, help="rows in the drop")
+    parser.add_argument("--subscribers", type=int, default=None, help="default: events / 40")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
+    parser.add_argument("--child", nargs=2, type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(*args.child)
+        return 0
+    data: Path = args.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    reference = _reference(data)
+    subscribers = args.subscribers or max(1, args.events // 40)
+    t0 = time.perf_counter()
+    drop = _drop(data, reference, args.events, subscribers, args.seed)
+    prepared = time.perf_counter() - t0
+    ws = _workspace(data, reference)
+    env = {**os.environ, "PYTHONPATH": str(ROOT.parent)}
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", str(drop), str(ws)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if proc.returncode:
+        print(proc.stdout, proc.stderr, file=sys.stderr)
+        return proc.returncode
+    run = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = {
+        "benchmark": "ingest",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "events": args.events,
+        "subscribers": subscribers,
+        "input_bytes": drop.stat().st_size,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "data_prepare_seconds": round(prepared, 1),
+        "ingest_seconds": round(run["seconds"], 2),
+        "events_per_second": round(args.events / run["seconds"]),
+        "cpu_seconds": round(run["cpu_seconds"], 2),
+        "events_per_cpu_second": round(args.events / run["cpu_seconds"]),
+        "peak_rss_mb": round(run["peak_rss_mb"]),
+        **{k: run[k] for k in ("rows_staged", "rows_quarantined", "duplicates_dropped")},
+        "partitions": run["partitions"],
+    }
+    results = ROOT / "results"
+    results.mkdir(exist_ok=True)
+    out = results / f"ingest_{args.events}_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        shown = f"{value:,}" if isinstance(value, int) else value
+        print(f"{key:<{width}}  {shown}")
+    print(f"written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

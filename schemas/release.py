@@ -1,0 +1,220 @@
+"""What a release is: its request (:class:`ReleaseSpec`) and what it publishes (files + metadata).
+
+A release directory ``releases/<indicator>/<release_id>/`` holds ``data.parquet`` and ``data.csv``
+(long format: the indicator's key columns, then ``value`` and ``ci95``) and ``metadata.json``,
+which validates against :data:`METADATA_JSON_SCHEMA`. Suppressed cells (noisy value below k) are
+absent from the data files; their number is in the metadata.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from schemas.contract import Column, Contract
+from schemas.errors import ConfigurationError
+from schemas.geography import ADMIN_LEVELS, AdminLevel
+from schemas.indicators import ContributionBounds, Indicator, Period, Scope, spec
+from schemas.privacy import MECHANISMS, Mechanism
+
+HOME_WINDOW_DAYS = 7
+"""Home zones of daily home-based indicators are computed over the 7 days ending on the last day
+released (or over the released days, if there are more): long enough for the home rule's nights."""
+
+DEFAULT_K = 10
+"""Default threshold: a cell is published only if its *noisy* value is at least k."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseSpec:
+    """One release request: which indicator, over which days, at which level, at what price.
+
+    ``start``..``end`` are the days released (daily indicators) or the period whose home zones are
+    counted (``residents``; for ``relocations``, the later period, compared with the baseline
+    ``baseline_start``..``baseline_end``, by default the same number of days just before).
+    ``epsilon`` None takes the workspace policy's default for the indicator. ``value`` names the
+    value column for indicators with several (``mobility_distance``: ``distance_m`` and
+    ``subscribers`` are released, and charged, separately).
+    """
+
+    indicator: Indicator
+    start: date
+    end: date
+    level: AdminLevel = "admin2"
+    epsilon: float | None = None
+    k: int = DEFAULT_K
+    mechanism: Mechanism = "discrete_laplace"
+    bounds: ContributionBounds = field(default_factory=ContributionBounds)
+    value: str | None = None
+    baseline_start: date | None = None
+    baseline_end: date | None = None
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "indicator", Indicator(spec(self.indicator).indicator))
+        problems = []
+        if self.end < self.start:
+            problems.append(f"--to {self.end} is before --date {self.start}")
+        if self.level not in ADMIN_LEVELS:
+            problems.append(f"level must be one of {list(ADMIN_LEVELS)}, got {self.level!r}")
+        if self.epsilon is not None and not (math.isfinite(self.epsilon) and self.epsilon > 0):
+            problems.append(f"epsilon must be a positive number, got {self.epsilon!r}")
+        if self.k < 0:
+            problems.append(f"k must be non-negative, got {self.k}")
+        if self.mechanism not in MECHANISMS:
+            problems.append(f"mechanism must be one of {list(MECHANISMS)}, got {self.mechanism!r}")
+        columns = spec(self.indicator).value_columns
+        if self.value is not None and self.value not in columns:
+            problems.append(
+                f"{self.indicator} has value columns {list(columns)}, not {self.value!r}"
+            )
+        if self.value is None and len(columns) > 1:
+            problems.append(f"{self.indicator} has several value columns {list(columns)}; name one")
+        if (self.baseline_start is None) != (self.baseline_end is None):
+            problems.append("give both --baseline-from and --baseline-to, or neither")
+        if problems:
+            raise ConfigurationError("Bad release request: " + "; ".join(problems) + ".")
+
+    @property
+    def value_column(self) -> str:
+        """The value column this release publishes."""
+        return self.value or spec(self.indicator).value_columns[0]
+
+    @property
+    def period(self) -> Period:
+        """The days released (or the home period counted)."""
+        return Period(self.start, self.end)
+
+    def scope(self) -> Scope:
+        """The scope of the aggregate: release days and the periods homes are computed over."""
+        s = spec(self.indicator)
+        fields_ = set(s.scope_fields)
+        days = self.period if "days" in fields_ else None
+        home: Period | None = None
+        previous: Period | None = None
+        if "home_period" in fields_:
+            if days is not None:  # daily home-based: a window of nights ending on the last day
+                first = min(self.start, self.end - timedelta(days=HOME_WINDOW_DAYS - 1))
+                home = Period(first, self.end)
+            else:
+                home = self.period
+        if "previous_home_period" in fields_:
+            if self.baseline_start is not None and self.baseline_end is not None:
+                previous = Period(self.baseline_start, self.baseline_end)
+            else:
+                n = self.period.n_days
+                previous = Period(self.start - timedelta(days=n), self.start - timedelta(days=1))
+        scope = Scope(days=days, home_period=home, previous_home_period=previous)
+        s.check_scope(scope)
+        return scope
+
+    def parameters(self) -> dict[str, Any]:
+        """What defines the question besides indicator and windows, for the ledger's release key."""
+        scope = self.scope()
+        return {
+            "level": self.level,
+            "value": self.value_column,
+            "days": str(scope.days) if scope.days else None,
+            "home_period": str(scope.home_period) if scope.home_period else None,
+            "previous_home_period": (
+                str(scope.previous_home_period) if scope.previous_home_period else None
+            ),
+            "bounds": {
+                name: getattr(self.bounds, name) for name in spec(self.indicator).bounds_used
+            },
+            "k": self.k,
+            "mechanism": self.mechanism,
+            "confidence": self.confidence,
+        }
+
+
+def release_contract(indicator: Indicator | str) -> Contract:
+    """The long-format data contract of one indicator's released files."""
+    s = spec(indicator)
+    key_docs = {
+        "date": (pa.date32(), "Local calendar day."),
+        "hour": (pa.int8(), "Local hour of the day, 0-23."),
+    }
+    columns = [
+        Column(name, *key_docs.get(name, (pa.string(), f"Zone code ({name.replace('_', ' ')}).")))
+        for name in s.key_columns
+    ]
+    columns += [
+        Column(
+            "value",
+            pa.int64(),
+            "Released value: the exact bounded aggregate plus DP noise (may be below the true "
+            "count, never published below k).",
+        ),
+        Column(
+            "ci95",
+            pa.int64(),
+            "Half-width of the 95 % interval of the noise: the true bounded value lies in "
+            "value ± ci95 with 95 % probability (bounding bias not included).",
+        ),
+    ]
+    return Contract(
+        name=f"release_{s.indicator}",
+        description=f"{s.description} Differentially private; cells below k suppressed.",
+        columns=tuple(columns),
+    )
+
+
+METADATA_JSON_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "mobility-dp release metadata",
+    "type": "object",
+    "required": [
+        "release_id", "ledger_entry_id", "indicator", "value_column", "level", "period",
+        "scope", "privacy_unit", "mechanism", "epsilon", "delta", "rho", "sensitivity", "scale",
+        "ci95_half_width", "confidence", "k", "cells_total", "cells_released", "cells_suppressed",
+        "contribution_bounds", "input_fingerprint", "code_version", "created_at", "files",
+        "columns",
+    ],
+    "properties": {
+        "release_id": {"type": "string", "minLength": 1},
+        "ledger_entry_id": {"type": "string", "minLength": 1},
+        "indicator": {"enum": [i.value for i in Indicator]},
+        "value_column": {"type": "string"},
+        "level": {"enum": list(ADMIN_LEVELS)},
+        "period": {
+            "type": "object",
+            "required": ["start", "end"],
+            "properties": {"start": {"type": "string", "format": "date"},
+                           "end": {"type": "string", "format": "date"}},
+        },
+        "scope": {"type": "object"},
+        "privacy_unit": {"type": "string"},
+        "mechanism": {"enum": list(MECHANISMS)},
+        "epsilon": {"type": "number", "exclusiveMinimum": 0},
+        "delta": {"type": "number", "minimum": 0, "maximum": 1},
+        "rho": {"type": ["number", "null"]},
+        "sensitivity": {
+            "type": "object",
+            "required": ["l1", "l2", "linf"],
+            "properties": {"l1": {"type": "integer"}, "l2": {"type": "number"},
+                           "linf": {"type": "integer"}},
+        },
+        "scale": {"type": "number", "exclusiveMinimum": 0},
+        "ci95_half_width": {"type": "integer", "minimum": 0},
+        "confidence": {"type": "number"},
+        "k": {"type": "integer", "minimum": 0},
+        "cells_total": {"type": "integer", "minimum": 0},
+        "cells_released": {"type": "integer", "minimum": 0},
+        "cells_suppressed": {"type": "integer", "minimum": 0},
+        "contribution_bounds": {"type": "object"},
+        "input_fingerprint": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "code_version": {"type": "string"},
+        "created_at": {"type": "string"},
+        "files": {
+            "type": "object",
+            "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        },
+        "columns": {"type": "array", "items": {"type": "object"}},
+    },
+}  # fmt: skip
+"""JSON Schema of ``metadata.json``; ``tests/test_release.py`` validates every release with it."""

@@ -1,0 +1,89 @@
+"""The ``[schedule]`` section of ``mobility.toml``: what the daily flow does, and when."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from schemas.errors import ConfigurationError
+from schemas.geography import ADMIN_LEVELS, AdminLevel
+from schemas.indicators import Indicator, spec
+from schemas.release import DEFAULT_K
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+DAILY_DEFAULT: tuple[Indicator, ...] = (
+    Indicator.EVENT_COUNTS,
+    Indicator.PRESENCE,
+    Indicator.OD_TRIPS,
+    Indicator.OD_CONNECTIONS,
+    Indicator.HOME_AWAY,
+    Indicator.MOBILITY_DISTANCE,
+)
+"""Indicators released every day by default (``residents`` and ``relocations`` are periodic)."""
+
+_KEYS = ("cron", "drops", "lag_days", "level", "k", "daily")
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """What ``mobility run`` and ``mobility serve`` do.
+
+    ``cron``: when the deployment runs (in ``mobility serve``); ``drops``: the folder the operator's
+    daily exports land in (relative to the workspace); ``lag_days``: a run releases the day that
+    many days before today (exports arrive after midnight); ``level``, ``k``: of every release;
+    ``daily``: the indicators released for each day.
+    """
+
+    cron: str = "0 6 * * *"
+    drops: Path = Path("drops")
+    lag_days: int = 1
+    level: AdminLevel = "admin2"
+    k: int = DEFAULT_K
+    daily: tuple[Indicator, ...] = DAILY_DEFAULT
+
+    @classmethod
+    def from_mapping(cls, section: Mapping[str, object], source: str) -> ScheduleSettings:
+        """Parse ``[schedule]``; errors name the key and the fix."""
+
+        def fail(key: str, problem: str) -> ConfigurationError:
+            return ConfigurationError(f"{source}: [schedule] {key}: {problem}")
+
+        unknown = sorted(set(section) - set(_KEYS))
+        if unknown:
+            raise fail(unknown[0], f"unknown key; the keys are {list(_KEYS)}.")
+        cron = section.get("cron", cls.cron)
+        if not isinstance(cron, str) or len(cron.split()) != 5:  # noqa: PLR2004 - cron fields
+            raise fail(
+                "cron", f"must be a 5-field cron expression such as '0 6 * * *'; got {cron!r}."
+            )
+        drops = section.get("drops", str(cls.drops))
+        if not isinstance(drops, str) or not drops:
+            raise fail("drops", f"must be a folder path; got {drops!r}.")
+        lag = section.get("lag_days", cls.lag_days)
+        if not isinstance(lag, int) or isinstance(lag, bool) or not 0 <= lag <= 31:  # noqa: PLR2004
+            raise fail("lag_days", f"must be a whole number of days in 0-31; got {lag!r}.")
+        level = section.get("level", cls.level)
+        if level not in ADMIN_LEVELS:
+            raise fail("level", f"must be one of {list(ADMIN_LEVELS)}; got {level!r}.")
+        k = section.get("k", cls.k)
+        if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+            raise fail("k", f"must be a non-negative whole number; got {k!r}.")
+        daily = section.get("daily", [i.value for i in DAILY_DEFAULT])
+        if not isinstance(daily, list) or not all(isinstance(x, str) for x in daily):
+            raise fail("daily", f"must be a list of indicator names; got {daily!r}.")
+        indicators = []
+        for name in daily:
+            try:
+                s = spec(name)
+            except ConfigurationError as exc:
+                raise fail("daily", str(exc)) from None
+            if not s.daily:
+                raise fail("daily", f"{name} is not a daily indicator (it has no date key).")
+            indicators.append(s.indicator)
+        return cls(
+            cron=cron, drops=Path(drops), lag_days=lag, level=level,
+            k=k, daily=tuple(indicators),
+        )  # fmt: skip

@@ -1,0 +1,130 @@
+"""Shared fixtures: the Prefect test harness, synthetic exports, and ingest-ready workspaces."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import shapely
+
+from sample_data.synth import SynthConfig, generate
+from schemas.geography import ZONES
+from schemas.workspace import init_workspace
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+PSEUDONYM_KEY = "test-secret-0123456789abcdef-not-for-production"
+"""Pseudonymisation secret of the test workspaces (long enough to be accepted)."""
+KEY_ENVIRON = {"MOBILITY_SECRET": PSEUDONYM_KEY}
+START = dt.date(2026, 3, 2)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect server for the whole session (about 10 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness  # noqa: PLC0415 - slow import
+
+    with prefect_test_harness():
+        yield
+
+
+def _synthetic(root: Path, fmt: str) -> Path:
+    out = root / f"export_{fmt}"
+    config = SynthConfig(
+        subscribers=1500, days=2, start=START, seed=7, error_rate=0.02, fmt=fmt, gps_share=0.2
+    )
+    generate(config, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def synthetic_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic export in CSV with 2 % injected errors (two days, CDR and GPS)."""
+    return _synthetic(tmp_path_factory.mktemp("synth"), "csv")
+
+
+@pytest.fixture(scope="session")
+def synthetic_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same kind of export in Parquet."""
+    return _synthetic(tmp_path_factory.mktemp("synth"), "parquet")
+
+
+@pytest.fixture
+def make_workspace(tmp_path: Path) -> Callable[[Path], Path]:
+    """A factory: a fresh workspace holding the reference files of a synthetic export."""
+    counter = iter(range(1000))
+
+    def make(export: Path) -> Path:
+        ws = init_workspace(tmp_path / f"workspace{next(counter)}").root
+        (ws / "reference").mkdir()
+        for name in ("zones.parquet", "cells.csv"):
+            shutil.copy(export / "reference" / name, ws / "reference" / name)
+        return ws
+
+    return make
+
+
+@pytest.fixture
+def key_environ() -> dict[str, str]:
+    """An environment holding the test pseudonymisation secret."""
+    return dict(KEY_ENVIRON)
+
+
+def _square(x: float, y: float, size: float = 1.0) -> bytes:
+    return shapely.to_wkb(shapely.box(x, y, x + size, y + size))
+
+
+def tiny_zones() -> pa.Table:
+    """Two admin1 zones, one admin2 each, two admin3 squares each, over lon 0-2, lat 0-2."""
+    rows = [
+        ("A1", "North", "admin1", None, shapely.to_wkb(shapely.box(0, 0, 2, 1))),
+        ("A2", "South", "admin1", None, shapely.to_wkb(shapely.box(0, 1, 2, 2))),
+        ("A101", "North-1", "admin2", "A1", shapely.to_wkb(shapely.box(0, 0, 2, 1))),
+        ("A201", "South-1", "admin2", "A2", shapely.to_wkb(shapely.box(0, 1, 2, 2))),
+        ("A10101", "NW", "admin3", "A101", _square(0, 0)),
+        ("A10102", "NE", "admin3", "A101", _square(1, 0)),
+        ("A20101", "SW", "admin3", "A201", _square(0, 1)),
+        ("A20102", "SE", "admin3", "A201", _square(1, 1)),
+    ]
+    return pa.table(
+        {
+            "zone_id": [r[0] for r in rows],
+            "name": [r[1] for r in rows],
+            "level": [r[2] for r in rows],
+            "parent_id": [r[3] for r in rows],
+            "population": [1000] * len(rows),
+            "area_km2": [100.0] * len(rows),
+            "centroid_lat": [0.5] * len(rows),
+            "centroid_lon": [0.5] * len(rows),
+            "geometry_wkb": [r[4] for r in rows],
+        },
+        schema=ZONES.schema,
+    )
+
+
+TINY_CELLS_CSV = """\
+cell_id,site_id,lat,lon,admin1,admin2,admin3,valid_from,valid_to
+CELL1,S1,0.5,0.5,A1,A101,A10101,2020-01-01,
+CELL2,S2,1.5,1.5,A2,A201,A20102,2020-01-01,
+CELL_NEW,S3,0.5,1.5,A1,A101,A10102,2026-03-10,
+CELL_OLD,S4,1.5,0.5,A2,A201,A20101,2019-01-01,2026-01-31
+"""
+
+
+@pytest.fixture
+def tiny_workspace(tmp_path: Path) -> Path:
+    """A workspace over a tiny hand-made geography (see :func:`tiny_zones`, ``TINY_CELLS_CSV``)."""
+    ws = init_workspace(tmp_path / "tiny").root
+    (ws / "reference").mkdir()
+    pq.write_table(tiny_zones(), ws / "reference" / "zones.parquet")
+    (ws / "reference" / "cells.csv").write_text(TINY_CELLS_CSV)
+    return ws
