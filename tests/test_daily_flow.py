@@ -1,0 +1,59 @@
+"""The daily Prefect flow on the real engine: ingest what is new, release what is scheduled."""
+
+from __future__ import annotations
+
+import shutil
+from typing import TYPE_CHECKING
+
+import pytest
+
+from aggregation.release import open_context
+from flows.daily import backfill_flow, daily_flow, new_drops, specs_for_day
+from sample_data.synth import SynthConfig, generate
+from schemas.workspace import Workspace
+from tests.conftest import KEY_ENVIRON, START
+from tests.test_release import _workspace_with_policy
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+@pytest.fixture
+def scheduled_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    export = tmp_path / "export"
+    generate(SynthConfig(subscribers=1_500, days=2, start=START, seed=9), export)
+    ws = _workspace_with_policy(tmp_path / "ws", export)
+    shutil.copytree(export / "raw", ws / "drops")
+    monkeypatch.setenv("MOBILITY_SECRET", KEY_ENVIRON["MOBILITY_SECRET"])
+    return ws
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_daily_flow_ingests_then_releases_and_a_rerun_changes_nothing(
+    scheduled_workspace: Path,
+) -> None:
+    ws = Workspace.open(scheduled_workspace)
+    assert [p.name for p in new_drops(ws, START)] == ["cdr_2026-03-02.csv", "gps_2026-03-02.csv"]
+    result = daily_flow(str(scheduled_workspace), START)
+    assert sorted(result["ingested"]) == ["cdr_2026-03-02.csv", "gps_2026-03-02.csv"]
+    assert result["refused"] == []
+    expected = len(specs_for_day(ws, START))
+    assert expected == 7  # six daily indicators, mobility_distance in two value columns
+    assert len(result["released"]) == expected
+    assert not any(r["reused"] for r in result["released"])
+    assert new_drops(ws, START) == []
+
+    entries = open_context(scheduled_workspace).ledger.entries()
+    again = daily_flow(str(scheduled_workspace), START)
+    assert again["ingested"] == []
+    assert all(r["reused"] for r in again["released"])
+    assert open_context(scheduled_workspace).ledger.entries() == entries
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_backfill_runs_each_day_in_order(scheduled_workspace: Path) -> None:
+    days = backfill_flow(str(scheduled_workspace), START, START.replace(day=3))
+    assert [d["day"] for d in days] == ["2026-03-02", "2026-03-03"]
+    assert all(len(d["released"]) == 7 for d in days)
+    budgets = open_context(scheduled_workspace).ledger.window_budgets()
+    assert all(b.epsilon_spent <= b.epsilon_cap for b in budgets)

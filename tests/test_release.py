@@ -1,0 +1,240 @@
+"""Releases: priced before data, charged before publication, idempotent, atomic, self-describing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+import aggregation.release.run as release_run
+from aggregation.indicators import exact_aggregate
+from aggregation.ingest import ingest_files
+from aggregation.release import explain, open_context, release
+from aggregation.release.publish import sha256_file
+from flows.cli import cli
+from sample_data.synth import SynthConfig, generate
+from schemas.errors import BudgetExceededError
+from schemas.indicators import Indicator
+from schemas.release import METADATA_JSON_SCHEMA, ReleaseSpec
+from schemas.workspace import init_workspace
+from tests.conftest import KEY_ENVIRON, START
+
+PRIVACY = """[privacy]
+epsilon_per_window = 5.0
+epsilon_rolling = 60.0
+
+[privacy.epsilon]
+event_counts = 0.5
+presence = 0.5
+od_trips = 1.0
+od_connections = 0.5
+home_away = 0.2
+mobility_distance = 0.4
+residents = 0.5
+relocations = 0.5
+"""
+
+
+def _workspace_with_policy(root: Path, export: Path) -> Path:
+    ws = init_workspace(root).root
+    config = (ws / "mobility.toml").read_text().replace("[privacy]\n", PRIVACY, 1)
+    (ws / "mobility.toml").write_text(config)
+    (ws / "reference").mkdir()
+    for name in ("zones.parquet", "cells.csv"):
+        shutil.copy(export / "reference" / name, ws / "reference" / name)
+    return ws
+
+
+@pytest.fixture(scope="module")
+def staged_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ingested workspace (3 days, 2 500 subscribers), copied afresh for each test."""
+    base = tmp_path_factory.mktemp("release")
+    export = base / "export"
+    generate(SynthConfig(subscribers=2_500, days=3, start=START, seed=3), export)
+    ws = _workspace_with_policy(base / "template", export)
+    report = ingest_files([export / "raw"], ws, environ=KEY_ENVIRON)
+    assert report.ok
+    return ws
+
+
+@pytest.fixture
+def workspace(staged_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    ws = tmp_path / "ws"
+    shutil.copytree(staged_template, ws)
+    monkeypatch.setenv("MOBILITY_SECRET", KEY_ENVIRON["MOBILITY_SECRET"])
+    return ws
+
+
+def _od(**changes: Any) -> ReleaseSpec:
+    return ReleaseSpec(**{"indicator": Indicator.OD_TRIPS, "start": START, "end": START, **changes})
+
+
+def _spent(ws: Path) -> float:
+    return sum(b.epsilon_spent for b in open_context(ws).ledger.window_budgets())
+
+
+def test_explain_states_exact_scale_and_touches_nothing(workspace: Path) -> None:
+    ctx = open_context(workspace, need_secret=False)
+    doc = explain(ctx, _od(epsilon=1.0)).as_dict()
+    # od_trips: at most L = 4 trips per subscriber-day, each adds 1 to one cell → L1 = 4;
+    # discrete Laplace at ε = 1 → scale = L1 / ε = 4.
+    assert doc["sensitivity"] == {"l1": 4, "l2": 4.0, "linf": 4}
+    assert doc["noise"]["scale"] == pytest.approx(4.0)
+    assert doc["noise"]["epsilon"] == pytest.approx(1.0)
+    # P(|Z| <= h) for the discrete Laplace with p = exp(-1/4): 1 - 2 p^(h+1) / (1 + p) >= 0.95
+    assert doc["noise"]["ci_half_width"] == 12
+    assert doc["windows_charged"] == [str(START)]
+    assert doc["cells_total"] == 30 * 29
+    assert doc["budget"] == [{"window": str(START), "spent": 0.0, "cap": 5.0, "left": 5.0}]
+    assert not (workspace / "releases" / "od_trips").exists()
+    assert open_context(workspace).ledger.entries() == []
+
+
+def test_release_publishes_self_describing_files_paid_for_in_the_ledger(workspace: Path) -> None:
+    ctx = open_context(workspace)
+    out = release(ctx, _od(epsilon=1.0, k=5))
+    meta = json.loads((out.directory / "metadata.json").read_text())
+    jsonschema.validate(meta, METADATA_JSON_SCHEMA)
+    assert not out.reused
+    assert meta["cells_released"] + meta["cells_suppressed"] == meta["cells_total"] == 870
+    data = pl.read_parquet(out.directory / "data.parquet")
+    assert data.columns == ["date", "origin", "destination", "value", "ci95"]
+    assert data.height == meta["cells_released"]
+    assert (data["value"] >= 5).all()
+    assert (data["ci95"] == meta["ci95_half_width"]).all()
+    assert pl.read_csv(out.directory / "data.csv").height == data.height
+    (entry,) = ctx.ledger.entries()
+    assert entry.status == "published"
+    assert entry.entry_id == meta["ledger_entry_id"]
+    assert entry.epsilon == pytest.approx(1.0)
+    assert entry.scale == pytest.approx(4.0)
+    recorded = {Path(o.path).name: o.sha256 for o in entry.outputs}
+    for name in ("data.parquet", "data.csv", "metadata.json"):
+        assert recorded[name] == sha256_file(out.directory / name)
+
+
+def test_same_question_returns_the_stored_release_without_new_noise(workspace: Path) -> None:
+    first = release(open_context(workspace), _od())
+    spent = _spent(workspace)
+    again = release(open_context(workspace), _od())
+    assert again.reused
+    assert again.directory == first.directory
+    assert again.data.equals(first.data)
+    assert _spent(workspace) == spent
+    other = release(open_context(workspace), _od(epsilon=0.5))
+    assert other.directory != first.directory
+
+
+def test_over_budget_is_refused_and_publishes_nothing(workspace: Path) -> None:
+    release(open_context(workspace), _od(epsilon=4.5))
+    spent = _spent(workspace)
+    with pytest.raises(BudgetExceededError, match=r"2026-03-02.*cap") as refused:
+        release(open_context(workspace), ReleaseSpec(Indicator.PRESENCE, START, START, epsilon=1))
+    assert "left" in str(refused.value)
+    assert not (workspace / "releases" / "presence").exists()
+    assert _spent(workspace) == spent
+    assert len(open_context(workspace).ledger.refusals()) == 1
+    result = CliRunner().invoke(
+        cli, ["release", "presence", "--date", str(START), "--epsilon", "1",
+              "--workspace", str(workspace)],
+    )  # fmt: skip
+    assert result.exit_code == 3, result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_failed_publication_leaves_no_charge_and_no_files(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(release_run, "write_aside", broken)
+    with pytest.raises(OSError, match="disk full"):
+        release(open_context(workspace), _od())
+    assert _spent(workspace) == 0.0
+    assert open_context(workspace).ledger.entries() == []
+    assert not any((workspace / "releases").rglob("*.parquet"))
+
+
+def test_opendp_adds_the_noise_at_the_declared_scale(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn: list[tuple[list[int], list[int], float]] = []
+    real = release_run.plan_vector
+
+    class Spy:
+        def __init__(self, mechanism: Any) -> None:
+            self.mechanism = mechanism
+            self.spec = mechanism.spec
+
+        def release(self, values: list[int]) -> list[int]:
+            noisy = self.mechanism.release(values)  # the OpenDP measurement's invoke
+            drawn.append((list(values), noisy, self.spec.scale))
+            return noisy
+
+    monkeypatch.setattr(release_run, "plan_vector", lambda *a, **k: Spy(real(*a, **k)))
+    ctx = open_context(workspace)
+    out = release(ctx, _od())
+    ((exact_in, noisy, scale),) = drawn
+    assert scale == pytest.approx(4.0)
+    exact = exact_aggregate(release_run.plan_release(ctx, _od()).aggregate,
+                            ctx.require_bounding_key())  # fmt: skip
+    assert exact_in == exact["count"].to_list()  # the exact bounded vector went into OpenDP
+    noise = [b - a for a, b in zip(exact_in, noisy, strict=True)]
+    assert sum(n != 0 for n in noise) > len(noise) / 2
+    mean = sum(noise) / len(noise)
+    std = (sum((n - mean) ** 2 for n in noise) / len(noise)) ** 0.5
+    assert abs(mean) < 1.0
+    assert 4.5 < std < 6.8  # discrete Laplace, scale 4: std ≈ 5.6 (870 draws)
+    published = out.data.join(exact, on=["date", "origin", "destination"])
+    by_key = dict(zip(exact.select("origin", "destination").rows(), noisy, strict=True))
+    for origin, destination, value in published.select("origin", "destination", "value").rows():
+        assert by_key[(origin, destination)] == value  # what was published is OpenDP's output
+
+
+def test_mobility_distance_releases_each_value_column(workspace: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["release", "mobility_distance", "--date", "2026-03-04", "--workspace",
+              str(workspace), "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    docs = json.loads(result.output)["releases"]
+    assert [d["value_column"] for d in docs] == ["distance_m", "subscribers"]
+    assert sum(d["epsilon"] for d in docs) == pytest.approx(0.4)
+    assert docs[0]["scope"]["home_period"] == "2026-02-26..2026-03-04"
+
+
+def test_explain_and_release_cli(workspace: Path) -> None:
+    runner = CliRunner()
+    args = ["od_trips", "--date", str(START), "--workspace", str(workspace)]
+    explained = runner.invoke(cli, ["explain", *args])
+    assert explained.exit_code == 0, explained.output
+    assert "scale 4" in explained.output
+    released = runner.invoke(cli, ["release", *args])
+    assert released.exit_code == 0, released.output
+    assert "released" in released.output
+    again = runner.invoke(cli, ["explain", *args, "--json"])
+    assert json.loads(again.output)["explanations"][0]["already_released"]
+    bad = runner.invoke(cli, ["release", *args, "--bound", "max_zones_per_day=3"])
+    assert bad.exit_code == 2
+    assert "does not use the bound" in bad.output
+
+
+@pytest.fixture
+def no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MOBILITY_SECRET", raising=False)
+
+
+def test_release_without_the_secret_says_how_to_fix_it(workspace: Path, no_secret: None) -> None:
+    result = CliRunner().invoke(
+        cli, ["release", "od_trips", "--date", str(START), "--workspace", str(workspace)]
+    )
+    assert result.exit_code == 2
+    assert "MOBILITY_SECRET" in result.output
