@@ -108,7 +108,7 @@ def cap_events(
     """
     cells = f"{out}_cells"
     body = sql(
-        """SELECT pseudonym, local_date, zone, local_hour, least(count(*), ${out}_cell_cap + 1) AS n
+        """SELECT pseudonym, local_date, zone, local_hour, least(count(*), ${out}_cell_cap) AS n
 FROM {src}
 GROUP BY pseudonym, local_date, zone, local_hour""",
         src=src,

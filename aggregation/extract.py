@@ -3,8 +3,9 @@
 Everything here is a building block of one DuckDB query: each function adds a named common table
 expression (CTE) to an :class:`SqlPlan`, so an indicator runs all of its per-event work as a single
 query (window functions over ``pseudonym, local_date``), and values are always bound parameters.
-The ``stays``, ``trips``, ``homes`` and ``daily_distances`` functions at the end run such a plan on
-their own and return Polars frames, for tests, debugging and documentation.
+The ``*_frame`` functions at the end run such a plan on its own and return a Polars frame, for
+tests, debugging and documentation. Queries never hold a value in their text: SQL is assembled by
+:func:`sql` from literals and checked identifiers, and values are ``$name`` parameters.
 
 Definitions (at the admin level of the zone set; the local calendar day is the day):
 
@@ -217,7 +218,10 @@ def staged_events(
     level: AdminLevel,
     distance_level: AdminLevel | None = None,
 ) -> SqlPlan:
-    """Add CTE ``out``: staged events of ``period`` with the level's zone as ``zone``.
+    """Add CTE ``out``: staged CDR events of ``period`` with the level's zone as ``zone``.
+
+    Only CDR events count: app GPS fixes are staged under device pseudonyms, a different
+    identifier space, so mixing them in would make one person two privacy units.
 
     Columns: the staged columns ``pseudonym, event_time, local_date, local_hour, source,
     event_type, cell_id``, ``zone`` (zone at ``level``) and, when ``distance_level`` is given,
@@ -236,7 +240,7 @@ def staged_events(
     body = sql(
         """SELECT {cols}
 FROM read_parquet(${out}_files, hive_partitioning = false)
-WHERE local_date BETWEEN ${out}_start AND ${out}_end""",
+WHERE local_date BETWEEN ${out}_start AND ${out}_end AND source = 'cdr'""",
         cols=cols,
         out=out,
     )
@@ -406,7 +410,8 @@ def trips_frame(
 ) -> pl.DataFrame:
     """Every trip of every subscriber-day of ``period`` (columns of :func:`trips`)."""
     plan = trips(_events_plan(source, period, level), "events", "trips")
-    return plan.to_polars(_ordered("trips", ("pseudonym", "local_date", "arrival_time")), con)
+    order = ("pseudonym", "local_date", "arrival_time", "origin", "destination")
+    return plan.to_polars(_ordered("trips", order), con)
 
 
 def homes_frame(

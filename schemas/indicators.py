@@ -38,24 +38,25 @@ The per-subscriber bound of each indicator is derived in the docstring of its ``
 function below. Summary with the defaults (``z`` zones/day, ``L`` trips/day, ``M`` events/day,
 ``c`` events per zone-hour, ``U`` metres of daily distance), one release day, daily units:
 
-=================  ====================  =========================  ======================
-indicator          per-subscriber ``B1``  declared l1 / l2 / linf    defaults
-=================  ====================  =========================  ======================
-event_counts       ``M``                  M / sqrt(⌊M/c⌋c²+r²) / c   20 / 8.94 / 4
-presence           ``z``                  z / sqrt(z) / 1            3 / 1.73 / 1
-od_trips           ``L``                  L / L / L                  4 / 4 / 4
-od_connections     ``C(z, 2)``            C(z,2) / sqrt(C(z,2)) / 1  3 / 1.73 / 1
-residents          1                      2 / sqrt(2) / 1            2 / 1.41 / 1
-home_away          1 per day              2 / sqrt(2) / 1            2 / 1.41 / 1
-mobility_distance  ``U`` m and 1 per day  2U / sqrt(2)U / U; 2/√2/1  200000 m; 2
-relocations        1                      2 / sqrt(2) / 1            2 / 1.41 / 1
-=================  ====================  =========================  ======================
+=================  =================  ==================================  ==========================
+indicator          per-subscriber B1  declared l1 / l2 / linf             with the defaults
+=================  =================  ==================================  ==========================
+event_counts       M                  M / sqrt(⌊M/c⌋c² + r²) / c          20 / 8.94 / 4
+presence           z                  z / sqrt(z) / 1                     3 / 1.73 / 1
+od_trips           L                  L / L / L                           4 / 4 / 4
+od_connections     C(z, 2)            C(z,2) / sqrt(C(z,2)) / 1           3 / 1.73 / 1
+residents          1                  2 / sqrt(2) / 1                     2 / 1.41 / 1
+home_away          1 per day          2 / sqrt(2) / 1                     2 / 1.41 / 1
+mobility_distance  U m; 1 per day     2U / sqrt(2)U / U; 2 / sqrt(2) / 1  200000 / 141421 / 100000 m
+relocations        1                  2 / sqrt(2) / 1                     2 / 1.41 / 1
+=================  =================  ==================================  ==========================
 """
 
 from __future__ import annotations
 
 import calendar
 import math
+from collections import Counter
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, timedelta
 from enum import StrEnum
@@ -100,6 +101,9 @@ pairs have ``origin != destination``; unordered pairs have ``zone_a < zone_b``; 
 
 ScopeField = Literal["days", "home_period", "previous_home_period"]
 
+_HOURS = range(24)
+_MAX_LAT, _MAX_LON = 90.0, 180.0
+
 WINDOW_DAYS: dict[AccountingWindow, int] = {"day": 1, "week": 7, "month": 31}
 """The most calendar days one accounting window can span."""
 
@@ -141,10 +145,6 @@ class Period:
     def days(self) -> tuple[date, ...]:
         """Every day of the period, in order."""
         return tuple(self.start + timedelta(days=i) for i in range(self.n_days))
-
-    def overlaps(self, other: Period) -> bool:
-        """Whether the two periods share a day."""
-        return self.start <= other.end and other.start <= self.end
 
     def __str__(self) -> str:
         return str(self.start) if self.start == self.end else f"{self.start}..{self.end}"
@@ -230,7 +230,7 @@ class HomeRule:
         _positive_int("HomeRule", "min_nights", self.min_nights)
         for name in ("night_start_hour", "night_end_hour"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 23:  # noqa: PLR2004
+            if isinstance(value, bool) or not isinstance(value, int) or value not in _HOURS:
                 msg = f"HomeRule.{name} must be an hour in 0-23; got {value!r}."
                 raise ConfigurationError(msg)
         if self.night_start_hour <= self.night_end_hour:
@@ -270,7 +270,7 @@ class ZoneSet:
             msg = f"ZoneSet for {self.level} is empty; a key set needs at least one zone."
             raise ConfigurationError(msg)
         if len(set(self.zone_ids)) != len(self.zone_ids):
-            dupes = sorted({z for z in self.zone_ids if self.zone_ids.count(z) > 1})
+            dupes = sorted(z for z, n in Counter(self.zone_ids).items() if n > 1)
             msg = f"ZoneSet for {self.level} has duplicate zone ids {dupes[:5]}."
             raise ConfigurationError(msg)
         if self.centroids is not None:
@@ -281,7 +281,7 @@ class ZoneSet:
                 )
                 raise ConfigurationError(msg)
             for zone, (lat, lon) in zip(self.zone_ids, self.centroids, strict=True):
-                if not (-90 <= lat <= 90 and -180 <= lon <= 180):  # noqa: PLR2004
+                if not (abs(lat) <= _MAX_LAT and abs(lon) <= _MAX_LON):
                     msg = f"Zone {zone!r} has centroid ({lat}, {lon}) outside WGS84 ranges."
                     raise ConfigurationError(msg)
 

@@ -427,6 +427,17 @@ def test_bad_parameters_are_refused_with_the_value_and_the_rule() -> None:
         )
 
 
+def test_requests_take_indicator_names() -> None:
+    req = AggregateRequest(
+        "mobility_distance",  # type: ignore[arg-type]
+        StagedSource(Path("/nonexistent")),
+        zone_set(),
+        ONE_DAY_HOME,
+    )
+    assert req.indicator is Indicator.MOBILITY_DISTANCE
+    assert req.days_read()[-1] == DAY0
+
+
 def test_zone_sets_come_from_the_zones_table() -> None:
     rows = [
         {"zone_id": z, "name": z, "level": "admin3", "parent_id": z[:6], "population": 1}

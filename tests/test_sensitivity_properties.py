@@ -1,10 +1,11 @@
 """Sensitivity is enforced, not assumed: one privacy unit moves every aggregate within its bound.
 
 Hypothesis builds small staged datasets (one Parquet file per subscriber-day, so one privacy unit
-is one file), removes one subscriber-day, recomputes every indicator's exact bounded aggregate with
-the real code on real DuckDB, and checks that the change is within the declared l1, l2 and linf of
-:mod:`schemas.indicators` (add/remove-one-unit neighbouring; adding the unit back is the same
-change reversed). ``hypothesis.target`` steers the search towards the largest changes.
+is one file), removes one subscriber-day (and, for weekly units, one subscriber's whole week),
+recomputes every indicator's exact bounded aggregate with the real code on real DuckDB, and checks
+that the change is within the declared l1, l2 and linf of :mod:`schemas.indicators`
+(add/remove-one-unit neighbouring; adding the unit back is the same change reversed).
+``hypothesis.target`` steers the search towards the largest changes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import duckdb
-import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from schemas.geography import AdminLevel
+    from schemas.privacy import AccountingWindow
 
 N_DAYS = 4
 ALL_DAYS = Period(DAY0, DAY0 + timedelta(days=N_DAYS - 1))
@@ -74,8 +75,9 @@ def scope_of(indicator: Indicator, release: Period) -> Scope:
     return Scope(days=ALL_DAYS)
 
 
+@pytest.mark.slow  # ~10 s on 2 idle cores: 50 examples × 24 DuckDB queries
 @settings(
-    max_examples=60,
+    max_examples=50,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -100,8 +102,14 @@ def test_one_subscriber_day_moves_every_aggregate_within_its_declared_sensitivit
     events = [Ev(who, day, h, m, z) for (who, day), evs in data.items() for h, m, z in evs]
     units = write_staged(tmp_path_factory.mktemp("staged"), events)
     everyone = sorted({f for files in units.values() for f in files})
-    removed = sorted(units)[pick % len(units)]
-    without = [f for f in everyone if f not in units[removed]]
+    who, day = sorted(units)[pick % len(units)]  # the privacy unit removed
+    without_day = [f for f in everyone if f not in units[who, day]]
+    week = {f for (w, _), files in units.items() if w == who for f in files}
+    without_week = [f for f in everyone if f not in week]  # all 4 days lie in one week
+    neighbours: list[tuple[list[str], AccountingWindow]] = [
+        (without_day, "day"),
+        (without_week, "week"),
+    ]
     zones, fine = zone_set(level), zone_set("admin3")
     rule = HomeRule(min_nights=min_nights)
 
@@ -119,15 +127,18 @@ def test_one_subscriber_day_moves_every_aggregate_within_its_declared_sensitivit
             )
 
         before = exact_aggregate(request(everyone), KEY, con=con)
-        after = exact_aggregate(request(without), KEY, con=con)
-        assert before.height == after.height  # the same public key set
-        for column, s in request(everyone).sensitivities().items():
-            diff = (before[column] - after[column]).abs()
-            l1, linf = int(diff.sum()), int(diff.max() or 0)
-            l2 = math.sqrt(float((diff.cast(pl.Float64) ** 2).sum()))
-            where = f"{indicator}.{column}: change l1={l1} l2={l2:.3f} linf={linf}, declared {s}"
-            assert l1 <= s.l1, where
-            assert linf <= s.linf, where
-            assert l2 <= s.l2 + 1e-9, where
-            target(l1 / s.l1, label=f"{indicator}.{column} l1 / declared")
-            target(linf / s.linf, label=f"{indicator}.{column} linf / declared")
+        for files, window in neighbours:
+            after = exact_aggregate(request(files), KEY, con=con)
+            assert before.height == after.height  # the same public key set
+            for column, s in request(everyone).sensitivities(window).items():
+                diff: list[int] = (before[column] - after[column]).abs().to_list()
+                l1, linf, l2 = sum(diff), max(diff, default=0), math.sqrt(sum(d * d for d in diff))
+                where = (
+                    f"{indicator}.{column}, one subscriber-{window} removed: change l1={l1} "
+                    f"l2={l2:.3f} linf={linf}, declared {s}"
+                )
+                assert l1 <= s.l1, where
+                assert linf <= s.linf, where
+                assert l2 <= s.l2 + 1e-9, where
+                target(l1 / s.l1, label=f"{indicator}.{column} {window} l1 / declared")
+                target(linf / s.linf, label=f"{indicator}.{column} {window} linf / declared")

@@ -45,7 +45,8 @@ class AggregateRequest:
     distance_zones: ZoneSet | None = None
 
     def __post_init__(self) -> None:
-        s = self.spec
+        s = spec(self.indicator)  # refuses unknown names
+        object.__setattr__(self, "indicator", s.indicator)  # "od_trips" → Indicator.OD_TRIPS
         s.check_scope(self.scope)
         s.per_subscriber(self.bounds)  # refuses bounds the indicator cannot use (e.g. z < 2)
         if self.indicator is Indicator.MOBILITY_DISTANCE:
