@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregation.ingest import Pseudonymiser, Secret, SecretError, load_secret
-from aggregation.ingest.pseudonymise import PseudonymCache
+from aggregation.ingest.pseudonymise import attach
 from schemas.workspace import PseudonymisationSettings
 
 KEY = b"k" * 32
@@ -31,13 +31,13 @@ def test_pseudonyms_are_the_documented_hmac(ids: list[str]) -> None:
         assert row["shard"] == int(row["pseudonym"][:8], 16) % 7
 
 
-def test_the_cache_keys_each_id_once_and_keeps_row_order() -> None:
-    cache = PseudonymCache(Pseudonymiser(Secret(KEY), shards=4), "gps")
-    first = cache.attach(pl.DataFrame({"device_id": ["b", "a", None, "b"]}), "device_id")
-    second = cache.attach(pl.DataFrame({"device_id": ["c", "a"]}), "device_id")
-    assert first["device_id"].to_list() == ["b", "a", None, "b"]
-    assert first["pseudonym"].to_list()[2] is None
-    assert second["pseudonym"][1] == first["pseudonym"][1] == reference(KEY, "gps:", "a")
+def test_attach_keeps_row_order_and_empty_ids() -> None:
+    table = Pseudonymiser(Secret(KEY), shards=4).pseudonyms(pl.Series(["a", "b", "c"]), "gps")
+    frame = attach(pl.DataFrame({"device_id": ["b", "a", None, "b"]}), table, "device_id")
+    assert frame["device_id"].to_list() == ["b", "a", None, "b"]
+    assert frame["pseudonym"].to_list()[2] is None
+    assert frame["pseudonym"][1] == reference(KEY, "gps:", "a")
+    assert frame["pseudonym"][0] == frame["pseudonym"][3]
 
 
 def test_the_secret_never_shows() -> None:

@@ -3,7 +3,8 @@
 ``ingest_files(paths, workspace)`` ingests a batch and writes its report. Modules:
     drops         -- raw file names: feed, export day, format, drop id; finding files in folders.
     reading       -- CSV (plain, gzipped) and Parquet reading with exact row and line numbers.
-    dedupe        -- exact duplicates: found in bounded memory, dropped and counted.
+    profiling     -- one bounded-memory scan: distinct ids and duplicate candidates.
+    dedupe        -- exact duplicates: compared exactly, dropped and counted.
     validation    -- the rules that quarantine a row, and their precedence.
     zones         -- cell table lookups and GPS point-in-polygon.
     pseudonymise  -- keyed pseudonyms (HMAC-SHA256) and the secret they need.

@@ -6,53 +6,19 @@ treated as duplicates (they have no columns to compare); each one is quarantined
 
 Detection takes two steps so that memory stays bounded whatever the size of the file:
 
-1. :func:`candidates` scans the id and time columns of the file with DuckDB, whose hash
-   aggregation spills to disk beyond its memory limit, for the rows whose (id, time) hash is
-   shared with another row. Exact copies always are; candidates are few.
+1. :func:`~aggregation.ingest.profiling.profile` scans the id and time columns of the file with
+   DuckDB, in bounded memory, for the rows whose (id, time) hash is shared with another row.
+   Exact copies always are; candidates are few.
 2. :class:`Deduplicator` compares candidates exactly, chunk by chunk in file order, keeping one
    representative row per distinct candidate; a hash collision therefore never drops a row.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import duckdb
 import numpy as np
 import polars as pl
 
-from aggregation.ingest.reading import ID_COLUMN, ROW, TIME_COLUMN
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from aggregation.ingest.reading import Source
-
-
-def candidates(source: Source, *, memory_limit_mb: int, spill_dir: Path) -> pl.Series:
-    """Row numbers (``_row``) of ``source`` that share their (id, time) hash with another row.
-
-    DuckDB aggregates the hashes within ``memory_limit_mb`` and spills to ``spill_dir`` beyond it.
-    """
-    spill_dir.mkdir(parents=True, exist_ok=True)
-    config: dict[str, str | bool | int | float | list[str]] = {
-        "memory_limit": f"{memory_limit_mb}MB",
-        "temp_directory": str(spill_dir),
-        "preserve_insertion_order": False,
-    }
-    key = [ID_COLUMN[source.raw.feed], TIME_COLUMN[source.raw.feed]]
-    cols = ", ".join(f'"{c}"' for c in key)
-    query = (  # only contract column names are interpolated; the path is a bound parameter
-        f"WITH hashed AS (SELECT {ROW}, hash({cols}) AS h FROM {source.scan_sql(key)}) "  # noqa: S608
-        f"SELECT {ROW} FROM hashed WHERE h IN "
-        "(SELECT h FROM hashed GROUP BY h HAVING count(*) > 1)"
-    )
-    try:
-        with duckdb.connect(config=config) as con:
-            rows = con.sql(query, params={"path": str(source.parquet)}).to_arrow_table()
-    except duckdb.Error as exc:
-        raise source.unreadable(exc) from exc
-    return pl.Series(ROW, np.sort(rows.column(ROW).to_numpy()), dtype=pl.Int64)
+from aggregation.ingest.reading import ROW
 
 
 class Deduplicator:

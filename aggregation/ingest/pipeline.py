@@ -3,11 +3,11 @@
 Per file, under the workspace's ingest lock:
 
 1. :func:`~aggregation.ingest.reading.open_source` checks the file (CSV is normalised to scratch);
-2. :func:`~aggregation.ingest.dedupe.candidates` finds the rows that may be exact duplicates;
+2. :func:`~aggregation.ingest.profiling.profile` finds the distinct ids (keyed once each) and
+   the rows that may be exact duplicates;
 3. chunk by chunk (``[ingest] batch_rows`` rows, in file order): exact duplicates are dropped,
-   rows are checked (:mod:`~aggregation.ingest.validation`), pseudonymised (each distinct id
-   keyed once), located (cell table or polygons) and written to scratch as staged partitions
-   or quarantine rows;
+   rows are checked (:mod:`~aggregation.ingest.validation`), pseudonymised, located (cell table
+   or polygons) and written to scratch as staged partitions or quarantine rows;
 4. the written files are checked (contract, reconciliation with the rows read) and committed
    (:func:`~aggregation.ingest.staging.commit`).
 
@@ -30,9 +30,10 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from aggregation.ingest.context import IngestContext, prepare
-from aggregation.ingest.dedupe import Deduplicator, candidates
+from aggregation.ingest.dedupe import Deduplicator
 from aggregation.ingest.drops import RawFile, discover
-from aggregation.ingest.pseudonymise import PseudonymCache
+from aggregation.ingest.profiling import profile
+from aggregation.ingest.pseudonymise import attach
 from aggregation.ingest.quarantine import QuarantineWriter, quarantine_rows
 from aggregation.ingest.reading import (
     ID_COLUMN,
@@ -209,11 +210,11 @@ class _DropRun:
         feed = self.raw.feed
         source = open_source(self.raw, self.scratch)
         self.outcome.rows_in = source.rows_in
-        found = candidates(
+        found = profile(
             source, memory_limit_mb=cfg.ingest.memory_limit_mb, spill_dir=self.scratch / "duckdb"
         )
-        dedupe = Deduplicator(found, source.contract.names)
-        ids = PseudonymCache(self.ctx.pseudonymiser, feed)
+        dedupe = Deduplicator(found.candidates, source.contract.names)
+        ids = self.ctx.pseudonymiser.pseudonyms(found.ids, feed)
         staged = StagedWriter(self.scratch / "staged", self.raw.drop_id)
         quarantine = QuarantineWriter(self.scratch / "quarantine.parquet", feed)
         rows = flag(source.scan(), feed, **self._rule_args(source))
@@ -249,7 +250,7 @@ class _DropRun:
         source: Source,
         chunk: pl.DataFrame,
         dedupe: Deduplicator,
-        ids: PseudonymCache,
+        ids: pl.DataFrame,
         staged: StagedWriter,
         quarantine: QuarantineWriter,
     ) -> None:
@@ -259,7 +260,7 @@ class _DropRun:
         n_dupes = int(dupes.sum())
         if n_dupes:
             chunk = chunk.filter(~dupes)
-        chunk = ids.attach(chunk, ID_COLUMN[feed])
+        chunk = attach(chunk, ids, ID_COLUMN[feed])
         any_bad = bool(chunk[BAD].any())
         flagged = chunk.filter(pl.col(BAD)) if any_bad else chunk.clear()
         bad = explain(flagged, feed, **self._rule_args(source))

@@ -9,7 +9,8 @@ of a workspace (staged data records its *key id*, an HMAC of a fixed label, to c
 The secret is read from the environment variable named in the configuration (``secret_env``) or,
 when that is unset or empty, from ``secret_file``; ingest refuses to run without one. It is held
 by :class:`Secret`, whose ``repr`` hides it, and is never logged, written or put in a message.
-HMACs are computed once per distinct id of a file and joined back, not once per row.
+HMACs are computed once per distinct id of a file (found by :mod:`~aggregation.ingest.profiling`)
+and joined back, not once per row.
 """
 
 from __future__ import annotations
@@ -134,20 +135,9 @@ class Pseudonymiser:
         )
 
 
-class PseudonymCache:
-    """Pseudonyms of the ids seen so far in one file; each distinct id is keyed once."""
+def attach(frame: pl.DataFrame, table: pl.DataFrame, id_column: str) -> pl.DataFrame:
+    """``frame`` with the ``pseudonym`` and ``shard`` of its ``id_column`` (null where empty).
 
-    def __init__(self, pseudonymiser: Pseudonymiser, feed: Feed) -> None:
-        self._pseudonymiser = pseudonymiser
-        self._feed = feed
-        self._known = pseudonymiser.pseudonyms(pl.Series("id", [], pl.String), feed)
-
-    def attach(self, frame: pl.DataFrame, id_column: str) -> pl.DataFrame:
-        """``frame`` with the ``pseudonym`` and ``shard`` of its ``id_column`` (null if empty)."""
-        ids = frame[id_column].drop_nulls().unique()
-        new = ids.filter(~ids.is_in(self._known["id"].implode()))
-        if len(new):
-            self._known = pl.concat([self._known, self._pseudonymiser.pseudonyms(new, self._feed)])
-        return frame.join(
-            self._known, left_on=id_column, right_on="id", how="left", maintain_order="left"
-        )
+    ``table`` is :meth:`Pseudonymiser.pseudonyms` of every id the frame may hold.
+    """
+    return frame.join(table, left_on=id_column, right_on="id", how="left", maintain_order="left")

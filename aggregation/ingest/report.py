@@ -15,7 +15,8 @@ JSON layout::
                 "rows_in", "rows_staged", "rows_quarantined", "duplicates_dropped", "reconciled",
                 "quarantined_by_reason": {reason: n}, "staged_by_date": {date: n},
                 "partitions", "quarantine_file", "examples": [{"row_number", "line", "reason",
-                "column"}], "seconds", "rows_per_second"}]}
+                "column"}], "seconds", "rows_per_second"}],
+     "report_files": {"json", "summary"}}
 """
 
 from __future__ import annotations
