@@ -15,13 +15,15 @@ Order matters for the guarantees (DESIGN.md, invariants 2-5 and 7):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from aggregation.indicators import exact_aggregate
+from aggregation.bounding import BoundingKey
+from aggregation.indicators import AggregateRequest, exact_aggregate
 from aggregation.ledger import OutputFile
 from aggregation.mechanisms import plan_vector
 from aggregation.release.plan import plan_release
@@ -68,14 +70,29 @@ def stored_release(ctx: ReleaseContext, entry: LedgerEntry) -> ReleaseOutcome:
     return ReleaseOutcome(directory, json.loads(path.read_text()), reused=True)
 
 
-def release(ctx: ReleaseContext, spec: ReleaseSpec) -> ReleaseOutcome:
-    """Release ``spec`` in ``ctx`` (see the module docstring for the order of steps)."""
+Aggregator = Callable[[AggregateRequest, BoundingKey], pl.DataFrame]
+"""Computes the exact bounded aggregate of a request: :func:`exact_aggregate` on this machine,
+or a distributed equivalent (per-shard aggregates summed) that must give identical values."""
+
+
+def _local(request: AggregateRequest, key: BoundingKey) -> pl.DataFrame:
+    return exact_aggregate(request, key)
+
+
+def release(
+    ctx: ReleaseContext, spec: ReleaseSpec, *, aggregator: Aggregator = _local
+) -> ReleaseOutcome:
+    """Release ``spec`` in ``ctx`` (see the module docstring for the order of steps).
+
+    ``aggregator`` computes the exact bounded aggregate (default: one DuckDB query here). Noise
+    is always added here, once, centrally, and the ledger is written only by this process.
+    """
     plan = plan_release(ctx, spec)
     stored = ctx.ledger.find(plan.request.release_key)
     if stored is not None:
         return stored_release(ctx, stored)
 
-    exact = exact_aggregate(plan.aggregate, ctx.require_bounding_key())
+    exact = aggregator(plan.aggregate, ctx.require_bounding_key())
     keys = list(indicator_spec(spec.indicator).key_columns)
     values = exact[spec.value_column].to_list()
 
