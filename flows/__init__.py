@@ -2,5 +2,8 @@
 
 Flows and tasks are thin wrappers over functions in :mod:`aggregation`; single-shot commands call
 :mod:`aggregation` directly. Modules:
-    cli  -- the ``mobility`` command and its subcommands.
+    ingest  -- the ingest flow (one task per raw file, then the reconciliation report).
+    daily   -- the daily flow (ingest what is new, release the scheduled indicators) and backfills.
+    demo    -- the whole job on a synthetic country.
+    cli     -- the ``mobility`` command and its subcommands.
 """

@@ -7,6 +7,11 @@ Modules:
     staged     -- pseudonymised, zone-mapped events written by ingest.
     quality    -- reason codes for quarantined rows and injected errors.
     truth      -- ground truth written by the synthetic generator.
+    privacy    -- privacy units, sensitivities, mechanisms, costs and the budget policy.
+    indicators -- the indicator catalogue: keys, contribution bounds, declared sensitivities.
+    release    -- a release request and what a release publishes (data contract, metadata).
+    workspace  -- the workspace layout and its ``mobility.toml`` configuration.
+    schedule   -- the ``[schedule]`` section: what the daily flow releases, and when.
     errors     -- error classes and the CLI exit status of each.
 """
 

@@ -78,10 +78,42 @@ batch_rows = 1000000
 # Memory DuckDB may use for duplicate detection before it spills to .tmp/ in the workspace.
 memory_limit_mb = 512
 
-# Sections read by the privacy, scheduling and indicator modules:
 [privacy]
+# Privacy unit: one subscriber's records within one accounting window (a local calendar day).
+# Basic composition: a window's spend is the sum of the ε of every release that reads it (a
+# daily home-based release reads the 7 days of its home window; residents reads its whole period).
+# A release that would push any window over a cap is refused and nothing is published.
+composition = "basic"
+accounting_window = "day"
+epsilon_per_window = 6.0
+delta_per_window = 1e-6
+# Cap over any rolling span of days (a release reading m days of the span counts m times).
+rolling_days = 30
+epsilon_rolling = 160.0
+mechanism = "discrete_laplace"
+
+[privacy.epsilon]
+# Default ε of one release of each indicator (mobility_distance: shared by its two columns).
+event_counts = 0.25
+presence = 0.5
+od_trips = 1.0
+od_connections = 0.25
+home_away = 0.1
+mobility_distance = 0.2
+residents = 0.5
+relocations = 0.5
 
 [schedule]
+# The daily flow (`mobility run`, `mobility serve`): when it runs, where exports land, what it
+# releases. Each run releases the day `lag_days` before today (local time).
+cron = "0 6 * * *"
+drops = "drops"
+lag_days = 1
+level = "admin2"
+k = 10
+daily = ["event_counts", "presence", "od_trips", "od_connections", "home_away", "mobility_distance"]
+
+# Section read by the indicator modules (reserved):
 
 [indicators]
 """

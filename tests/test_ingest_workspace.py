@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from schemas.errors import ConfigurationError
+from schemas.indicators import Indicator
+from schemas.privacy import BudgetPolicy
+from schemas.schedule import DAILY_DEFAULT, ScheduleSettings
 from schemas.workspace import (
     DEFAULT_CONFIG,
     GeographySettings,
@@ -32,7 +35,12 @@ def test_init_creates_the_layout_and_documented_defaults(tmp_path: Path) -> None
         Path("reference/zones.parquet"), Path("reference/cells.csv")
     )
     assert cfg.ingest == IngestSettings(shards=16, late_days=1)
-    assert dict(cfg.privacy) == dict(cfg.schedule) == dict(cfg.indicators) == {}
+    policy = BudgetPolicy.from_mapping(cfg.privacy, indicators=[i.value for i in Indicator])
+    assert policy.epsilon_per_window > 0
+    assert set(policy.default_epsilon) == {i.value for i in Indicator}
+    schedule = ScheduleSettings.from_mapping(cfg.schedule, source="mobility.toml")
+    assert schedule.daily == DAILY_DEFAULT
+    assert dict(cfg.indicators) == {}
     assert "#" in DEFAULT_CONFIG  # documented
 
 

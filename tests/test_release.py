@@ -43,7 +43,9 @@ relocations = 0.5
 
 def _workspace_with_policy(root: Path, export: Path) -> Path:
     ws = init_workspace(root).root
-    config = (ws / "mobility.toml").read_text().replace("[privacy]\n", PRIVACY, 1)
+    text = (ws / "mobility.toml").read_text()
+    start, end = text.index("[privacy]\n"), text.index("[schedule]\n")
+    config = text[:start] + PRIVACY + "\n" + text[end:]
     (ws / "mobility.toml").write_text(config)
     (ws / "reference").mkdir()
     for name in ("zones.parquet", "cells.csv"):
