@@ -36,7 +36,8 @@ class ReleaseSpec:
     ``start``..``end`` are the days released (daily indicators) or the period whose home zones are
     counted (``residents``; for ``relocations``, the later period, compared with the baseline
     ``baseline_start``..``baseline_end``, by default the same number of days just before).
-    ``epsilon`` None takes the workspace policy's default for the indicator. ``value`` names the
+    ``epsilon`` None takes the workspace policy's default for the indicator, ``mechanism`` None the
+    policy's mechanism. ``value`` names the
     value column for indicators with several (``mobility_distance``: ``distance_m`` and
     ``subscribers`` are released, and charged, separately).
     """
@@ -47,7 +48,7 @@ class ReleaseSpec:
     level: AdminLevel = "admin2"
     epsilon: float | None = None
     k: int = DEFAULT_K
-    mechanism: Mechanism = "discrete_laplace"
+    mechanism: Mechanism | None = None
     bounds: ContributionBounds = field(default_factory=ContributionBounds)
     value: str | None = None
     baseline_start: date | None = None
@@ -65,7 +66,7 @@ class ReleaseSpec:
             problems.append(f"epsilon must be a positive number, got {self.epsilon!r}")
         if self.k < 0:
             problems.append(f"k must be non-negative, got {self.k}")
-        if self.mechanism not in MECHANISMS:
+        if self.mechanism is not None and self.mechanism not in MECHANISMS:
             problems.append(f"mechanism must be one of {list(MECHANISMS)}, got {self.mechanism!r}")
         columns = spec(self.indicator).value_columns
         if self.value is not None and self.value not in columns:

@@ -19,7 +19,7 @@ from aggregation.release import explain, open_context, release
 from aggregation.release.publish import sha256_file
 from flows.cli import cli
 from sample_data.synth import SynthConfig, generate
-from schemas.errors import BudgetExceededError
+from schemas.errors import BudgetExceededError, MobilityError
 from schemas.indicators import Indicator
 from schemas.release import METADATA_JSON_SCHEMA, ReleaseSpec
 from schemas.workspace import init_workspace
@@ -240,3 +240,17 @@ def test_release_without_the_secret_says_how_to_fix_it(workspace: Path, no_secre
     )
     assert result.exit_code == 2
     assert "MOBILITY_SECRET" in result.output
+
+
+def test_days_without_staged_data_are_refused_before_any_charge(workspace: Path) -> None:
+    later = START.replace(day=20)
+    with pytest.raises(MobilityError, match=r"No staged data for 2026-03-20.*nothing was charged"):
+        release(open_context(workspace), _od(start=later, end=later))
+    assert open_context(workspace).ledger.entries() == []
+
+
+def test_gaussian_mechanism_is_explained_under_the_policy_delta(workspace: Path) -> None:
+    doc = explain(open_context(workspace), _od(mechanism="discrete_gaussian")).as_dict()
+    assert doc["noise"]["mechanism"] == "discrete_gaussian"
+    assert 0 < doc["noise"]["delta"] <= 1e-6
+    assert doc["noise"]["epsilon"] <= 1.0 + 1e-9

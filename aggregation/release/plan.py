@@ -66,9 +66,10 @@ def plan_release(
     epsilon = spec.epsilon if spec.epsilon is not None else policy.epsilon_for(str(spec.indicator))
     if len(ind.value_columns) > 1:
         epsilon /= len(ind.value_columns)  # the indicator's ε is shared by its value columns
-    delta = policy.default_delta if spec.mechanism == "discrete_gaussian" else 0.0
+    mechanism = spec.mechanism or policy.mechanism
+    delta = policy.default_delta if mechanism == "discrete_gaussian" else 0.0
     noise = explain_vector(
-        spec.mechanism, sensitivity, epsilon=epsilon, delta=delta, confidence=spec.confidence
+        mechanism, sensitivity, epsilon=epsilon, delta=delta, confidence=spec.confidence
     )
     files = ctx.source.files_for(aggregate.days_read()) if fingerprint else []
     request = ReleaseRequest(

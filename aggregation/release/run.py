@@ -29,7 +29,7 @@ from aggregation.mechanisms import plan_vector
 from aggregation.release.plan import plan_release
 from aggregation.release.publish import METADATA_FILE, clean_leftovers, write_aside
 from aggregation.release.suppress import suppress_below
-from schemas.errors import InternalError
+from schemas.errors import InternalError, MobilityError
 from schemas.indicators import spec as indicator_spec
 from schemas.release import release_contract
 
@@ -92,6 +92,7 @@ def release(
     if stored is not None:
         return stored_release(ctx, stored)
 
+    _require_data(ctx, spec)
     exact = aggregator(plan.aggregate, ctx.require_bounding_key())
     keys = list(indicator_spec(spec.indicator).key_columns)
     values = exact[spec.value_column].to_list()
@@ -101,7 +102,7 @@ def release(
             return stored_release(ctx, tx.entry)
         clean_leftovers(ctx.workspace.releases)
         mechanism = plan_vector(
-            spec.mechanism, plan.sensitivity, epsilon=plan.epsilon, delta=plan.delta,
+            plan.noise.mechanism, plan.sensitivity, epsilon=plan.epsilon, delta=plan.delta,
             confidence=spec.confidence,
         )  # fmt: skip
         noisy = exact.select(keys).with_columns(
@@ -131,6 +132,28 @@ def release(
                 staged.discard()
             raise
     return ReleaseOutcome(staged.final_dir, {**metadata, "files": staged.hashes}, reused=False)
+
+
+def _require_data(ctx: ReleaseContext, spec: ReleaseSpec) -> None:
+    """Refuse to release days with no staged data: it would publish pure noise, and charge it.
+
+    The days released must all be staged; a home window may reach back before the first day
+    staged (homes are then found from the nights there are).
+    """
+    scope = spec.scope()
+    required = scope.days or scope.home_period
+    if required is None:
+        msg = f"The scope of {spec.indicator} has neither release days nor a home period."
+        raise InternalError(msg)
+    missing = ctx.source.missing_days(required.days())
+    if missing:
+        shown = ", ".join(str(d) for d in missing[:5]) + (" …" if len(missing) > 5 else "")  # noqa: PLR2004
+        msg = (
+            f"No staged data for {shown} in {ctx.workspace.staged}: {spec.indicator} was not "
+            "released and nothing was charged. Ingest those days first (mobility ingest PATH "
+            f"--workspace {ctx.workspace.root}), or release other days."
+        )
+        raise MobilityError(msg)
 
 
 def _metadata(

@@ -42,8 +42,8 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Privacy budget of the release [default: the workspace policy's]."),
         click.option("--k", "k", type=click.IntRange(min=0), default=DEFAULT_K,
                      show_default=True, help="Publish a cell only if its noisy value is >= k."),
-        click.option("--mechanism", type=click.Choice(MECHANISMS), default="discrete_laplace",
-                     show_default=True, help="Noise mechanism."),
+        click.option("--mechanism", type=click.Choice(MECHANISMS), default=None,
+                     help="Noise mechanism [default: the workspace policy's]."),
         click.option("--value", default=None,
                      help="Value column, for indicators with several [default: all, each "
                           "charged separately]."),
