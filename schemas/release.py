@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -24,6 +24,11 @@ from schemas.privacy import MECHANISMS, Mechanism
 HOME_WINDOW_DAYS = 7
 """Home zones of daily home-based indicators are computed over the 7 days ending on the last day
 released (or over the released days, if there are more): long enough for the home rule's nights."""
+
+KeySetKind = Literal["public", "private"]
+"""``public``: noise on every cell of the public key set (zones are public), zeros included.
+``private``: DP partition selection (OpenDP's Laplace/Gaussian threshold) over the keys observed,
+for fine geographies where the set of non-empty cells itself must stay private; costs a δ."""
 
 DEFAULT_K = 10
 """Default threshold: a cell is published only if its *noisy* value is at least k."""
@@ -51,6 +56,7 @@ class ReleaseSpec:
     mechanism: Mechanism | None = None
     bounds: ContributionBounds = field(default_factory=ContributionBounds)
     value: str | None = None
+    keys: KeySetKind = "public"
     baseline_start: date | None = None
     baseline_end: date | None = None
     confidence: float = 0.95
@@ -75,6 +81,10 @@ class ReleaseSpec:
             )
         if self.value is None and len(columns) > 1:
             problems.append(f"{self.indicator} has several value columns {list(columns)}; name one")
+        if self.keys not in ("public", "private"):
+            problems.append(f"keys must be 'public' or 'private', got {self.keys!r}")
+        if self.keys == "private" and columns != ("count",):
+            problems.append(f"private key sets are for counts; {self.indicator} releases sums")
         if (self.baseline_start is None) != (self.baseline_end is None):
             problems.append("give both --baseline-from and --baseline-to, or neither")
         if problems:
@@ -128,6 +138,7 @@ class ReleaseSpec:
                 name: getattr(self.bounds, name) for name in spec(self.indicator).bounds_used
             },
             "k": self.k,
+            "keys": self.keys,
             "mechanism": self.mechanism,
             "confidence": self.confidence,
         }

@@ -254,3 +254,21 @@ def test_gaussian_mechanism_is_explained_under_the_policy_delta(workspace: Path)
     assert doc["noise"]["mechanism"] == "discrete_gaussian"
     assert 0 < doc["noise"]["delta"] <= 1e-6
     assert doc["noise"]["epsilon"] <= 1.0 + 1e-9
+
+
+def test_private_key_sets_use_dp_partition_selection(workspace: Path) -> None:
+    ctx = open_context(workspace)
+    spec = _od(level="admin3", keys="private", k=5)
+    doc = explain(ctx, spec).as_dict()
+    # l0: one subscriber-day touches at most L = 4 OD keys; the threshold is at least k
+    assert doc["noise"]["l0"] == 4
+    assert doc["noise"]["threshold"] >= 5
+    assert 0 < doc["noise"]["delta"] <= 1e-6
+    out = release(ctx, spec)
+    assert out.metadata["delta"] == doc["noise"]["delta"]
+    assert (out.data["value"] >= doc["noise"]["threshold"]).all()
+    exact = exact_aggregate(release_run.plan_release(ctx, spec).aggregate,
+                            ctx.require_bounding_key())  # fmt: skip
+    observed = exact.filter(pl.col("count") > 0).select("origin", "destination")
+    released = out.data.select("origin", "destination")
+    assert released.join(observed, on=["origin", "destination"], how="anti").height == 0

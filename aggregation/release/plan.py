@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from aggregation.indicators import AggregateRequest
 from aggregation.ledger import ReleaseRequest
-from aggregation.mechanisms import explain_vector
+from aggregation.mechanisms import explain_partitions, explain_vector
 from aggregation.release.context import code_version
 from schemas.indicators import spec as indicator_spec
 
@@ -67,10 +67,18 @@ def plan_release(
     if len(ind.value_columns) > 1:
         epsilon /= len(ind.value_columns)  # the indicator's ε is shared by its value columns
     mechanism = spec.mechanism or policy.mechanism
-    delta = policy.default_delta if mechanism == "discrete_gaussian" else 0.0
-    noise = explain_vector(
-        mechanism, sensitivity, epsilon=epsilon, delta=delta, confidence=spec.confidence
-    )
+    needs_delta = mechanism == "discrete_gaussian" or spec.keys == "private"
+    delta = policy.default_delta if needs_delta else 0.0
+    if spec.keys == "private":
+        noise = explain_partitions(
+            mechanism, sensitivity, epsilon=epsilon, delta=delta,
+            l0=ind.max_keys(spec.bounds, scope, policy.accounting_window),
+            min_threshold=spec.k, confidence=spec.confidence,
+        )  # fmt: skip
+    else:
+        noise = explain_vector(
+            mechanism, sensitivity, epsilon=epsilon, delta=delta, confidence=spec.confidence
+        )
     files = ctx.source.files_for(aggregate.days_read()) if fingerprint else []
     request = ReleaseRequest(
         indicator=str(spec.indicator),

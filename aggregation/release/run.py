@@ -25,7 +25,7 @@ import polars as pl
 from aggregation.bounding import BoundingKey
 from aggregation.indicators import AggregateRequest, exact_aggregate
 from aggregation.ledger import OutputFile
-from aggregation.mechanisms import plan_vector
+from aggregation.mechanisms import plan_partitions, plan_vector
 from aggregation.release.plan import plan_release
 from aggregation.release.publish import METADATA_FILE, clean_leftovers, write_aside
 from aggregation.release.suppress import suppress_below
@@ -101,14 +101,7 @@ def release(
         if tx.reused:  # answered by another process meanwhile
             return stored_release(ctx, tx.entry)
         clean_leftovers(ctx.workspace.releases)
-        mechanism = plan_vector(
-            plan.noise.mechanism, plan.sensitivity, epsilon=plan.epsilon, delta=plan.delta,
-            confidence=spec.confidence,
-        )  # fmt: skip
-        noisy = exact.select(keys).with_columns(
-            pl.Series("value", mechanism.release(values), dtype=pl.Int64),
-            pl.lit(plan.noise.ci_half_width, dtype=pl.Int64).alias("ci95"),
-        )
+        noisy = _add_noise(plan, exact.select(keys), values)
         published, suppressed = suppress_below(noisy, spec.k)
         entry = tx.entry
         metadata = _metadata(plan, entry, exact.height, published.height, suppressed)
@@ -132,6 +125,37 @@ def release(
                 staged.discard()
             raise
     return ReleaseOutcome(staged.final_dir, {**metadata, "files": staged.hashes}, reused=False)
+
+
+def _add_noise(plan: ReleasePlan, keys: pl.DataFrame, values: list[int]) -> pl.DataFrame:
+    """The keys with OpenDP noise on their values (and, for private key sets, only the keys that
+    OpenDP's threshold keeps), with the per-cell 95 % half-width."""
+    spec, noise = plan.spec, plan.noise
+    ci95 = pl.lit(noise.ci_half_width, dtype=pl.Int64).alias("ci95")
+    if spec.keys == "public":
+        mechanism = plan_vector(
+            noise.mechanism, plan.sensitivity, epsilon=plan.epsilon, delta=plan.delta,
+            confidence=spec.confidence,
+        )  # fmt: skip
+        return keys.with_columns(
+            pl.Series("value", mechanism.release(values), dtype=pl.Int64), ci95
+        )
+    partitions = plan_partitions(
+        noise.mechanism, plan.sensitivity, epsilon=plan.epsilon, delta=plan.delta,
+        l0=noise.l0, min_threshold=spec.k, confidence=spec.confidence,
+    )  # fmt: skip
+    labels = [_label(row) for row in keys.rows()]
+    observed = {label: v for label, v in zip(labels, values, strict=True) if v > 0}
+    kept = partitions.release(observed)
+    out = keys.with_columns(
+        pl.Series("value", [kept.get(label) for label in labels], dtype=pl.Int64), ci95
+    )
+    return out.filter(pl.col("value").is_not_null())
+
+
+def _label(row: tuple[object, ...]) -> str:
+    """A key as the one string OpenDP's partition selection takes."""
+    return "|".join(str(v) for v in row)
 
 
 def _require_data(ctx: ReleaseContext, spec: ReleaseSpec) -> None:

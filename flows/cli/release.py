@@ -44,6 +44,10 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
                      show_default=True, help="Publish a cell only if its noisy value is >= k."),
         click.option("--mechanism", type=click.Choice(MECHANISMS), default=None,
                      help="Noise mechanism [default: the workspace policy's]."),
+        click.option("--keys", type=click.Choice(["public", "private"]), default="public",
+                     show_default=True,
+                     help="public: noise on every zone (pair); private: DP partition selection "
+                          "over observed keys (fine geographies; costs δ)."),
         click.option("--value", default=None,
                      help="Value column, for indicators with several [default: all, each "
                           "charged separately]."),
@@ -90,6 +94,7 @@ def specs_from(options: dict[str, Any]) -> list[ReleaseSpec]:
             epsilon=options["epsilon"],
             k=options["k"],
             mechanism=options["mechanism"],
+            keys=options["keys"],
             bounds=_bounds(indicator, options["bounds"]),
             value=value if len(columns) > 1 else None,
             baseline_start=options["baseline_from"].date() if options["baseline_from"] else None,
