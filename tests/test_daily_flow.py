@@ -6,8 +6,10 @@ import shutil
 from typing import TYPE_CHECKING
 
 import pytest
+from click.testing import CliRunner
 
 from aggregation.release import open_context
+from flows.cli import cli
 from flows.daily import backfill_flow, daily_flow, new_drops, specs_for_day
 from sample_data.synth import SynthConfig, generate
 from schemas.workspace import Workspace
@@ -57,3 +59,12 @@ def test_backfill_runs_each_day_in_order(scheduled_workspace: Path) -> None:
     assert all(len(d["released"]) == 7 for d in days)
     budgets = open_context(scheduled_workspace).ledger.window_budgets()
     assert all(b.epsilon_spent <= b.epsilon_cap for b in budgets)
+
+
+def test_serve_without_a_prefect_server_says_how_to_start_one(
+    scheduled_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    result = CliRunner().invoke(cli, ["serve", "--workspace", str(scheduled_workspace)])
+    assert result.exit_code == 2
+    assert "prefect server start" in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -49,4 +50,6 @@ cli.add_command(serve)
 
 def main() -> None:
     """Console-script entry point."""
+    # Runs inside the data holder's walls: Prefect's server must not try to phone home.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     cli()

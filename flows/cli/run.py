@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +87,14 @@ def serve(*, workspace: Path, name: str) -> None:
 
     ws = Workspace.open(workspace)
     schedule = schedule_of(ws)
+    if not os.environ.get("PREFECT_API_URL"):
+        msg = (
+            "mobility serve needs a Prefect server to schedule runs (a temporary one cannot): "
+            "start one with 'prefect server start' and export "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api (or use Prefect Cloud). To run a day now "
+            "without a server, use 'mobility run --date YYYY-MM-DD'."
+        )
+        raise ConfigurationError(msg)
     click.echo(
         f"Serving 'mobility-daily/{name}' for {ws.root} on cron '{schedule.cron}' "
         f"({ws.config.workspace.timezone}); Ctrl-C stops."
