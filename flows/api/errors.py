@@ -1,0 +1,68 @@
+"""Error responses: one JSON shape, ``{"detail": message, ...}``, with the status documented.
+
+=====  ==========================================================================================
+401    missing, malformed, unknown or revoked token
+403    the token's role may not do this
+404    unknown release, or data never released (with ``release_command``, the CLI that would)
+409    a requested release was refused by the privacy budget (the ledger's message)
+422    bad parameters; the message says what is accepted
+500    a failure the operator must fix (e.g. a release file changed after publication)
+503    the server cannot release: it was started without the pseudonymisation secret
+=====  ==========================================================================================
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from aggregation.export import NotReleasedError
+from schemas.errors import BudgetExceededError, ConfigurationError, MobilityError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI, Request
+
+
+def _where(loc: tuple[object, ...] | list[object]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("query", "path", "body", "header"):
+        kind = {"query": "query parameter", "path": "path parameter", "body": "body field",
+                "header": "header"}[parts[0]]  # fmt: skip
+        return f"{kind} {'.'.join(parts[1:]) or '(whole body)'!r}"
+    return ".".join(parts)
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 with one readable sentence per problem (pydantic names the accepted values)."""
+    del request
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    problems = [f"{_where(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors]
+    return JSONResponse(
+        {"detail": "Bad parameters: " + "; ".join(problems) + ".",
+         "errors": [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in errors]},
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )  # fmt: skip
+
+
+async def mobility_error(request: Request, exc: Exception) -> JSONResponse:
+    """Map the project's errors onto statuses (see the module docstring)."""
+    del request
+    if isinstance(exc, NotReleasedError):
+        return JSONResponse(
+            {"detail": str(exc), "release_command": exc.commands},
+            status_code=status.HTTP_404_NOT_FOUND,
+        )
+    if isinstance(exc, BudgetExceededError):
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+    if isinstance(exc, ConfigurationError):
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+    return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(MobilityError, mobility_error)

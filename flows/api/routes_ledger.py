@@ -1,0 +1,105 @@
+"""The privacy ledger (auditors) and new releases (operators), through the ledger like any other."""
+
+from __future__ import annotations
+
+from datetime import date  # noqa: TC003 - FastAPI and pydantic read annotations at run time
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from aggregation.export.ledger_summary import entry_summary, ledger_summary
+from aggregation.release import explain, open_context, release
+from flows.api.params import Level  # noqa: TC001 - read by pydantic at run time
+from flows.api.security import require, workspace_root
+from schemas.errors import BudgetExceededError, ConfigurationError
+from schemas.indicators import Indicator
+from schemas.indicators import spec as indicator_spec
+from schemas.release import DEFAULT_K, ReleaseSpec
+
+router = APIRouter(prefix="/v1")
+
+AUDITOR = [Depends(require("read_ledger"))]
+OPERATOR = [Depends(require("request_release"))]
+
+
+@router.get(
+    "/ledger/summary",
+    summary="Privacy budget: policy, spend and what is left",
+    dependencies=AUDITOR,
+)
+def summary(request: Request) -> dict[str, Any]:
+    """Counts of entries and refusals, and ε spent, cap and left per accounting window."""
+    return ledger_summary(open_context(workspace_root(request), need_secret=False))
+
+
+@router.get("/ledger/entries", summary="Every ledger entry, in chain order", dependencies=AUDITOR)
+def entries(request: Request) -> list[dict[str, Any]]:
+    """What each release charged, for what, and its hash-chain fields."""
+    ctx = open_context(workspace_root(request), need_secret=False)
+    return [entry_summary(e) for e in ctx.ledger.entries()]
+
+
+class ReleaseBody(BaseModel):
+    """A release request (the same question as ``mobility release``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    indicator: Indicator
+    start: date = Field(alias="from", description="First day released.")
+    end: date | None = Field(None, alias="to", description="Last day [default: from].")
+    level: Level = "admin2"
+    epsilon: float | None = Field(None, gt=0, description="[default: the workspace policy's]")
+    k: int = Field(DEFAULT_K, ge=0, description="Publish a cell only if its noisy value >= k.")
+    mechanism: Literal["discrete_laplace", "discrete_gaussian"] = "discrete_laplace"
+    value: str | None = Field(None, description="One value column [default: all, each charged].")
+    baseline_from: date | None = None
+    baseline_to: date | None = None
+
+    def specs(self) -> list[ReleaseSpec]:
+        """One spec per value column released."""
+        columns = indicator_spec(self.indicator).value_columns
+        return [
+            ReleaseSpec(
+                indicator=self.indicator, start=self.start, end=self.end or self.start,
+                level=self.level, epsilon=self.epsilon, k=self.k, mechanism=self.mechanism,
+                value=value if len(columns) > 1 else None,
+                baseline_start=self.baseline_from, baseline_end=self.baseline_to,
+            )
+            for value in ([self.value] if self.value else list(columns))
+        ]  # fmt: skip
+
+
+@router.post(
+    "/releases",
+    summary="Request a new release (operator)",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"description": "Already released: the stored release, nothing charged."},
+        409: {"description": "Refused by the privacy budget; nothing charged or published."},
+        503: {"description": "The server has no pseudonymisation secret and cannot release."},
+    },
+    dependencies=OPERATOR,
+)
+def request_release(request: Request, response: Response, body: ReleaseBody) -> dict[str, Any]:
+    """Release through the ledger like ``mobility release``: charged first, refusable (409)."""
+    specs = body.specs()  # bad requests → 422 before anything else
+    try:
+        ctx = open_context(workspace_root(request))
+    except ConfigurationError as exc:
+        msg = f"This server cannot release: {exc}"
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=msg) from exc
+    if len(specs) > 1:  # several value columns: refuse up front unless every part fits
+        reasons = [r for s in specs for r in explain(ctx, s).refusal]
+        if reasons:
+            raise BudgetExceededError("Refused, nothing published: " + "; ".join(reasons))
+    outcomes = [release(ctx, s) for s in specs]
+    if all(o.reused for o in outcomes):
+        response.status_code = status.HTTP_200_OK
+    return {
+        "releases": [
+            {"reused": o.reused, "metadata": o.metadata,
+             "directory": o.directory.relative_to(ctx.workspace.root).as_posix()}
+            for o in outcomes
+        ]
+    }  # fmt: skip

@@ -1,0 +1,156 @@
+"""API tokens: created and revoked on the command line, stored hashed in the workspace.
+
+A token reads ``mdp_<id>_<secret>``: ``<id>`` (12 hex digits) names it in logs and listings, and
+``<secret>`` (43 URL-safe characters, 256 bits from :mod:`secrets`) is what makes it a credential.
+Only the SHA-256 of the whole token is stored, in ``<workspace>/api/tokens.json`` (mode 0600), so
+the file alone cannot be used to call the API; a lost token cannot be recovered, only replaced.
+A high-entropy token needs no slow password hash: guessing 256 bits is hopeless either way.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
+
+from schemas.errors import ConfigurationError, MobilityError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+Role = Literal["analyst", "auditor", "operator"]
+ROLES: tuple[Role, ...] = ("analyst", "auditor", "operator")
+
+API_DIR = "api"
+TOKENS_FILE = "tokens.json"
+PREFIX = "mdp"
+_TOKEN = re.compile(r"^mdp_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+
+
+def token_id_of(token: str) -> str | None:
+    """The id part of a well-formed token, or None."""
+    match = _TOKEN.fullmatch(token)
+    return match.group(1) if match else None
+
+
+def looks_like_token(text: str) -> bool:
+    """Whether ``text`` contains something shaped like a token (to keep it out of logs)."""
+    return re.search(r"mdp_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}", text) is not None
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """What the workspace keeps about one token (never the token itself)."""
+
+    token_id: str
+    role: Role
+    sha256: str
+    label: str
+    created_at: str
+    revoked_at: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether the token is still accepted."""
+        return self.revoked_at is None
+
+    def public(self) -> dict[str, object]:
+        """The record without its hash (for listings)."""
+        doc = asdict(self)
+        del doc["sha256"]
+        return doc
+
+
+class TokenStore:
+    """The token file of one workspace. Writes are atomic and serialised with ``flock``."""
+
+    def __init__(self, workspace_root: Path) -> None:
+        self.path = workspace_root / API_DIR / TOKENS_FILE
+        self.lock = self.path.with_name(TOKENS_FILE + ".lock")
+
+    def records(self) -> list[TokenRecord]:
+        """Every token ever created, active or revoked."""
+        if not self.path.exists():
+            return []
+        try:
+            rows = json.loads(self.path.read_text(encoding="utf-8"))["tokens"]
+            return [TokenRecord(**row) for row in rows]
+        except (ValueError, KeyError, TypeError) as exc:
+            msg = f"{self.path} is not a valid token file ({exc}); restore it or remove it."
+            raise MobilityError(msg) from exc
+
+    def create(self, role: str, label: str = "") -> tuple[TokenRecord, str]:
+        """A new token for ``role``; returns its record and the token (shown only once)."""
+        if role not in ROLES:
+            msg = f"Unknown role {role!r}; choose one of {list(ROLES)}."
+            raise ConfigurationError(msg)
+        token = f"{PREFIX}_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
+        token_id = token_id_of(token)
+        if token_id is None:  # pragma: no cover - token_urlsafe(32) is always 43 characters
+            msg = "generated token does not match its own format"
+            raise MobilityError(msg)
+        record = TokenRecord(
+            token_id=token_id,
+            role=role,
+            sha256=_digest(token),
+            label=label,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        with self._locked():
+            self._write([*self.records(), record])
+        return record, token
+
+    def revoke(self, token_id: str) -> TokenRecord:
+        """Revoke the token ``token_id``; it is refused from the next request on."""
+        with self._locked():
+            records = self.records()
+            for i, record in enumerate(records):
+                if record.token_id == token_id:
+                    if record.active:
+                        now = datetime.now(UTC).isoformat(timespec="seconds")
+                        records[i] = replace(record, revoked_at=now)
+                        self._write(records)
+                    return records[i]
+        known = ", ".join(r.token_id for r in records) or "none"
+        msg = f"No token {token_id!r} in {self.path} (tokens: {known}); see `mobility token list`."
+        raise ConfigurationError(msg)
+
+    def verify(self, token: str) -> TokenRecord | None:
+        """The active record of ``token``, or None if it is unknown, malformed or revoked."""
+        token_id = token_id_of(token)
+        digest = _digest(token)
+        for record in self.records():
+            if record.token_id == token_id and hmac.compare_digest(record.sha256, digest):
+                return record if record.active else None
+        return None
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _write(self, records: list[TokenRecord]) -> None:
+        tmp = self.path.with_name(f".{TOKENS_FILE}.tmp")
+        text = json.dumps({"tokens": [asdict(r) for r in records]}, indent=2) + "\n"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        tmp.replace(self.path)
