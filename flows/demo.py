@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from aggregation import unprotected
+from aggregation.export.charts import make_demo_charts
 from aggregation.extract import StagedSource
 from aggregation.release import open_context, release
 from sample_data.synth import Summary, SynthConfig, generate
@@ -80,6 +81,7 @@ class DemoResult:
     period: list[dict[str, Any]] = field(default_factory=list)
     budget: list[dict[str, Any]] = field(default_factory=list)
     accuracy: list[dict[str, Any]] = field(default_factory=list)
+    charts: list[Path] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -149,6 +151,8 @@ def run_demo(
          "releases": b.releases}
         for b in ctx.ledger.window_budgets(config.dates)
     ]  # fmt: skip
+    say("Drawing the OD flow map and the time series ...")
+    result.charts = make_demo_charts(root, root / "charts", level=LEVEL)
     result.accuracy = measure_accuracy(result.days, root / "synthetic", root / "staged")
     result.seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
     return result

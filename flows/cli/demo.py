@@ -60,6 +60,7 @@ def report(result: DemoResult) -> str:
         f"  ledger       {ws / 'ledger.duckdb'}",
         f"  reports      {ws / 'reports'}  (ingest reconciliation)",
         f"  quarantine   {ws / 'quarantine'}",
+        *[f"  chart        {c}" for c in result.charts],
         f"Try: mobility explain od_trips --date {result.synth.config['start']} --workspace {ws}",
     ]
     return "\n".join(lines)
