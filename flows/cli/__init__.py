@@ -8,7 +8,10 @@ from typing import Any
 
 import click
 
+from flows.cli.api import api, token
+from flows.cli.audit import audit
 from flows.cli.demo import demo
+from flows.cli.export import chart, export
 from flows.cli.ingest import ingest, init
 from flows.cli.release import explain, release
 from flows.cli.run import run, serve
@@ -46,6 +49,11 @@ cli.add_command(release)
 cli.add_command(explain)
 cli.add_command(run)
 cli.add_command(serve)
+cli.add_command(export)
+cli.add_command(chart)
+cli.add_command(api)
+cli.add_command(token)
+cli.add_command(audit)
 
 
 def main() -> None:

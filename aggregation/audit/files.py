@@ -1,0 +1,234 @@
+"""Published files: each one the ledger lists must exist with the SHA-256 it recorded, say what
+the ledger charged, and nothing may be published without a ledger entry.
+
+Paths in the ledger are relative to the workspace root, so a copy of the workspace verifies the
+same way as the original. Release directories are listed *before* the ledger is read: a release
+is appended to the ledger before its directory appears, so a directory seen first always has its
+entry in the snapshot read after, even while a flow is publishing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from aggregation.audit.findings import entry_label, fail, warn
+from aggregation.release.publish import METADATA_FILE, sha256_file
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from aggregation.audit.findings import Finding
+    from aggregation.ledger import LedgerEntry
+
+DATA_FILE = "data.parquet"
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseDirectory:
+    """A directory ``releases/<indicator>/<release_id>/`` found on disk, and its file names."""
+
+    indicator: str
+    release_id: str
+    relative: str
+    files: frozenset[str]
+
+
+def scan_release_dirs(root: Path) -> list[ReleaseDirectory]:
+    """Every release directory under ``root/releases`` (unfinished ``.tmp-*`` ones ignored)."""
+    found: list[ReleaseDirectory] = []
+    releases = root / "releases"
+    if not releases.is_dir():
+        return found
+    for indicator_dir in sorted(p for p in releases.iterdir() if p.is_dir()):
+        if indicator_dir.name.startswith("."):
+            continue
+        for release_dir in sorted(p for p in indicator_dir.iterdir() if p.is_dir()):
+            files = frozenset(p.name for p in release_dir.iterdir() if p.is_file())
+            relative = release_dir.relative_to(root).as_posix()
+            found.append(ReleaseDirectory(indicator_dir.name, release_dir.name, relative, files))
+    return found
+
+
+def resolve_output(root: Path, recorded: str) -> Path | None:
+    """The file a recorded output path names under ``root``; None if it leaves the workspace."""
+    path = PurePosixPath(recorded)
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        return None
+    return root.joinpath(*path.parts)
+
+
+def _check_outputs(root: Path, entry: LedgerEntry) -> tuple[list[Finding], dict[str, Path]]:
+    """Hash every output of a published entry; returns findings and the files that match."""
+    findings: list[Finding] = []
+    good: dict[str, Path] = {}
+    if not entry.outputs:
+        text = "published with no output files recorded: nothing can be checked against it."
+        return [fail("files", entry_label(entry), text)], good
+    expected_dir = f"releases/{entry.indicator}/{entry.entry_id}"
+    for output in entry.outputs:
+        path = resolve_output(root, output.path)
+        if path is None:
+            text = f"records the output path {output.path!r}, which leaves the workspace."
+            findings.append(fail("files", entry_label(entry), text))
+            continue
+        if not path.is_file():
+            text = (
+                "this published file is missing: it was moved or deleted. Restore it from a "
+                f"backup; the ledger ({entry_label(entry)}) records SHA-256 {output.sha256}."
+            )
+            findings.append(fail("files", output.path, text))
+            continue
+        digest = sha256_file(path)
+        if digest != output.sha256:
+            text = (
+                f"SHA-256 {digest} differs from {output.sha256} recorded by {entry_label(entry)}: "
+                "the file was changed after it was published. Restore the original from a "
+                "backup; a corrected release must be a new release, paid for."
+            )
+            findings.append(fail("files", output.path, text))
+            continue
+        if PurePosixPath(output.path).parent.as_posix() != expected_dir:
+            text = f"published outside its release directory {expected_dir}/."
+            findings.append(warn("files", output.path, text))
+        good[PurePosixPath(output.path).name] = path
+    return findings, good
+
+
+def _metadata_mismatches(entry: LedgerEntry, meta: Mapping[str, Any]) -> list[str]:
+    """What ``metadata.json`` states differently from the ledger entry."""
+    outputs = {PurePosixPath(o.path).name: o.sha256 for o in entry.outputs}
+    files, sens, scope = (_section(meta, name) for name in ("files", "sensitivity", "scope"))
+    expected: dict[str, tuple[object, object]] = {
+        "ledger_entry_id": (meta.get("ledger_entry_id"), entry.entry_id),
+        "indicator": (meta.get("indicator"), entry.indicator),
+        "mechanism": (meta.get("mechanism"), entry.mechanism),
+        "epsilon": (meta.get("epsilon"), entry.epsilon),
+        "delta": (meta.get("delta"), entry.delta),
+        "rho": (meta.get("rho"), entry.rho),
+        "scale": (meta.get("scale"), entry.scale),
+        "sensitivity": (
+            [sens.get("l1"), sens.get("l2"), sens.get("linf")],
+            [entry.l1, entry.l2, entry.linf],
+        ),
+        "k": (meta.get("k"), entry.k_threshold),
+        "cells_released": (meta.get("cells_released"), entry.cells_released),
+        "cells_suppressed": (meta.get("cells_suppressed"), entry.cells_suppressed),
+        "scope.windows_charged": (
+            scope.get("windows_charged"),
+            [str(d) for d in entry.windows],
+        ),
+        "privacy_unit": (meta.get("privacy_unit"), entry.privacy_unit),
+    }
+    problems = [
+        f"{name} {stated!r} (ledger: {charged!r})"
+        for name, (stated, charged) in expected.items()
+        if not _same(stated, charged)
+    ]
+    for name, digest in files.items():
+        if outputs.get(str(name)) != digest:
+            problems.append(f"files.{name} {digest!r} (ledger: {outputs.get(str(name))!r})")
+    return problems
+
+
+def _section(meta: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = meta.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _same(stated: object, charged: object) -> bool:
+    if isinstance(stated, list) and isinstance(charged, list):
+        return len(stated) == len(charged) and all(map(_same, stated, charged))
+    numbers = (int, float)
+    if isinstance(stated, numbers) and isinstance(charged, numbers):
+        return math.isclose(float(stated), float(charged), rel_tol=1e-12, abs_tol=0.0)
+    return stated == charged
+
+
+def _check_contents(entry: LedgerEntry, good: Mapping[str, Path]) -> list[Finding]:
+    """metadata.json agrees with the ledger; data.parquet has the recorded cells, none below k."""
+    findings: list[Finding] = []
+    if METADATA_FILE in good:
+        try:
+            meta = json.loads(good[METADATA_FILE].read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            meta, problems = {}, [f"unreadable JSON ({err})"]
+        else:
+            problems = (
+                _metadata_mismatches(entry, meta) if isinstance(meta, dict) else ["not an object"]
+            )
+        if problems:
+            text = (
+                f"states {'; '.join(problems)}: the release describes itself differently from "
+                "what was charged."
+            )
+            findings.append(fail("metadata", f"{entry_label(entry)} metadata.json", text))
+    if DATA_FILE in good:
+        values = pl.read_parquet(good[DATA_FILE], columns=["value"])["value"]
+        where = f"{entry_label(entry)} {DATA_FILE}"
+        if entry.cells_released is not None and values.len() != entry.cells_released:
+            text = f"holds {values.len()} cells, the ledger records {entry.cells_released}."
+            findings.append(fail("metadata", where, text))
+        k = entry.k_threshold
+        low = values.filter(values < k).len() if k is not None else 0
+        if low:
+            text = (
+                f"{low} released value(s) are below k={k}: the threshold on noisy values was not "
+                "applied to them."
+            )
+            findings.append(fail("metadata", where, text))
+    return findings
+
+
+def _check_directories(
+    dirs: Sequence[ReleaseDirectory], entries: Sequence[LedgerEntry]
+) -> list[Finding]:
+    by_id = {e.entry_id: e for e in entries}
+    findings: list[Finding] = []
+    for found in dirs:
+        entry = by_id.get(found.release_id)
+        if entry is None or entry.indicator != found.indicator:
+            text = (
+                "a release directory with no ledger entry: it was published without being "
+                "charged, or its ledger entry was deleted. Withdraw it, or restore the ledger."
+            )
+            findings.append(fail("files", found.relative, text))
+            continue
+        if entry.status == "pending":
+            text = (
+                f"files of {entry_label(entry)}, which is still pending: its run is publishing "
+                "now, or was interrupted after moving the files (they are not hash-recorded)."
+            )
+            findings.append(warn("files", found.relative, text))
+            continue
+        listed = {PurePosixPath(o.path).name for o in entry.outputs}
+        extra = sorted(found.files - listed)
+        if extra:
+            text = f"holds {extra}, which the ledger does not list: their content is not covered."
+            findings.append(warn("files", found.relative, text))
+    return findings
+
+
+def check_files(
+    root: Path, entries: Sequence[LedgerEntry], dirs: Sequence[ReleaseDirectory]
+) -> list[Finding]:
+    """Findings about published files: hashes, self-descriptions, and unpaid directories."""
+    findings: list[Finding] = []
+    for entry in entries:
+        if entry.status != "published":
+            continue
+        problems, good = _check_outputs(root, entry)
+        findings.extend(problems)
+        findings.extend(_check_contents(entry, good))
+    findings.extend(_check_directories(dirs, entries))
+    return findings
+
+
+def count_outputs(entries: Sequence[LedgerEntry]) -> int:
+    """How many published files the ledger lists."""
+    return sum(len(e.outputs) for e in entries if e.status == "published")

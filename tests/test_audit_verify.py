@@ -1,0 +1,311 @@
+"""``audit verify``: tampering with the ledger or the published files is detected, on a copy of
+the workspace and while a release is being published."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from click.testing import CliRunner
+
+import aggregation.release.run as release_run
+from aggregation.audit import verify_workspace
+from aggregation.audit.caps import check_caps, stated_policy
+from aggregation.audit.costs import recompute_cost
+from aggregation.ledger import Ledger, OutputFile, ReleaseRequest
+from aggregation.mechanisms import plan_partitions, plan_vector
+from aggregation.release import open_context, release
+from aggregation.release.publish import sha256_file
+from flows.cli import cli
+from schemas.indicators import Indicator
+from schemas.privacy import BudgetPolicy, Sensitivity
+from schemas.release import ReleaseSpec
+from schemas.workspace import init_workspace
+from tests.conftest import KEY_ENVIRON, START
+from tests.test_audit_support import (
+    DAY3,
+    audit_template,
+    copy_workspace,
+    execute,
+    rehash,
+    write_entries,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from aggregation.audit import VerifyReport
+    from aggregation.ledger import LedgerEntry
+
+
+@pytest.fixture
+def workspace(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path:
+    """A copy of the released template, at a path of its own."""
+    return copy_workspace(audit_template(tmp_path_factory), tmp_path / "auditors-copy")
+
+
+def _entries(ws: Path) -> list[LedgerEntry]:
+    return open_context(ws, need_secret=False).ledger.entries()
+
+
+def _failures(report: VerifyReport) -> list[tuple[str, str]]:
+    return [(f.check, f.where) for f in report.failures]
+
+
+def _verify_cli(ws: Path, *extra: str) -> Any:
+    return CliRunner().invoke(cli, ["audit", "verify", "--workspace", str(ws), *extra])
+
+
+def test_an_honest_workspace_verifies_on_a_copy(workspace: Path) -> None:
+    report = verify_workspace(workspace)
+    assert report.passed, [f.line() for f in report.findings]
+    assert report.warnings == []
+    assert len(report.snapshot.entries) == 3
+    assert len(report.snapshot.refusals) == 1
+    assert report.files_checked == 9  # data.parquet, data.csv, metadata.json per release
+    result = _verify_cli(workspace, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["passed"] is True
+    assert doc["head"]["entry_hash"] == report.snapshot.entries[-1].entry_hash
+    text = _verify_cli(workspace)
+    assert text.exit_code == 0
+    assert "all checks hold" in text.output
+
+
+def test_editing_an_entry_is_detected(workspace: Path) -> None:
+    execute(workspace / "ledger.duckdb", "UPDATE ledger_entries SET epsilon = 0.1 WHERE seq = 2")
+    report = verify_workspace(workspace)
+    label = next(f.where for f in report.failures if f.check == "chain")
+    assert label.startswith("ledger entry seq 2 (od_trips")
+    assert ("cost", label) in _failures(report)  # ε below what OpenDP's map gives: under-charged
+    result = _verify_cli(workspace)
+    assert result.exit_code == 1
+    assert "FAIL [chain] ledger entry seq 2" in result.output
+    assert "edited after it was written" in result.output
+
+
+def test_deleting_an_entry_is_detected(workspace: Path) -> None:
+    deleted = _entries(workspace)[1]
+    execute(workspace / "ledger.duckdb", "DELETE FROM ledger_entries WHERE seq = 2")
+    report = verify_workspace(workspace)
+    messages = [f.line() for f in report.failures]
+    assert any("seq 3" in m and "expected seq 2" in m for m in messages)
+    assert any("seq 3" in m and "prev_hash" in m for m in messages)
+    orphan = f"releases/od_trips/{deleted.entry_id}"
+    assert ("files", orphan) in _failures(report)  # published without a ledger entry
+
+
+def test_reordering_entries_is_detected(workspace: Path) -> None:
+    db = workspace / "ledger.duckdb"
+    execute(db, "UPDATE ledger_entries SET seq = 99 WHERE seq = 1")
+    execute(db, "UPDATE ledger_entries SET seq = 1 WHERE seq = 2")
+    execute(db, "UPDATE ledger_entries SET seq = 2 WHERE seq = 99")
+    report = verify_workspace(workspace)
+    chain = [f for f in report.failures if f.check == "chain"]
+    assert {f.where.split(" (")[0] for f in chain} >= {"ledger entry seq 1", "ledger entry seq 2"}
+    assert any("prev_hash" in f.message for f in chain)
+
+
+def test_cutting_the_ledger_short_is_caught_by_its_files_or_the_recorded_head(
+    workspace: Path,
+) -> None:
+    entries = _entries(workspace)
+    head = entries[-1]
+    execute(workspace / "ledger.duckdb", "DELETE FROM ledger_entries WHERE seq = 3")
+    directory = f"releases/{head.indicator}/{head.entry_id}"
+    assert ("files", directory) in _failures(verify_workspace(workspace))
+    for output in head.outputs:  # a thorough forger removes the files too: the chain is valid
+        (workspace / output.path).unlink()
+    (workspace / directory).rmdir()
+    assert verify_workspace(workspace).passed
+    report = verify_workspace(workspace, expected_head=head.entry_hash[:16])
+    assert _failures(report) == [("head", "--expect-head")]
+    assert verify_workspace(workspace, expected_head=entries[1].entry_hash).passed
+    assert _verify_cli(workspace, "--expect-head", head.entry_hash).exit_code == 1
+
+
+def test_editing_or_removing_a_published_file_is_detected(workspace: Path) -> None:
+    first, second, _ = _entries(workspace)
+    csv = next(o.path for o in first.outputs if o.path.endswith("data.csv"))
+    with (workspace / csv).open("a") as fh:
+        fh.write("2026-03-02,Z999,0,99,1\n")
+    meta = next(o.path for o in second.outputs if o.path.endswith("metadata.json"))
+    (workspace / meta).unlink()
+    report = verify_workspace(workspace)
+    assert _failures(report) == [("files", csv), ("files", meta)]
+    result = _verify_cli(workspace)
+    assert result.exit_code == 1
+    assert "changed after it was published" in result.output
+    assert "missing" in result.output
+
+
+def _forged_over_cap(entries: list[LedgerEntry]) -> LedgerEntry:
+    """An od_trips release on day 1 at ε = 5, costed honestly with OpenDP (day 1 has 1.5)."""
+    noise = plan_vector("discrete_laplace", Sensitivity(l1=4, l2=4.0, linf=4), epsilon=5.0).spec
+    model = entries[1]
+    return dataclasses.replace(
+        model,
+        entry_id="f" * 32,
+        release_key="e" * 64,
+        scale=noise.scale,
+        epsilon=noise.cost.epsilon,
+        rho=noise.cost.rho,
+        outputs=(),
+        parameters={**model.parameters, "k": 11},
+        k_threshold=11,
+        status="pending",  # charged, never published: no files to fake
+        published_at=None,
+    )
+
+
+def test_a_forged_entry_over_the_cap_is_detected_even_with_a_valid_chain(
+    workspace: Path,
+) -> None:
+    entries = _entries(workspace)
+    write_entries(workspace / "ledger.duckdb", rehash([*entries, _forged_over_cap(entries)]))
+    report = verify_workspace(workspace)
+    assert _failures(report) == [("budget", f"ledger entry seq 4 (od_trips, id {'f' * 32})")]
+    (finding,) = report.failures
+    assert "window 2026-03-02" in finding.message
+    assert "already spent ε=1.5 of its cap ε=6" in finding.message
+    result = _verify_cli(workspace)
+    assert result.exit_code == 1
+    assert "FAIL [budget] ledger entry seq 4" in result.output
+
+
+def test_a_rewritten_chain_cannot_hide_a_lowered_cost(workspace: Path) -> None:
+    entries = _entries(workspace)
+    cheaper = dataclasses.replace(entries[0], epsilon=0.05, rho=0.00125)
+    write_entries(workspace / "ledger.duckdb", rehash([cheaper, *entries[1:]]))
+    report = verify_workspace(workspace)
+    checks = {f.check: f.message for f in report.failures}
+    assert set(checks) == {"metadata", "cost"}  # metadata.json still states ε = 0.5
+    assert "under-charged: recorded ε=0.05, OpenDP gives ε=0.5" in checks["cost"]
+
+
+def test_a_rewritten_chain_cannot_hide_a_lowered_sensitivity_or_a_rewritten_metadata(
+    workspace: Path,
+) -> None:
+    entries = _entries(workspace)
+    od = entries[1]
+    smaller = dataclasses.replace(od, l1=2, l2=2.0, linf=2, scale=2.0)  # cost still 1 = 2/2
+    meta_path = next(o for o in od.outputs if o.path.endswith("metadata.json"))
+    meta = json.loads((workspace / meta_path.path).read_text())
+    meta["epsilon"] = 0.01
+    (workspace / meta_path.path).write_text(json.dumps(meta))
+    outputs = tuple(
+        OutputFile(o.path, sha256_file(workspace / o.path)) if o == meta_path else o
+        for o in smaller.outputs
+    )
+    forged = dataclasses.replace(smaller, outputs=outputs)
+    write_entries(workspace / "ledger.duckdb", rehash([entries[0], forged, entries[2]]))
+    report = verify_workspace(workspace)
+    checks = {f.check: f.message for f in report.failures}
+    assert set(checks) == {"sensitivity", "metadata"}
+    assert "l1=2 < 4" in checks["sensitivity"]
+    assert "epsilon 0.01 (ledger: 1.0)" in checks["metadata"]
+
+
+def test_a_refusal_the_ledger_cannot_explain_is_a_warning(workspace: Path) -> None:
+    execute(workspace / "ledger.duckdb", "UPDATE ledger_refusals SET epsilon = 0.01")
+    report = verify_workspace(workspace)
+    assert report.passed
+    assert [f.check for f in report.warnings] == ["refusals"]
+    assert "not hash-chained" in report.warnings[0].message
+
+
+def test_verification_runs_while_a_release_is_being_published(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[VerifyReport] = []
+    real = release_run.plan_vector
+
+    class Mid:
+        """The honest mechanism; verifies the workspace from another thread while it runs."""
+
+        def __init__(self, mechanism: Any) -> None:
+            self.mechanism, self.spec = mechanism, mechanism.spec
+
+        def release(self, values: list[int]) -> list[int]:
+            worker = threading.Thread(target=lambda: seen.append(verify_workspace(workspace)))
+            worker.start()
+            worker.join(timeout=30)  # the release holds the writer lock meanwhile
+            assert not worker.is_alive(), "audit verify waited for the writer lock"
+            return list(self.mechanism.release(values))
+
+    monkeypatch.setattr(release_run, "plan_vector", lambda *a, **k: Mid(real(*a, **k)))
+    release(
+        open_context(workspace, environ=KEY_ENVIRON), ReleaseSpec(Indicator.PRESENCE, DAY3, DAY3)
+    )
+    (during,) = seen
+    assert during.passed, [f.line() for f in during.findings]
+    head = during.snapshot.head
+    assert head is not None
+    assert head.status == "pending"
+    assert verify_workspace(workspace).passed  # and after it is published
+
+
+def test_an_empty_workspace_verifies(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "empty").root
+    report = verify_workspace(ws)
+    assert report.passed
+    assert report.snapshot.entries == ()
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "partitions"),
+    [("discrete_laplace", False), ("discrete_gaussian", False),
+     ("discrete_laplace", True), ("discrete_gaussian", True)],
+)  # fmt: skip
+def test_costs_are_recomputed_exactly_with_opendp(mechanism: Any, partitions: bool) -> None:
+    sensitivity = Sensitivity(l1=3, l2=3**0.5, linf=1)
+    if partitions:
+        spec = plan_partitions(
+            mechanism, sensitivity, epsilon=0.7, delta=1e-7, l0=3, min_threshold=10
+        ).spec
+    else:
+        delta = 1e-7 if mechanism == "discrete_gaussian" else 0.0
+        spec = plan_vector(mechanism, sensitivity, epsilon=0.7, delta=delta).spec
+    entry = dataclasses.make_dataclass("E", [])()
+    for name, value in {
+        "mechanism": spec.mechanism, "scale": spec.scale, "l1": 3, "l2": 3**0.5, "linf": 1,
+        "delta": spec.cost.delta, "partition_threshold": spec.threshold, "l0": spec.l0,
+    }.items():  # fmt: skip
+        setattr(entry, name, value)
+    assert recompute_cost(entry) == spec.cost
+
+
+def test_caps_are_replayed_under_the_composition_the_ledger_states(tmp_path: Path) -> None:
+    zcdp = BudgetPolicy(composition="zcdp", epsilon_per_window=1.0, delta_per_window=1e-6)
+    ledger = Ledger(tmp_path / "ledger.duckdb", zcdp)
+    noise = plan_vector(
+        "discrete_gaussian", Sensitivity(l1=4, l2=4.0, linf=4), epsilon=0.5, delta=1e-7
+    ).spec
+    for run in range(2):
+        request = ReleaseRequest(
+            indicator="od_trips",
+            parameters={"run": run},
+            windows=(START,),
+            privacy_unit="subscriber-day",
+            noise=noise,
+            input_fingerprint="0" * 64,
+            code_version="test",
+        )
+        with ledger.charge(request) as tx:
+            tx.publish(outputs=[], cells_released=0, cells_suppressed=0)
+    entries = ledger.entries()
+    # Two releases at ε = 0.5 each: 1.0 under basic composition, within the cap; under zCDP
+    # their ρ add up to well below what ε = 1 at δ = 1e-6 allows.
+    assert check_caps(zcdp, entries) == []
+    policy, notes = stated_policy(BudgetPolicy(composition="basic"), entries)
+    assert policy.composition == "zcdp"
+    assert [(n.severity, n.check) for n in notes] == [("warn", "budget")]
+    forged = dataclasses.replace(entries[-1], seq=3, entry_id="f" * 32, rho=0.5)
+    (finding,) = check_caps(zcdp, [*entries, forged])
+    assert finding.where == f"ledger entry seq 3 (od_trips, id {'f' * 32})"
+    assert "zcdp composition" in finding.message
+    assert "ρ=0.5" in finding.message
