@@ -21,6 +21,7 @@ from prefect.cache_policies import NONE
 from aggregation.ingest import discover, ingest_files
 from aggregation.ingest.staging import manifest_path
 from aggregation.release import open_context, release
+from flows.distributed import Executor, aggregator_for, dask_task_runner
 from schemas.errors import BudgetExceededError, MobilityError
 from schemas.indicators import spec as indicator_spec
 from schemas.release import ReleaseSpec
@@ -104,10 +105,10 @@ def ingest_new_drops(workspace: str, day: dt.date) -> list[str]:
 
 
 @task(cache_policy=NONE)
-def release_one(workspace: str, spec: ReleaseSpec) -> dict[str, Any]:
+def release_one(workspace: str, spec: ReleaseSpec, executor: Executor = "local") -> dict[str, Any]:
     """One release (or the stored one); a budget refusal is returned, not raised."""
     try:
-        outcome = release(open_context(workspace), spec)
+        outcome = release(open_context(workspace), spec, aggregator=aggregator_for(executor))
     except BudgetExceededError as exc:
         return {"refused": str(exc), "indicator": str(spec.indicator)}
     m = outcome.metadata
@@ -124,10 +125,14 @@ def release_one(workspace: str, spec: ReleaseSpec) -> dict[str, Any]:
 
 
 @flow(name="mobility-daily")
-def daily_flow(workspace: str, day: dt.date | None = None) -> dict[str, Any]:
+def daily_flow(
+    workspace: str, day: dt.date | None = None, executor: Executor = "local"
+) -> dict[str, Any]:
     """Ingest the day's new drops, then release every scheduled indicator for the day.
 
     ``day`` defaults to today in the operator's time zone minus ``[schedule] lag_days``.
+    With ``executor="dask"`` the flow must run on a ``DaskTaskRunner`` (see
+    :func:`flows.distributed.run_daily`): exact aggregates are computed shard by shard there.
     """
     logger = get_run_logger()
     ws = Workspace.open(workspace)
@@ -137,7 +142,7 @@ def daily_flow(workspace: str, day: dt.date | None = None) -> dict[str, Any]:
     result = DayResult(day=str(day), ingested=ingest_new_drops(workspace, day))
     for spec in specs_for_day(ws, day):
         try:
-            outcome = release_one(workspace, spec)
+            outcome = release_one(workspace, spec, executor)
         except MobilityError as exc:
             logger.error("%s for %s failed: %s", spec.indicator, day, exc)
             result.failed.append(f"{spec.indicator}: {exc}")
@@ -154,7 +159,20 @@ def daily_flow(workspace: str, day: dt.date | None = None) -> dict[str, Any]:
 
 
 @flow(name="mobility-backfill")
-def backfill_flow(workspace: str, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
-    """Run the daily flow for every day from ``start`` to ``end``, in order."""
+def backfill_flow(
+    workspace: str,
+    start: dt.date,
+    end: dt.date,
+    executor: Executor = "local",
+    address: str | None = None,
+) -> list[dict[str, Any]]:
+    """Run the daily flow for every day from ``start`` to ``end``, in order.
+
+    With ``executor="dask"`` each day runs on the Dask scheduler at ``address`` (see
+    :func:`flows.distributed.run_backfill`).
+    """
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
-    return [daily_flow(workspace, day) for day in days]
+    daily = daily_flow
+    if executor == "dask":
+        daily = daily_flow.with_options(task_runner=dask_task_runner(address))
+    return [daily(workspace, day, executor) for day in days]

@@ -16,6 +16,8 @@ from schemas.workspace import Workspace
 if TYPE_CHECKING:
     import datetime as dt
 
+    from flows.distributed import Executor
+
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 _WORKSPACE = click.option(
     "--workspace", type=click.Path(path_type=Path, file_okay=False), envvar="MOBILITY_WORKSPACE",
@@ -42,20 +44,41 @@ def summarise(days: list[dict[str, Any]]) -> str:
 )
 @click.option("--from", "start", type=_DATE, default=None, help="First day of a backfill.")
 @click.option("--to", "end", type=_DATE, default=None, help="Last day of a backfill.")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="Where exact aggregates are computed: here, or shard by shard on Dask.",
+)
+@click.option(
+    "--address",
+    default=None,
+    metavar="tcp://HOST:PORT",
+    help="Dask scheduler to use with --executor dask [default: a local cluster].",
+)
 @_WORKSPACE
 @JSON_OPTION
 def run(
     *, day: dt.datetime | None, start: dt.datetime | None, end: dt.datetime | None,
-    workspace: Path, as_json: bool,
+    executor: str, address: str | None, workspace: Path, as_json: bool,
 ) -> None:  # fmt: skip
     """Run the daily Prefect flow: ingest new drops, then release the scheduled indicators.
 
     With --from/--to, a backfill: each day in order. Runs on a temporary local Prefect server
-    unless PREFECT_API_URL points at a real one (then the runs show in its UI).
+    unless PREFECT_API_URL points at a real one (then the runs show in its UI). With
+    --executor dask, each shard's exact aggregate is a task on a Dask cluster (a local one, or
+    --address tcp://HOST:PORT); noise is added once, here, and only this process writes the ledger.
     """
-    from flows.daily import backfill_flow, daily_flow  # noqa: PLC0415 - Prefect is slow to import
+    from flows.distributed import (  # noqa: PLC0415 - Prefect is slow to import
+        check_executor,
+        run_backfill,
+        run_daily,
+    )
 
     Workspace.open(workspace)  # fail fast with a clear message
+    check_executor(executor, address)
+    mode: Executor = "dask" if executor == "dask" else "local"
     if day is not None and (start or end):
         msg = "Give either --date, or --from and --to, not both."
         raise ConfigurationError(msg)
@@ -65,9 +88,13 @@ def run(
     if start is not None and end is not None:
         if end < start:
             raise ConfigurationError(f"--to {end.date()} is before --from {start.date()}.")
-        days = backfill_flow(str(workspace), start.date(), end.date())
+        days = run_backfill(
+            str(workspace), start.date(), end.date(), executor=mode, address=address
+        )
     else:
-        days = [daily_flow(str(workspace), day.date() if day else None)]
+        days = [
+            run_daily(str(workspace), day.date() if day else None, executor=mode, address=address)
+        ]
     if as_json:
         emit_json({"days": days})
     else:

@@ -1,0 +1,364 @@
+"""Exact aggregates on a Dask cluster: one Prefect task per staged shard, summed centrally.
+
+Staged events are sharded by a hash of the pseudonym, so every shard holds whole subscribers
+(:mod:`aggregation.ingest.staging`), and every indicator's exact bounded aggregate is a sum of
+per-subscriber contributions whose keyed bounding depends only on the subscriber's own records
+(:mod:`aggregation.bounding`). So the aggregate of the whole data is the key-wise sum of the
+aggregates of the shards, exactly. :func:`dask_aggregate` is that sum as an
+:data:`~aggregation.release.run.Aggregator`: it submits :func:`shard_aggregate` (one Prefect task
+per shard, reading only that shard's files where they lie) to the flow run's
+``prefect_dask.DaskTaskRunner``, sums the partial aggregates by key and joins them onto the public
+key set, and returns the frame :func:`~aggregation.indicators.exact_aggregate` would have
+returned on one machine, row for row. Noise is still added once, centrally, by
+:func:`aggregation.release.release`, and the ledger is written only by the flow's process: the
+workers see exact aggregates of one shard each and nothing else.
+
+Running a flow on Dask (``mobility run --executor dask [--address tcp://HOST:PORT]``):
+
+* :func:`dask_execution` makes sure the workers can report their task runs to the same Prefect
+  API as the flow (without ``PREFECT_API_URL``, each Dask worker would start its own temporary
+  server), and starts a local cluster when no scheduler address is given;
+* :func:`run_daily` and :func:`run_backfill` run the daily and backfill flows with a
+  ``DaskTaskRunner`` connected to that cluster and ``executor="dask"``, so each release's exact
+  aggregate goes through :func:`dask_aggregate`.
+
+The staged directory must be readable at the same path by the flow and by every worker (a shared
+file system); the workers need this package installed, and receive the bounding key with each
+task (use a cluster with TLS when the network between the machines is not trusted).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import re
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Literal
+
+import duckdb
+import polars as pl
+from prefect import get_run_logger, task
+from prefect.cache_policies import NONE
+from prefect.context import FlowRunContext
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect_dask.task_runners import DaskTaskRunner
+
+from aggregation.extract import StagedSource
+from aggregation.indicators import exact_aggregate
+from schemas.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Iterable, Iterator, Sequence
+
+    from prefect.task_runners import TaskRunner
+
+    from aggregation.bounding import BoundingKey
+    from aggregation.indicators import AggregateRequest
+    from aggregation.release.run import Aggregator
+
+Executor = Literal["local", "dask"]
+"""Where exact aggregates are computed: in the flow's process, or shard by shard on Dask."""
+
+EXECUTORS: tuple[Executor, ...] = ("local", "dask")
+
+SHARD_RETRIES = 2
+"""A shard task only reads: retrying it after an I/O error or a lost worker is safe."""
+
+_SHARD_DIR = re.compile(r"^shard=(\d+)$")
+_ADDRESS = re.compile(
+    r"^(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9A-Fa-f:]+\]|[^:/\s]+):(?P<port>\d+)$"
+)
+
+
+# --- the aggregator ----------------------------------------------------------------------------
+
+
+def staged_shards(source: StagedSource, days: Iterable[dt.date]) -> list[int]:
+    """The shards of ``source`` holding at least one staged file of ``days``, in order."""
+    found: set[int] = set()
+    for day in set(days):
+        for shard_dir in (source.root / f"date={day.isoformat()}").glob("shard=*"):
+            m = _SHARD_DIR.match(shard_dir.name)
+            if m is None or not any(shard_dir.glob("*.parquet")):
+                continue
+            shard = int(m.group(1))
+            if source.shards is None or shard in source.shards:
+                found.add(shard)
+    return sorted(found)
+
+
+def _only(source: StagedSource, shards: Iterable[int]) -> StagedSource:
+    return StagedSource(source.root, frozenset(shards))
+
+
+def _worker_connection() -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection sized to this Dask worker (its threads and memory), else the default.
+
+    Several workers may share one machine: DuckDB's defaults (every core, 80 % of the memory)
+    would then oversubscribe it.
+    """
+    config: dict[str, Any] = {}
+    try:
+        from distributed import get_worker  # noqa: PLC0415 - only meaningful inside a worker
+
+        worker = get_worker()
+    except ValueError:  # not running on a Dask worker
+        return duckdb.connect()
+    config["threads"] = max(1, worker.state.nthreads)
+    memory = worker.memory_manager.memory_limit
+    if memory:
+        config["memory_limit"] = f"{max(256, int(memory * 0.7) // 2**20)}MB"
+    return duckdb.connect(config=config)
+
+
+@task(
+    name="shard-aggregate",
+    task_run_name="{request.indicator}-shard-{shard}",
+    cache_policy=NONE,
+    retries=SHARD_RETRIES,
+    retry_delay_seconds=5,
+)
+def shard_aggregate(request: AggregateRequest, key: BoundingKey, shard: int) -> pl.DataFrame:
+    """The exact bounded aggregate of one shard's subscribers (observed keys only)."""
+    if not isinstance(request.source, StagedSource):
+        msg = f"shard_aggregate reads a StagedSource, not {type(request.source).__name__}."
+        raise ConfigurationError(msg)
+    part = replace(request, source=_only(request.source, [shard]))
+    con = _worker_connection()
+    try:
+        return exact_aggregate(part, key, keys="observed", con=con)
+    finally:
+        con.close()
+
+
+def sum_partials(
+    template: pl.DataFrame,
+    partials: Sequence[pl.DataFrame],
+    key_columns: Sequence[str],
+    value_columns: Sequence[str],
+) -> pl.DataFrame:
+    """Per-shard aggregates summed by key and joined onto ``template``'s keys, in its order.
+
+    ``template`` holds every public key (an aggregate of no data: zeros); keys of ``partials``
+    outside it are dropped, as the single-machine query drops contributions outside the key set.
+    """
+    keys, values = list(key_columns), list(value_columns)
+    result = template.select(keys)
+    if not partials:
+        return result.with_columns(pl.lit(0, dtype=pl.Int64).alias(v) for v in values)
+    summed = (
+        pl.concat(partials, how="vertical")
+        .group_by(keys)
+        .agg(pl.col(v).sum().cast(pl.Int64) for v in values)
+    )
+    return result.join(summed, on=keys, how="left", maintain_order="left").with_columns(
+        pl.col(v).fill_null(0).cast(pl.Int64) for v in values
+    )
+
+
+def _flow_task_runner() -> DaskTaskRunner:
+    context = FlowRunContext.get()
+    runner = context.task_runner if context is not None else None
+    if not isinstance(runner, DaskTaskRunner):
+        kind = type(runner).__name__ if runner is not None else "no flow run at all"
+        msg = (
+            "The 'dask' executor submits one task per shard to the flow run's DaskTaskRunner, "
+            f"but this code runs under {kind}. Run the flow through flows.distributed.run_daily "
+            "or run_backfill (`mobility run --executor dask`), or give the flow "
+            "task_runner=flows.distributed.dask_task_runner(address)."
+        )
+        raise ConfigurationError(msg)
+    return runner
+
+
+def dask_aggregate(request: AggregateRequest, key: BoundingKey) -> pl.DataFrame:
+    """The exact bounded aggregate of ``request``, computed shard by shard on Dask.
+
+    Identical to ``exact_aggregate(request, key)`` (public keys, key order, BIGINT values). Must
+    run inside a flow run whose task runner is a ``DaskTaskRunner``.
+    """
+    source = request.source
+    if not isinstance(source, StagedSource):
+        msg = (
+            f"The 'dask' executor reads staged shards (a StagedSource); this request reads "
+            f"{type(source).__name__}. Use the 'local' executor for explicit file lists."
+        )
+        raise ConfigurationError(msg)
+    _flow_task_runner()
+    shards = staged_shards(source, request.days_read())
+    template = exact_aggregate(replace(request, source=_only(source, [])), key)
+    futures = [shard_aggregate.submit(request, key, shard) for shard in shards]
+    partials = [future.result() for future in futures]
+    get_run_logger().info(
+        "%s: exact aggregate of %d shard(s) summed on Dask", request.indicator, len(shards)
+    )
+    spec = request.spec
+    return sum_partials(template, partials, spec.key_columns, spec.value_columns)
+
+
+def _local_aggregate(request: AggregateRequest, key: BoundingKey) -> pl.DataFrame:
+    return exact_aggregate(request, key)
+
+
+def aggregator_for(executor: Executor) -> Aggregator:
+    """The exact-aggregate step of a release for ``executor``."""
+    check_executor(executor)
+    return dask_aggregate if executor == "dask" else _local_aggregate
+
+
+# --- clusters, Prefect API, flows --------------------------------------------------------------
+
+
+def check_executor(executor: str, address: str | None = None) -> None:
+    """Refuse an unknown executor, or a scheduler address that cannot be one."""
+    if executor not in EXECUTORS:
+        msg = f"--executor must be one of {list(EXECUTORS)}; got {executor!r}."
+        raise ConfigurationError(msg)
+    if address is None:
+        return
+    if executor != "dask":
+        msg = f"--address {address} names a Dask scheduler: use it with --executor dask."
+        raise ConfigurationError(msg)
+    if _ADDRESS.match(address) is None:
+        msg = (
+            f"--address {address!r} is not a Dask scheduler address; give tcp://HOST:PORT "
+            "(for example tcp://10.0.0.5:8786, the address `dask scheduler` prints)."
+        )
+        raise ConfigurationError(msg)
+
+
+def _is_loopback(address: str) -> bool:
+    m = _ADDRESS.match(address)
+    host = m.group("host").strip("[]") if m else ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@contextmanager
+def prefect_api_for_workers(address: str | None) -> Iterator[str]:
+    """Make the Prefect API of this run one the Dask workers can reach; yields its URL.
+
+    With ``PREFECT_API_URL`` set (a real server, or the test harness), it is used as is: task
+    runs carry the settings to the workers. Otherwise the temporary local server is started here
+    and named in the settings, so the workers report to it instead of each starting their own.
+    Workers on other machines cannot reach a temporary server on this one's loopback address.
+    """
+    url = PREFECT_API_URL.value()
+    if url:
+        yield str(url)
+        return
+    if address is not None and not _is_loopback(address):
+        msg = (
+            f"The Dask workers at {address} must report their task runs to a Prefect server they "
+            "can reach: start one (`prefect server start --host 0.0.0.0`) and set "
+            "PREFECT_API_URL=http://HOST:4200/api before running."
+        )
+        raise ConfigurationError(msg)
+    from prefect.server.api.server import SubprocessASGIServer  # noqa: PLC0415 - slow import
+
+    server = SubprocessASGIServer()
+    server.start()
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        yield server.api_url
+
+
+def local_cluster_size() -> int:
+    """Workers of a local cluster: one per core (one DuckDB thread each)."""
+    return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def dask_execution(address: str | None = None, *, workers: int | None = None) -> Iterator[str]:
+    """A Dask scheduler address to run on, with a Prefect API the workers can reach.
+
+    ``address`` connects to a running cluster; without it, a local cluster of ``workers``
+    processes (default one per core, one thread each) runs for the duration of the block.
+    """
+    check_executor("dask", address)
+    with prefect_api_for_workers(address):
+        if address is not None:
+            yield address
+            return
+        from distributed import LocalCluster  # noqa: PLC0415 - only for local clusters
+
+        chatty = logging.getLogger("distributed")  # scheduler and nanny INFO lines, per worker
+        level = chatty.level
+        chatty.setLevel(max(level, logging.WARNING))
+        try:
+            # distributed ships no annotations for LocalCluster's constructor
+            cluster = LocalCluster(**local_cluster_kwargs(workers))  # type: ignore[no-untyped-call]
+            with cluster:
+                yield str(cluster.scheduler_address)
+        finally:
+            chatty.setLevel(level)
+
+
+def local_cluster_kwargs(workers: int | None = None) -> dict[str, Any]:
+    """Settings of a local Dask cluster: ``workers`` processes (default: one per core), one
+    thread each, no dashboard."""
+    return {
+        "n_workers": workers or local_cluster_size(),
+        "threads_per_worker": 1,
+        "processes": True,
+        "dashboard_address": None,
+    }
+
+
+def dask_task_runner(address: str | None = None, *, workers: int | None = None) -> TaskRunner[Any]:
+    """A ``DaskTaskRunner`` submitting to the Dask scheduler at ``address``.
+
+    Without an address, the runner starts a local cluster of its own for the flow run; prefer
+    :func:`dask_execution`, which also gives the workers the flow's Prefect API.
+    """
+    if address is not None:
+        check_executor("dask", address)
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(workers))
+
+
+def run_daily(
+    workspace: str,
+    day: dt.date | None = None,
+    *,
+    executor: Executor = "local",
+    address: str | None = None,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """The daily flow for ``day``, with exact aggregates computed by ``executor``."""
+    from flows.daily import daily_flow  # noqa: PLC0415 - flows.daily imports this module
+
+    check_executor(executor, address)
+    if executor == "local":
+        return daily_flow(workspace, day)
+    with dask_execution(address, workers=workers) as scheduler:
+        flow = daily_flow.with_options(task_runner=dask_task_runner(scheduler))
+        return flow(workspace, day, executor="dask")
+
+
+def run_backfill(
+    workspace: str,
+    start: dt.date,
+    end: dt.date,
+    *,
+    executor: Executor = "local",
+    address: str | None = None,
+    workers: int | None = None,
+) -> list[dict[str, Any]]:
+    """The backfill flow from ``start`` to ``end``, with exact aggregates computed by ``executor``.
+
+    One cluster serves every day of the backfill.
+    """
+    from flows.daily import backfill_flow  # noqa: PLC0415 - flows.daily imports this module
+
+    check_executor(executor, address)
+    if executor == "local":
+        return backfill_flow(workspace, start, end)
+    with dask_execution(address, workers=workers) as scheduler:
+        return backfill_flow(workspace, start, end, executor="dask", address=scheduler)
