@@ -95,22 +95,23 @@ def _only(source: StagedSource, shards: Iterable[int]) -> StagedSource:
 
 
 def _worker_connection() -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection sized to this Dask worker (its threads and memory), else the default.
+    """A DuckDB connection sized to one task slot of this Dask worker, else the default.
 
-    Several workers may share one machine: DuckDB's defaults (every core, 80 % of the memory)
-    would then oversubscribe it.
+    A worker runs one task per thread at once, and several workers may share a machine: with
+    DuckDB's defaults (every core, 80 % of the memory) each task would oversubscribe it. So each
+    task's query gets one thread and its share of the worker's memory limit (it spills beyond).
     """
-    config: dict[str, Any] = {}
     try:
         from distributed import get_worker  # noqa: PLC0415 - only meaningful inside a worker
 
         worker = get_worker()
     except ValueError:  # not running on a Dask worker
         return duckdb.connect()
-    config["threads"] = max(1, worker.state.nthreads)
+    config: dict[str, Any] = {"threads": 1}
     memory = worker.memory_manager.memory_limit
     if memory:
-        config["memory_limit"] = f"{max(256, int(memory * 0.7) // 2**20)}MB"
+        share = memory * 0.7 / max(1, worker.state.nthreads)
+        config["memory_limit"] = f"{max(256, int(share) // 2**20)}MB"
     return duckdb.connect(config=config)
 
 
