@@ -11,6 +11,7 @@ from aggregation.indicators import AggregateRequest
 from aggregation.ledger import ReleaseRequest
 from aggregation.mechanisms import explain_partitions, explain_vector
 from aggregation.release.context import code_version
+from schemas.indicators import Indicator
 from schemas.indicators import spec as indicator_spec
 
 if TYPE_CHECKING:
@@ -60,7 +61,9 @@ def plan_release(
         zones=ctx.zones(spec.level),
         scope=scope,
         bounds=spec.bounds,
-        distance_zones=ctx.zones("admin3") if ind.value_columns != ("count",) else None,
+        distance_zones=(
+            ctx.zones("admin3") if spec.indicator is Indicator.MOBILITY_DISTANCE else None
+        ),
     )
     sensitivity = aggregate.sensitivities(policy.accounting_window)[spec.value_column]
     epsilon = spec.epsilon if spec.epsilon is not None else policy.epsilon_for(str(spec.indicator))
