@@ -21,12 +21,14 @@ import datetime as dt
 import fcntl
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aggregation.ingest.context import IngestContext, prepare
@@ -52,7 +54,7 @@ from aggregation.ingest.report import (
     write_report,
 )
 from aggregation.ingest.staging import (
-    SHARD,
+    StagedRows,
     StagedWriter,
     commit,
     contract_problems,
@@ -70,9 +72,10 @@ from aggregation.ingest.validation import (
     explain,
     flag,
 )
-from aggregation.ingest.zones import ADMIN
+from aggregation.ingest.zones import PLACE
 from schemas.errors import InternalError, MobilityError
 from schemas.quality import QuarantineReason
+from schemas.staged import STAGED_EVENT_TYPES
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
@@ -82,6 +85,8 @@ if TYPE_CHECKING:
     from schemas.workspace import Workspace
 
 LOCK_FILE = ".ingest.lock"
+PID = "_pid"
+"""Position of a row's id in the drop's table of pseudonyms."""
 
 
 class Progress(Protocol):
@@ -154,14 +159,26 @@ def _batches(rows: pl.LazyFrame, size: int, source: Source) -> Iterator[pl.DataF
     """``rows`` evaluated ``size`` rows at a time, in file order.
 
     Each slice is read and computed on its own (slices push down to the Parquet reader), so
-    memory holds one slice whatever the size of the file.
+    memory holds a slice or two whatever the size of the file: the next slice is read in a
+    background thread while the caller works on the current one.
     """
-    for offset in range(0, source.rows_in, size):
+
+    def read(offset: int) -> pl.DataFrame:
         try:
-            batch = rows.slice(offset, size).collect()
+            return rows.slice(offset, size).collect()
         except READ_ERRORS as exc:
             raise source.unreadable(exc) from exc
-        yield batch
+
+    offsets = range(0, source.rows_in, size)
+    if not offsets:
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        upcoming = pool.submit(read, offsets[0])
+        for following in [*offsets[1:], None]:
+            batch = upcoming.result()
+            if following is not None:
+                upcoming = pool.submit(read, following)
+            yield batch
 
 
 def _now() -> str:
@@ -214,13 +231,22 @@ class _DropRun:
             source, memory_limit_mb=cfg.ingest.memory_limit_mb, spill_dir=self.scratch / "duckdb"
         )
         dedupe = Deduplicator(found.candidates, source.contract.names)
-        ids = self.ctx.pseudonymiser.pseudonyms(found.ids, feed)
-        staged = StagedWriter(self.scratch / "staged", self.raw.drop_id)
+        keyed = self.ctx.pseudonymiser.pseudonyms(found.ids, feed)
+        ids = keyed.select("id", pl.int_range(pl.len(), dtype=pl.UInt32).alias(PID), "shard")
+        pseudonyms = keyed["pseudonym"].to_arrow().cast(pa.string())
+        places = self.ctx.cells.places if feed == "cdr" else self.ctx.zones.places
+        staged = StagedWriter(
+            self.scratch / "staged",
+            self.raw.drop_id,
+            pseudonyms=pseudonyms,
+            places=places,
+            source=feed,
+        )
         quarantine = QuarantineWriter(self.scratch / "quarantine.parquet", feed)
         rows = flag(source.scan(), feed, **self._rule_args(source))
         try:
             for chunk in _batches(rows, cfg.ingest.batch_rows, source):
-                self._chunk(source, chunk, dedupe, ids, staged, quarantine)
+                self._chunk(source, chunk, dedupe, ids, pseudonyms, staged, quarantine)
         except BaseException:
             staged.abort()
             quarantine.close()
@@ -251,6 +277,7 @@ class _DropRun:
         chunk: pl.DataFrame,
         dedupe: Deduplicator,
         ids: pl.DataFrame,
+        pseudonyms: pa.Array,
         staged: StagedWriter,
         quarantine: QuarantineWriter,
     ) -> None:
@@ -267,7 +294,8 @@ class _DropRun:
         good, refused = self._locate(chunk.filter(~pl.col(BAD)) if any_bad else chunk)
         if len(refused):
             bad = pl.concat([bad, refused.select(bad.columns)]).sort(ROW)
-        staged.add(_staged_frame(good, feed))
+        staged.add(_staged_rows(good, feed))
+        bad = bad.with_columns(_pseudonym_of(bad[PID], pseudonyms))
         quarantine.add(quarantine_rows(bad, feed, self.raw.name, text=source.text))
         self._count(good, bad, n_dupes)
         if self.progress is not None:
@@ -281,11 +309,12 @@ class _DropRun:
             unknown = cells.unknown(pl.col(LOCAL).dt.date())
             reason, column, detail = QuarantineReason.UNKNOWN_CELL, "cell_id", _CELL_DETAIL
         else:
-            zones = self.ctx.zones.zones_of(
+            found = self.ctx.zones.locate(
                 rows[LON].to_numpy().astype(np.float64), rows[LAT].to_numpy().astype(np.float64)
             )
-            located = pl.concat([rows, zones], how="horizontal")
-            unknown = pl.col("admin3").is_null()
+            place = pl.Series(PLACE, found).cast(pl.UInt32, strict=False)  # -1 (none): null
+            located = rows.with_columns(place)
+            unknown = pl.col(PLACE).is_null()
             reason, column, detail = QuarantineReason.OUTSIDE_COVERAGE, "lat", _GPS_DETAIL
         located = located.with_columns(unknown.alias(BAD))
         if not located[BAD].any():
@@ -376,17 +405,26 @@ _CELL_DETAIL = "cell not in the cell table, or not in service on the event's loc
 _GPS_DETAIL = "position outside every admin3 zone"
 
 
-def _staged_frame(good: pl.DataFrame, feed: Feed) -> pl.DataFrame:
-    """Valid rows as staged events, with the ``_shard`` of their pseudonym."""
-    is_cdr = feed == "cdr"
-    return good.select(
-        pl.col("pseudonym"),
-        pl.col(UTC).dt.truncate("1s").alias("event_time"),
-        pl.col(LOCAL).dt.date().alias("local_date"),
-        pl.col(LOCAL).dt.hour().cast(pl.Int8).alias("local_hour"),
-        pl.lit(feed).alias("source"),
-        (pl.col("event_type") if is_cdr else pl.lit("gps")).alias("event_type"),
-        (pl.col("cell_id") if is_cdr else pl.lit(None, pl.String)).alias("cell_id"),
-        *ADMIN,
-        pl.col("shard").alias(SHARD),
+def _staged_rows(good: pl.DataFrame, feed: Feed) -> StagedRows:
+    """Valid, located rows as staged integer columns (see :class:`StagedRows`)."""
+    event_type = (
+        pl.col("event_type").cast(pl.Enum(STAGED_EVENT_TYPES)).to_physical()
+        if feed == "cdr"
+        else pl.lit(STAGED_EVENT_TYPES.index("gps"))
     )
+    cols = good.select(
+        pl.col(PID),
+        pl.col(PLACE).cast(pl.UInt32),
+        pl.col(UTC).dt.truncate("1s").dt.epoch("ms"),
+        pl.col(LOCAL).dt.date().cast(pl.Int32).alias("local_days"),
+        pl.col(LOCAL).dt.hour().cast(pl.Int8).alias("local_hour"),
+        event_type.cast(pl.UInt8).alias("event_type"),
+        pl.col("shard").cast(pl.UInt16),
+    )
+    return StagedRows(*(cols.to_series(i).to_numpy() for i in range(cols.width)))
+
+
+def _pseudonym_of(pid: pl.Series, pseudonyms: pa.Array) -> pl.Series:
+    """The pseudonym of each ``_pid`` (null where the id was empty)."""
+    taken = pseudonyms.take(pid.to_arrow())
+    return pl.Series("pseudonym", taken, dtype=pl.String)

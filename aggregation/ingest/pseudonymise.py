@@ -136,8 +136,9 @@ class Pseudonymiser:
 
 
 def attach(frame: pl.DataFrame, table: pl.DataFrame, id_column: str) -> pl.DataFrame:
-    """``frame`` with the ``pseudonym`` and ``shard`` of its ``id_column`` (null where empty).
+    """``frame`` with the columns of ``table`` for its ``id_column`` (null where empty).
 
-    ``table`` is :meth:`Pseudonymiser.pseudonyms` of every id the frame may hold.
+    ``table`` has an ``id`` column holding every id the frame may hold, e.g.
+    :meth:`Pseudonymiser.pseudonyms` (``pseudonym``, ``shard``) or an index into it.
     """
     return frame.join(table, left_on=id_column, right_on="id", how="left", maintain_order="left")

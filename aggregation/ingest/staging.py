@@ -19,22 +19,26 @@ and gives the same bytes.
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
 import os
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas.errors import ConfigurationError
-from schemas.staged import STAGED_EVENTS
+from schemas.errors import ConfigurationError, InternalError
+from schemas.staged import STAGED_EVENT_TYPES, STAGED_EVENTS
 
 if TYPE_CHECKING:
-    import datetime as dt
     from pathlib import Path
+
+    from numpy.typing import NDArray
 
     from schemas.workspace import Workspace
 
@@ -42,6 +46,10 @@ SHARD = "_shard"
 DROPS_DIR = "_drops"
 LAYOUT_FILE = "_layout.json"
 ROW_GROUP_ROWS = 128 * 1024
+STATISTICS = ("event_time", "local_date", "local_hour")
+"""Columns whose min/max statistics are written; those of the string columns cost a quarter of
+the write and no reader prunes on them (dates are partitions, zones are grouped, not filtered)."""
+DICTIONARY = tuple(f.name for f in STAGED_EVENTS.schema if pa.types.is_string(f.type))
 
 
 def partition_path(local_date: dt.date, shard: int, drop_id: str) -> str:
@@ -49,63 +57,162 @@ def partition_path(local_date: dt.date, shard: int, drop_id: str) -> str:
     return f"date={local_date.isoformat()}/shard={shard:03d}/{drop_id}.parquet"
 
 
+@dataclass(frozen=True, slots=True)
+class StagedRows:
+    """Valid rows of a chunk as integer columns, in file order (one entry per row).
+
+    Strings are not materialised here: ``pid`` indexes the drop's pseudonyms and ``place`` its
+    places (cell id and zones), so partitioning moves small integers and the writer threads build
+    the staged columns.
+    """
+
+    pid: NDArray[np.uint32]
+    place: NDArray[np.uint32]
+    event_ms: NDArray[np.int64]
+    """Event time, milliseconds since the epoch (UTC), truncated to the second."""
+    local_days: NDArray[np.int32]
+    """Local calendar day, days since the epoch."""
+    local_hour: NDArray[np.int8]
+    event_type: NDArray[np.uint8]
+    """Index into :data:`~schemas.staged.STAGED_EVENT_TYPES`."""
+    shard: NDArray[np.uint16]
+
+    def __len__(self) -> int:
+        return len(self.pid)
+
+    def take(self, order: NDArray[np.intp]) -> StagedRows:
+        """The rows in ``order``."""
+        return StagedRows(*(getattr(self, f)[order] for f in self.__slots__))
+
+    def slice(self, start: int, stop: int) -> StagedRows:
+        """Rows ``start`` to ``stop`` (views, no copy)."""
+        return StagedRows(*(getattr(self, f)[start:stop] for f in self.__slots__))
+
+    @staticmethod
+    def concat(pieces: list[StagedRows]) -> StagedRows:
+        """One set of rows from several, in order."""
+        if len(pieces) == 1:
+            return pieces[0]
+        fields = StagedRows.__slots__
+        return StagedRows(*(np.concatenate([getattr(p, f) for p in pieces]) for f in fields))
+
+
 class StagedWriter:
     """Writes the staged rows of one drop into per-partition files under a scratch directory.
 
-    Rows are buffered per partition and written in row groups of about ``row_group_rows`` rows by
-    a pool of threads (one write at a time per file, so row groups keep file order); memory is
-    bounded by that times the number of partitions the drop touches.
+    :meth:`add` splits rows by (local date, shard) with a stable sort, so rows keep file order
+    within a partition, and buffers them as integer columns; each partition's buffer is written
+    as one row group of about ``row_group_rows`` rows by a pool of threads, which also builds the
+    string columns from ``pseudonyms`` and ``places``. One write at a time per file keeps row
+    groups in order; at most ``2 x threads`` writes are in flight, so memory is bounded by the
+    buffers (``row_group_rows`` x partitions x ~22 bytes) plus those writes.
     """
 
-    def __init__(self, root: Path, drop_id: str, row_group_rows: int = ROW_GROUP_ROWS) -> None:
+    def __init__(
+        self,
+        root: Path,
+        drop_id: str,
+        *,
+        pseudonyms: pa.Array,
+        places: pa.Table,
+        source: str,
+        row_group_rows: int = ROW_GROUP_ROWS,
+    ) -> None:
         self.root = root
         self.drop_id = drop_id
         self.row_group_rows = row_group_rows
         self.rows: dict[str, int] = {}
-        self._buffers: dict[str, list[pa.Table]] = {}
-        self._buffered: dict[str, int] = {}
+        self._pseudonyms = pseudonyms
+        self._places = places
+        self._source = source
+        self._buffers: dict[tuple[int, int], list[StagedRows]] = {}
+        self._buffered: dict[tuple[int, int], int] = {}
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._pending: dict[str, Future[None]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
+        self._in_flight: deque[Future[None]] = deque()
+        self._threads = os.cpu_count() or 2
+        self._pool = ThreadPoolExecutor(max_workers=self._threads)
 
-    def add(self, frame: pl.DataFrame) -> None:
-        """Add rows with the staged columns plus ``_shard``, in file order."""
-        if frame.is_empty():
+    def add(self, rows: StagedRows) -> None:
+        """Add valid rows, in file order."""
+        if len(rows) == 0:
             return
-        frame = frame.sort("local_date", SHARD, maintain_order=True)
-        runs = frame.select(pl.struct("local_date", SHARD).rle().alias("run")).unnest("run")
-        table = frame.drop(SHARD).to_arrow().cast(STAGED_EVENTS.schema)
-        offset = 0
-        for length, key in runs.iter_rows():
-            rel = partition_path(key["local_date"], int(key[SHARD]), self.drop_id)
-            self._buffers.setdefault(rel, []).append(table.slice(offset, length))
-            self._buffered[rel] = self._buffered.get(rel, 0) + length
-            self.rows[rel] = self.rows.get(rel, 0) + length
-            offset += length
-            if self._buffered[rel] >= self.row_group_rows:
-                self._flush(rel)
+        first_day = int(rows.local_days.min())
+        span = int(rows.local_days.max()) - first_day + 1
+        top = int(rows.shard.max()) + 1
+        key = (rows.local_days - first_day).astype(np.int64) * top + rows.shard
+        if span * top <= np.iinfo(np.uint16).max:
+            key = key.astype(np.uint16)  # a radix sort
+        order = np.argsort(key, kind="stable")
+        ordered = rows.take(order)
+        sorted_key = key[order]
+        starts = np.flatnonzero(np.diff(sorted_key)) + 1
+        bounds = [0, *starts.tolist(), len(ordered)]
+        for start, stop in itertools.pairwise(bounds):
+            part = (int(ordered.local_days[start]), int(ordered.shard[start]))
+            self._buffers.setdefault(part, []).append(ordered.slice(start, stop))
+            self._buffered[part] = self._buffered.get(part, 0) + stop - start
+            if self._buffered[part] >= self.row_group_rows:
+                self._flush(part)
 
-    def _flush(self, rel: str) -> None:
-        tables = self._buffers.pop(rel, [])
-        self._buffered[rel] = 0
-        if not tables:
+    def _flush(self, part: tuple[int, int]) -> None:
+        pieces = self._buffers.pop(part, [])
+        self._buffered[part] = 0
+        if not pieces:
             return
+        day, shard = part
+        rel = partition_path(_EPOCH + dt.timedelta(days=day), shard, self.drop_id)
+        rows = StagedRows.concat(pieces)
+        self.rows[rel] = self.rows.get(rel, 0) + len(rows)
         previous = self._pending.get(rel)
         if previous is not None:
             previous.result()
+        while len(self._in_flight) >= 2 * self._threads:
+            self._in_flight.popleft().result()
         writer = self._writers.get(rel)
         if writer is None:
             path = self.root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            writer = pq.ParquetWriter(path, STAGED_EVENTS.schema, compression="zstd")
+            writer = pq.ParquetWriter(
+                path,
+                STAGED_EVENTS.schema,
+                compression="zstd",
+                use_dictionary=list(DICTIONARY),
+                write_statistics=list(STATISTICS),
+            )
             self._writers[rel] = writer
-        table = pa.concat_tables(tables)
-        self._pending[rel] = self._pool.submit(writer.write_table, table, row_group_size=1 << 30)
+        future = self._pool.submit(self._write, writer, rows)
+        self._pending[rel] = future
+        self._in_flight.append(future)
+
+    def _write(self, writer: pq.ParquetWriter, rows: StagedRows) -> None:
+        writer.write_table(self._table(rows), row_group_size=1 << 30)
+
+    def _table(self, rows: StagedRows) -> pa.Table:
+        """The staged columns of ``rows`` (one local date)."""
+        n = len(rows)
+        place = pa.array(rows.place)
+        event_types = pa.array(STAGED_EVENT_TYPES, pa.string())
+        columns = {
+            "pseudonym": self._pseudonyms.take(pa.array(rows.pid)),
+            "event_time": pa.array(rows.event_ms).cast(pa.timestamp("ms", tz="UTC")),
+            "local_date": pa.array(rows.local_days).cast(pa.date32()),
+            "local_hour": pa.array(rows.local_hour),
+            "source": pa.repeat(pa.scalar(self._source), n),
+            "event_type": event_types.take(pa.array(rows.event_type)),
+            **{c: self._places[c].take(place) for c in ("cell_id", *_ZONES)},
+        }
+        table = pa.table(columns).cast(STAGED_EVENTS.schema)
+        nulls = [c for c in STAGED_EVENTS.required if table[c].null_count]
+        if nulls:
+            msg = f"staged rows of drop {self.drop_id} hold nulls in required columns {nulls}"
+            raise InternalError(msg)
+        return table
 
     def close(self) -> dict[str, int]:
         """Write what is buffered, close every file; rows per partition file."""
-        for rel in sorted(self._buffers):
-            self._flush(rel)
+        for part in sorted(self._buffers):
+            self._flush(part)
         try:
             for future in self._pending.values():
                 future.result()
@@ -123,13 +230,26 @@ class StagedWriter:
             writer.close()
         self._writers.clear()
         self._pending.clear()
+        self._in_flight.clear()
+
+
+_EPOCH = dt.date(1970, 1, 1)
+_ZONES = ("admin1", "admin2", "admin3")
 
 
 def contract_problems(path: Path) -> list[str]:
-    """What breaks the staged contract in a written file, from its footer (schema, nulls)."""
+    """What breaks the staged contract in a written file, from its footer.
+
+    The schema is checked, and the null counts of the required columns that have statistics
+    (:data:`STATISTICS`; :meth:`StagedWriter.add` checks the others before writing).
+    """
     meta = pq.read_metadata(path)
     problems = STAGED_EVENTS.problems(meta.schema.to_arrow_schema())
-    required = {c: i for i, c in enumerate(meta.schema.names) if c in STAGED_EVENTS.required}
+    required = {
+        c: i
+        for i, c in enumerate(meta.schema.names)
+        if c in STAGED_EVENTS.required and c in STATISTICS
+    }
     for rg in range(meta.num_row_groups):
         group = meta.row_group(rg)
         for name, i in required.items():

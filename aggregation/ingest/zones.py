@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 ADMIN = ("admin1", "admin2", "admin3")
 VALID_FROM, VALID_TO = "_valid_from", "_valid_to"
+PLACE = "_place"
+"""Row of a place table (:attr:`CellTable.places`, :attr:`ZoneIndex.places`) an event maps to."""
 
 
 def _reference_error(path: Path, what: str, key: str, problem: str) -> ConfigurationError:
@@ -51,7 +53,9 @@ class CellTable:
     """The cell table: ``cell_id`` → zones and service period."""
 
     frame: pl.DataFrame
-    """Columns ``cell_id``, ``admin1``-``admin3``, ``_valid_from``, ``_valid_to``."""
+    """Columns ``cell_id``, ``_place`` (the row number), ``_valid_from``, ``_valid_to``."""
+    places: pa.Table
+    """Columns ``cell_id``, ``admin1``-``admin3``: what a staged event of each cell holds."""
 
     @classmethod
     def load(cls, path: Path) -> CellTable:
@@ -74,24 +78,25 @@ class CellTable:
                 f"lists cells more than once: {dupes.head(5).to_list()}",
             )
         return cls(
-            frame.select(
+            frame.with_row_index(PLACE).select(
                 "cell_id",
-                *ADMIN,
+                PLACE,
                 pl.col("valid_from").alias(VALID_FROM),
                 pl.col("valid_to").alias(VALID_TO),
-            )
+            ),
+            table.select(["cell_id", *ADMIN]),
         )
 
     def unknown(self, local_date: pl.Expr) -> pl.Expr:
         """After :meth:`join`: the cell is not in the table or not in service on that date."""
         return (
-            pl.col("admin3").is_null()
+            pl.col(PLACE).is_null()
             | (local_date < pl.col(VALID_FROM))
             | (pl.col(VALID_TO).is_not_null() & (local_date > pl.col(VALID_TO)))
         )
 
     def join(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """``frame`` with the zones and service period of its ``cell_id`` (nulls if unknown)."""
+        """``frame`` with the ``_place`` and service period of its ``cell_id`` (null if unknown)."""
         return frame.join(self.frame, on="cell_id", how="left", maintain_order="left")
 
 
@@ -133,6 +138,13 @@ class ZoneIndex:
             {"admin1": code1, "admin2": code2, "admin3": code3},
             schema=dict.fromkeys(ADMIN, pl.String),
         )
+        self.places = pa.table(
+            {
+                "cell_id": pa.nulls(len(code3), pa.string()),
+                **{c: self.codes[c].to_arrow().cast(pa.string()) for c in ADMIN},
+            }
+        )
+        """Place table of GPS fixes: row ``i`` is admin3 zone ``i`` (no cell)."""
 
     @classmethod
     def load(cls, path: Path) -> ZoneIndex:
