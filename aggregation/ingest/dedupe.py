@@ -37,8 +37,20 @@ class Deduplicator:
         is_candidate = rows.is_in(self._candidates.implode())
         if not is_candidate.any():
             return pl.Series(np.zeros(len(chunk), dtype=bool))
-        new = chunk.filter(is_candidate).select(ROW, *self._columns)
+        new = _detached(chunk.filter(is_candidate).select(ROW, *self._columns))
         pool = new if self._seen is None else pl.concat([self._seen, new])
         first = pool.select(pl.struct(self._columns).is_first_distinct()).to_series()
         self._seen = pool.filter(first)
         return rows.is_in(pool.filter(~first)[ROW].implode())
+
+
+def _detached(frame: pl.DataFrame) -> pl.DataFrame:
+    """A copy of ``frame`` that owns its strings.
+
+    Filtered string columns keep views into the buffers of the whole chunk; the few rows kept
+    across chunks would otherwise keep every chunk's strings alive.
+    """
+    table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+    detached = pl.from_arrow(table)
+    assert isinstance(detached, pl.DataFrame)  # noqa: S101 - a table gives a frame
+    return detached
