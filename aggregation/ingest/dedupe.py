@@ -32,9 +32,14 @@ class Deduplicator:
     def duplicates(self, chunk: pl.DataFrame) -> pl.Series:
         """For each row of ``chunk``: is it a copy of an earlier row of the file?"""
         rows = chunk[ROW]
-        if self._candidates.is_empty():
+        if self._candidates.is_empty() or rows.is_empty():
             return pl.Series(np.zeros(len(chunk), dtype=bool))
-        is_candidate = rows.is_in(self._candidates.implode())
+        numbers = rows.to_numpy()
+        low, high = int(numbers.min()), int(numbers.max())
+        start = self._candidates.search_sorted(low, side="left")
+        stop = self._candidates.search_sorted(high, side="right")
+        mine = self._candidates.slice(start, stop - start)  # the candidates among these rows
+        is_candidate = rows.is_in(mine.implode())
         if not is_candidate.any():
             return pl.Series(np.zeros(len(chunk), dtype=bool))
         new = _detached(chunk.filter(is_candidate).select(ROW, *self._columns))

@@ -45,7 +45,10 @@ if TYPE_CHECKING:
 SHARD = "_shard"
 DROPS_DIR = "_drops"
 LAYOUT_FILE = "_layout.json"
-ROW_GROUP_ROWS = 128 * 1024
+ROW_GROUP_ROWS = 512 * 1024
+DICTIONARY_PAGE_BYTES = 8 << 20
+"""Room for the dictionary of a row group's pseudonyms (a partition's subscribers, 36 bytes each):
+below that, Parquet falls back to plain encoding, which writes slower and three times bigger."""
 STATISTICS = ("event_time", "local_date", "local_hour")
 """Columns whose min/max statistics are written; those of the string columns cost a quarter of
 the write and no reader prunes on them (dates are partitions, zones are grouped, not filtered)."""
@@ -104,8 +107,8 @@ class StagedWriter:
     within a partition, and buffers them as integer columns; each partition's buffer is written
     as one row group of about ``row_group_rows`` rows by a pool of threads, which also builds the
     string columns from ``pseudonyms`` and ``places``. One write at a time per file keeps row
-    groups in order; at most ``2 x threads`` writes are in flight, so memory is bounded by the
-    buffers (``row_group_rows`` x partitions x ~22 bytes) plus those writes.
+    groups in order; at most ``threads + 1`` writes are in flight, so memory is bounded by the
+    buffers (``row_group_rows`` x partitions x 24 bytes) plus those writes.
     """
 
     def __init__(
@@ -167,7 +170,7 @@ class StagedWriter:
         previous = self._pending.get(rel)
         if previous is not None:
             previous.result()
-        while len(self._in_flight) >= 2 * self._threads:
+        while len(self._in_flight) > self._threads:
             self._in_flight.popleft().result()
         writer = self._writers.get(rel)
         if writer is None:
@@ -178,6 +181,7 @@ class StagedWriter:
                 STAGED_EVENTS.schema,
                 compression="zstd",
                 use_dictionary=list(DICTIONARY),
+                dictionary_pagesize_limit=DICTIONARY_PAGE_BYTES,
                 write_statistics=list(STATISTICS),
             )
             self._writers[rel] = writer
