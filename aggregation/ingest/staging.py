@@ -155,17 +155,26 @@ class StagedWriter:
             part = (int(ordered.local_days[start]), int(ordered.shard[start]))
             self._buffers.setdefault(part, []).append(ordered.slice(start, stop))
             self._buffered[part] = self._buffered.get(part, 0) + stop - start
-            if self._buffered[part] >= self.row_group_rows:
-                self._flush(part)
+            while self._buffered[part] >= self.row_group_rows:
+                self._flush(part, self.row_group_rows)
 
-    def _flush(self, part: tuple[int, int]) -> None:
+    def _flush(self, part: tuple[int, int], size: int | None = None) -> None:
+        """Write the first ``size`` buffered rows of ``part`` (all of them by default).
+
+        Row groups hold exactly ``row_group_rows`` rows but the last, so the bytes written do
+        not depend on how the file was cut into chunks.
+        """
         pieces = self._buffers.pop(part, [])
         self._buffered[part] = 0
         if not pieces:
             return
+        rows = StagedRows.concat(pieces)
+        if size is not None and len(rows) > size:
+            rest = rows.slice(size, len(rows))
+            self._buffers[part], self._buffered[part] = [rest], len(rest)
+            rows = rows.slice(0, size)
         day, shard = part
         rel = partition_path(_EPOCH + dt.timedelta(days=day), shard, self.drop_id)
-        rows = StagedRows.concat(pieces)
         self.rows[rel] = self.rows.get(rel, 0) + len(rows)
         previous = self._pending.get(rel)
         if previous is not None:
