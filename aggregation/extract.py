@@ -25,6 +25,7 @@ Definitions (at the admin level of the zone set; the local calendar day is the d
 from __future__ import annotations
 
 import re
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, LiteralString, Protocol
@@ -187,6 +188,27 @@ def connection(con: duckdb.DuckDBPyConnection | None) -> Iterator[duckdb.DuckDBP
         yield own
     finally:
         own.close()
+
+
+@contextmanager
+def bounded_connection(
+    memory_limit_mb: int, spill_dir: Path
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A fresh in-memory DuckDB connection that spills to ``spill_dir`` beyond the memory limit.
+
+    ``spill_dir`` is created, and removed with what DuckDB spilled into it when the connection
+    closes (use a directory of this process alone).
+    """
+    spill_dir.mkdir(parents=True, exist_ok=True)
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": f"{memory_limit_mb}MB",
+        "temp_directory": str(spill_dir),
+    }
+    try:
+        with duckdb.connect(config=config) as con:
+            yield con
+    finally:
+        shutil.rmtree(spill_dir, ignore_errors=True)
 
 
 def level_column(level: AdminLevel) -> str:

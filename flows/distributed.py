@@ -200,14 +200,10 @@ def dask_aggregate(request: AggregateRequest, key: BoundingKey) -> pl.DataFrame:
     return sum_partials(template, partials, spec.key_columns, spec.value_columns)
 
 
-def _local_aggregate(request: AggregateRequest, key: BoundingKey) -> pl.DataFrame:
-    return exact_aggregate(request, key)
-
-
-def aggregator_for(executor: Executor) -> Aggregator:
-    """The exact-aggregate step of a release for ``executor``."""
+def aggregator_for(executor: Executor) -> Aggregator | None:
+    """The exact-aggregate step of a release for ``executor`` (``None``: the local default)."""
     check_executor(executor)
-    return dask_aggregate if executor == "dask" else _local_aggregate
+    return dask_aggregate if executor == "dask" else None
 
 
 # --- clusters, Prefect API, flows --------------------------------------------------------------

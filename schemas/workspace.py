@@ -78,6 +78,11 @@ batch_rows = 1000000
 # Memory DuckDB may use for duplicate detection before it spills to .tmp/ in the workspace.
 memory_limit_mb = 512
 
+[aggregation]
+# Memory DuckDB may use for the exact aggregate of one release before it spills to .tmp/ in
+# the workspace (on this machine; Dask workers take a share of their own limit instead).
+memory_limit_mb = 6144
+
 [privacy]
 # Privacy unit: one subscriber's records within one accounting window (a local calendar day).
 # Basic composition: a window's spend is the sum of the ε of every release that reads it (a
@@ -153,6 +158,13 @@ class IngestSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AggregationSettings:
+    """The ``[aggregation]`` section."""
+
+    memory_limit_mb: int = 6144
+
+
+@dataclass(frozen=True, slots=True)
 class WorkspaceConfig:
     """A parsed ``mobility.toml``."""
 
@@ -161,6 +173,7 @@ class WorkspaceConfig:
     pseudonymisation: PseudonymisationSettings
     geography: GeographySettings
     ingest: IngestSettings
+    aggregation: AggregationSettings
     privacy: Mapping[str, Any]
     schedule: Mapping[str, Any]
     indicators: Mapping[str, Any]
@@ -263,6 +276,15 @@ def load_config(path: Path | str) -> WorkspaceConfig:
         pseudonymisation=_pseudonymisation_section(reader),
         geography=_geography_section(reader),
         ingest=_ingest_section(reader),
+        aggregation=AggregationSettings(
+            memory_limit_mb=reader.integer(
+                "aggregation",
+                "memory_limit_mb",
+                AggregationSettings().memory_limit_mb,
+                MIN_MEMORY_MB,
+                1 << 20,
+            )
+        ),
         privacy=reader.raw("privacy"),
         schedule=reader.raw("schedule"),
         indicators=reader.raw("indicators"),
@@ -278,6 +300,7 @@ class _Reader:
             "pseudonymisation": ("secret_env", "secret_file"),
             "geography": ("zones", "cells"),
             "ingest": ("shards", "late_days", "batch_rows", "memory_limit_mb"),
+            "aggregation": ("memory_limit_mb",),
         }
     )
 

@@ -15,6 +15,7 @@ from aggregation.extract import (
     SqlPlan,
     StagedFiles,
     StagedSource,
+    bounded_connection,
     daily_distances_frame,
     homes_frame,
     sql,
@@ -207,3 +208,19 @@ def test_events_are_read_with_bound_file_parameters(tmp_path: Path) -> None:
     assert str(tmp_path) not in text
     assert "$events_files" in text
     assert plan.to_polars(sql("SELECT zone FROM events")).rows() == [("NL0101",)]
+
+
+def test_a_bounded_connection_holds_its_limit_and_removes_what_it_spilled(tmp_path: Path) -> None:
+    spill = tmp_path / "spill"
+    with bounded_connection(200, spill) as bounded:
+        limit = bounded.sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        where = bounded.sql("SELECT current_setting('temp_directory')").fetchall()[0][0]
+        # a hash aggregation larger than the limit still completes (it spills)
+        rows = bounded.sql(
+            "SELECT count(*) FROM (SELECT i % 3000000 AS k, count(*) AS n, "
+            "string_agg(i::VARCHAR, ',') AS s FROM range(6000000) t(i) GROUP BY k)"
+        ).fetchall()
+    assert limit == "190.7 MiB"  # 200 MB
+    assert where == str(spill)
+    assert rows == [(3_000_000,)]
+    assert not spill.exists()

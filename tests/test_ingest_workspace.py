@@ -13,6 +13,7 @@ from schemas.privacy import BudgetPolicy
 from schemas.schedule import DAILY_DEFAULT, ScheduleSettings
 from schemas.workspace import (
     DEFAULT_CONFIG,
+    AggregationSettings,
     GeographySettings,
     IngestSettings,
     PseudonymisationSettings,
@@ -50,6 +51,17 @@ def test_default_text_and_dataclass_defaults_agree() -> None:
     assert data["ingest"]["shards"] == IngestSettings().shards
     assert data["ingest"]["batch_rows"] == IngestSettings().batch_rows
     assert data["ingest"]["memory_limit_mb"] == IngestSettings().memory_limit_mb
+    assert data["aggregation"]["memory_limit_mb"] == AggregationSettings().memory_limit_mb
+
+
+def test_the_aggregation_memory_limit_is_read_and_checked(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path)
+    config = tmp_path / "mobility.toml"
+    config.write_text(config.read_text().replace("memory_limit_mb = 6144", "memory_limit_mb = 300"))
+    assert Workspace.open(ws.root).config.aggregation.memory_limit_mb == 300
+    config.write_text(config.read_text().replace("memory_limit_mb = 300", "memory_limit_mb = 1"))
+    with pytest.raises(ConfigurationError, match=r"\[aggregation\] memory_limit_mb"):
+        Workspace.open(ws.root)
 
 
 def test_init_never_overwrites(tmp_path: Path) -> None:

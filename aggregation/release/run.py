@@ -15,6 +15,8 @@ Order matters for the guarantees (DESIGN.md, invariants 2-5 and 7):
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from aggregation.bounding import BoundingKey
+from aggregation.extract import bounded_connection
 from aggregation.indicators import AggregateRequest, exact_aggregate
 from aggregation.ledger import OutputFile
 from aggregation.mechanisms import plan_partitions, plan_vector
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
     from aggregation.release.context import ReleaseContext
     from aggregation.release.plan import ReleasePlan
     from schemas.release import ReleaseSpec
+    from schemas.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -75,18 +79,29 @@ Aggregator = Callable[[AggregateRequest, BoundingKey], pl.DataFrame]
 or a distributed equivalent (per-shard aggregates summed) that must give identical values."""
 
 
-def _local(request: AggregateRequest, key: BoundingKey) -> pl.DataFrame:
-    return exact_aggregate(request, key)
+def local_aggregator(workspace: Workspace) -> Aggregator:
+    """One DuckDB query on this machine, within ``[aggregation] memory_limit_mb`` (it spills to
+    the workspace's scratch directory beyond)."""
+
+    def aggregate(request: AggregateRequest, key: BoundingKey) -> pl.DataFrame:
+        limit = workspace.config.aggregation.memory_limit_mb
+        spill = workspace.scratch / f"aggregate-{os.getpid()}-{threading.get_ident()}"
+        with bounded_connection(limit, spill) as con:
+            return exact_aggregate(request, key, con=con)
+
+    return aggregate
 
 
 def release(
-    ctx: ReleaseContext, spec: ReleaseSpec, *, aggregator: Aggregator = _local
+    ctx: ReleaseContext, spec: ReleaseSpec, *, aggregator: Aggregator | None = None
 ) -> ReleaseOutcome:
     """Release ``spec`` in ``ctx`` (see the module docstring for the order of steps).
 
-    ``aggregator`` computes the exact bounded aggregate (default: one DuckDB query here). Noise
-    is always added here, once, centrally, and the ledger is written only by this process.
+    ``aggregator`` computes the exact bounded aggregate (default: :func:`local_aggregator`).
+    Noise is always added here, once, centrally, and the ledger is written only by this process.
     """
+    if aggregator is None:
+        aggregator = local_aggregator(ctx.workspace)
     plan = plan_release(ctx, spec)
     stored = ctx.ledger.find(plan.request.release_key)
     if stored is not None:
