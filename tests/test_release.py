@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import polars as pl
@@ -13,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import aggregation.release.run as release_run
-from aggregation.indicators import exact_aggregate
+from aggregation.indicators import AggregateRequest, exact_aggregate
 from aggregation.ingest import ingest_files
 from aggregation.release import explain, open_context, release
 from aggregation.release.publish import sha256_file
@@ -24,6 +25,9 @@ from schemas.indicators import Indicator
 from schemas.release import METADATA_JSON_SCHEMA, ReleaseSpec
 from schemas.workspace import init_workspace
 from tests.conftest import KEY_ENVIRON, START
+
+if TYPE_CHECKING:
+    from aggregation.bounding import BoundingKey
 
 PRIVACY = """[privacy]
 epsilon_per_window = 5.0
@@ -272,3 +276,32 @@ def test_private_key_sets_use_dp_partition_selection(workspace: Path) -> None:
     observed = exact.filter(pl.col("count") > 0).select("origin", "destination")
     released = out.data.select("origin", "destination")
     assert released.join(observed, on=["origin", "destination"], how="anti").height == 0
+
+
+def _distance(value: str, **changes: Any) -> ReleaseSpec:
+    return ReleaseSpec(Indicator.MOBILITY_DISTANCE, START, START, value=value, **changes)
+
+
+def test_the_columns_of_one_aggregate_share_one_computation(workspace: Path) -> None:
+    calls: list[str] = []
+
+    def counted(request: AggregateRequest, key: BoundingKey) -> pl.DataFrame:
+        calls.append(str(request.indicator))
+        return exact_aggregate(request, key)
+
+    ctx = open_context(workspace)
+    first = release(ctx, _distance("distance_m"), aggregator=counted)
+    second = release(ctx, _distance("subscribers"), aggregator=counted)
+    assert not first.reused
+    assert not second.reused
+    assert calls == ["mobility_distance"]  # the second column used the first one's aggregate
+    assert first.directory != second.directory  # two releases, two charges
+    release(ctx, _od(), aggregator=counted)
+    release(ctx, _od(epsilon=0.5), aggregator=counted)
+    assert calls == ["mobility_distance", "od_trips", "od_trips"]  # one column: never kept
+    # the same aggregate after the staged data changed is computed again
+    release(ctx, _distance("distance_m", epsilon=0.3), aggregator=counted)
+    day = next((workspace / "staged").glob(f"date={START.isoformat()}/shard=*/*.parquet"))
+    os.utime(day, ns=(day.stat().st_atime_ns, day.stat().st_mtime_ns + 1_000_000))
+    release(ctx, _distance("subscribers", epsilon=0.3), aggregator=counted)
+    assert calls[-2:] == ["mobility_distance", "mobility_distance"]

@@ -5,11 +5,19 @@ Per file, under the workspace's ingest lock:
 1. :func:`~aggregation.ingest.reading.open_source` checks the file (CSV is normalised to scratch);
 2. :func:`~aggregation.ingest.profiling.profile` finds the distinct ids (keyed once each) and
    the rows that may be exact duplicates;
-3. chunk by chunk (``[ingest] batch_rows`` rows, in file order): exact duplicates are dropped,
-   rows are checked (:mod:`~aggregation.ingest.validation`), pseudonymised, located (cell table
-   or polygons) and written to scratch as staged partitions or quarantine rows;
+3. chunk by chunk (``[ingest] batch_rows`` rows, in file order; the next chunk is read in a
+   background thread meanwhile): exact duplicates are dropped, rows are checked
+   (:mod:`~aggregation.ingest.validation`), given the number of their pseudonym and of their
+   place (cell or zone), and handed to the :class:`~aggregation.ingest.staging.StagedWriter`
+   as integer columns; its threads build the string columns and write row groups to scratch,
+   while refused rows go to the quarantine file;
 4. the written files are checked (contract, reconciliation with the rows read) and committed
    (:func:`~aggregation.ingest.staging.commit`).
+
+Memory is bounded by the settings, not by the size of the file: two chunks, the writer's buffers
+(``row_group_rows`` rows per partition, 24 bytes a row) and a few row groups being written,
+DuckDB's ``[ingest] memory_limit_mb``, and the table of the file's distinct ids (about 100 bytes
+per subscriber).
 
 A file that cannot be read fails alone (:class:`~aggregation.ingest.reading.RawFileError`):
 nothing from it is staged, its previous staged data stay as they were, and the batch goes on.

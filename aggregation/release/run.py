@@ -92,6 +92,39 @@ def local_aggregator(workspace: Workspace) -> Aggregator:
     return aggregate
 
 
+class _SharedAggregate:
+    """Hands the exact aggregate of one release to the next release of the same aggregate.
+
+    An indicator with several value columns (``mobility_distance``: ``distance_m`` and
+    ``subscribers``) is released once per column, each a release of its own with its own ledger
+    entry, but all from one exact aggregate. This keeps that aggregate, in this process only,
+    until the next release that asks for the same request, bounding key and input fingerprint
+    (the staged files, their sizes and times) and drops it then, or when another release
+    comes first. Single-column indicators are never kept.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: tuple[tuple[AggregateRequest, str, BoundingKey], pl.DataFrame] | None = None
+
+    def aggregate(
+        self, plan: ReleasePlan, key: BoundingKey, aggregator: Aggregator
+    ) -> pl.DataFrame:
+        ident = (plan.aggregate, plan.request.input_fingerprint, key)
+        with self._lock:
+            kept, self._kept = self._kept, None
+        if kept is not None and kept[0] == ident:
+            return kept[1]
+        exact = aggregator(plan.aggregate, key)
+        if len(indicator_spec(plan.spec.indicator).value_columns) > 1:
+            with self._lock:
+                self._kept = (ident, exact)
+        return exact
+
+
+_SHARED = _SharedAggregate()
+
+
 def release(
     ctx: ReleaseContext, spec: ReleaseSpec, *, aggregator: Aggregator | None = None
 ) -> ReleaseOutcome:
@@ -108,7 +141,7 @@ def release(
         return stored_release(ctx, stored)
 
     _require_data(ctx, spec)
-    exact = aggregator(plan.aggregate, ctx.require_bounding_key())
+    exact = _SHARED.aggregate(plan, ctx.require_bounding_key(), aggregator)
     keys = list(indicator_spec(spec.indicator).key_columns)
     values = exact[spec.value_column].to_list()
 
