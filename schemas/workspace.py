@@ -10,10 +10,12 @@ A workspace is one directory that holds everything the pipeline keeps for one op
     releases/         published releases
     reports/          one JSON report and one readable summary per ingest run
     ledger.duckdb     the privacy ledger
-    .tmp/             scratch space of a running ingest (removed when it ends)
+    api/              API tokens (hashed) and the request log of ``mobility api``
+    .tmp/             scratch space of a running ingest or release: DuckDB spills there
+                      (removed when it ends)
 
-Configuration sections parsed here: ``[workspace]``, ``[pseudonymisation]``, ``[geography]`` and
-``[ingest]``. The sections ``[privacy]``, ``[schedule]`` and ``[indicators]`` are allowed and kept
+Configuration sections parsed here: ``[workspace]``, ``[pseudonymisation]``, ``[geography]``,
+``[ingest]`` and ``[aggregation]``. The sections ``[privacy]``, ``[schedule]`` and ``[indicators]`` are allowed and kept
 as raw mappings for the modules that own them. Every error names the file, the key and the fix.
 """
 
