@@ -15,8 +15,9 @@ A workspace is one directory that holds everything the pipeline keeps for one op
                       (removed when it ends)
 
 Configuration sections parsed here: ``[workspace]``, ``[pseudonymisation]``, ``[geography]``,
-``[ingest]`` and ``[aggregation]``. The sections ``[privacy]``, ``[schedule]`` and ``[indicators]`` are allowed and kept
-as raw mappings for the modules that own them. Every error names the file, the key and the fix.
+``[ingest]`` and ``[aggregation]``. The sections ``[privacy]``, ``[schedule]`` and
+``[indicators]`` are allowed and kept as raw mappings for the modules that own them. Every error
+names the file, the key and the fix.
 """
 
 from __future__ import annotations
