@@ -104,11 +104,11 @@ class StagedWriter:
     """Writes the staged rows of one drop into per-partition files under a scratch directory.
 
     :meth:`add` splits rows by (local date, shard) with a stable sort, so rows keep file order
-    within a partition, and buffers them as integer columns; each partition's buffer is written
-    as one row group of about ``row_group_rows`` rows by a pool of threads, which also builds the
-    string columns from ``pseudonyms`` and ``places``. One write at a time per file keeps row
-    groups in order; at most ``threads + 1`` writes are in flight, so memory is bounded by the
-    buffers (``row_group_rows`` x partitions x 24 bytes) plus those writes.
+    within a partition, and buffers them as integer columns; each partition is written in row
+    groups of exactly ``row_group_rows`` rows (its last one smaller) by a pool of threads, which
+    also builds the string columns from ``pseudonyms`` and ``places``. One write at a time per
+    file keeps row groups in order; at most ``threads + 1`` writes are in flight, so memory is
+    bounded by the buffers (``row_group_rows`` x partitions x 24 bytes) plus those writes.
     """
 
     def __init__(
