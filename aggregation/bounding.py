@@ -97,16 +97,17 @@ def cap_events(
     per_day: int,
     key: BoundingKey,
 ) -> SqlPlan:
-    """Add CTEs ``out`` and ``out_cells``: per subscriber-day, event counts per (zone, local hour)
-    capped at ``per_zone_hour``, then at most ``per_day`` events in all.
+    """Add CTEs ``out``, ``out_cells`` and ``out_heavy``: per subscriber-day, event counts per
+    (zone, local hour) capped at ``per_zone_hour``, then at most ``per_day`` events in all.
 
     Columns: ``pseudonym, local_date, zone, local_hour, n`` (events kept in the cell, >= 1). Only
     counts are released, so which events of a cell are kept does not matter: a cell keeps
     ``min(events, per_zone_hour)``. The day cap then takes whole cells in keyed random order of
     (pseudonym, day, zone, hour), the cell that crosses the cap partly. One GROUP BY over events
-    and one window over cells, instead of windows over every event.
+    and one window over the cells of the subscriber-days over the cap (``out_heavy``), instead of
+    windows over every event.
     """
-    cells = f"{out}_cells"
+    cells, heavy = f"{out}_cells", f"{out}_heavy"
     body = sql(
         """SELECT pseudonym, local_date, zone, local_hour, least(count(*), ${out}_cell_cap) AS n
 FROM {src}
@@ -115,17 +116,31 @@ GROUP BY pseudonym, local_date, zone, local_hour""",
         out=out,
     )
     plan = plan.with_cte(cells, body, **{f"{out}_cell_cap": per_zone_hour})
+    # Only subscriber-days over the day cap need the ordered window: in the others every cell
+    # has before + n <= total <= cap, so the window would keep it whole. Same result, and the
+    # window (a sort) runs over the few heavy days instead of every cell.
     body = sql(
-        """SELECT pseudonym, local_date, zone, local_hour, least(n, ${out}_day_cap - before) AS n
+        """SELECT pseudonym, local_date FROM {cells}
+GROUP BY pseudonym, local_date
+HAVING sum(n) > ${out}_day_cap""",
+        out=out,
+        cells=cells,
+    )
+    plan = plan.with_cte(heavy, body, **{f"{out}_day_cap": per_day})
+    body = sql(
+        """SELECT c.* FROM {cells} c ANTI JOIN {heavy} h USING (pseudonym, local_date)
+UNION ALL
+SELECT pseudonym, local_date, zone, local_hour, least(n, ${out}_day_cap - before) AS n
 FROM (
     SELECT *, coalesce(sum(n) OVER (
         PARTITION BY pseudonym, local_date ORDER BY {order}
         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
-    FROM {cells}
+    FROM (SELECT c.* FROM {cells} c SEMI JOIN {heavy} h USING (pseudonym, local_date))
 )
 WHERE before < ${out}_day_cap""",
         out=out,
         cells=cells,
+        heavy=heavy,
         order=keyed_order("pseudonym", "local_date", "zone", "local_hour"),
     )
     return plan.with_cte(out, body, **{f"{out}_day_cap": per_day, "salt": key.sql_value})

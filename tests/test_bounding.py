@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from test_indicators_helpers import ADMIN3, DAY0, KEY, OTHER_KEY, Ev, write_staged, zone_set
 
 from aggregation.bounding import BoundingKey
-from aggregation.extract import SqlPlan, StagedFiles, StagedSource, sql, staged_events
+from aggregation.extract import SqlPlan, StagedFiles, StagedSource, keyed_order, sql, staged_events
 from aggregation.indicators import AggregateRequest, bounded_contributions
+from aggregation.indicators.counts import event_counts
 from aggregation.indicators.od import od_trips
 from schemas.errors import ConfigurationError
 from schemas.indicators import ContributionBounds, HomeRule, Indicator, Period, Scope
@@ -115,6 +116,39 @@ def test_event_counts_cap_each_zone_hour_then_the_day(
     kept = bounded_contributions(req, KEY, con=con)
     assert kept["count"].sum() == 5
     assert kept["count"].max() == 2
+
+
+def test_event_counts_window_only_over_days_over_the_cap_changes_nothing(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    # Light and heavy subscriber-days side by side: the short cut (window over heavy days only)
+    # must give exactly what the window over every cell gives.
+    events = [
+        Ev(f"s{i}", day, 6 + (j * 7 + i) % 14, j % 60, ZONES[(i + j) % len(ZONES)])
+        for i in range(40)
+        for day in (0, 1)
+        for j in range(i % 13)
+    ]
+    write_staged(tmp_path, events)
+    req = AggregateRequest(
+        Indicator.EVENT_COUNTS, StagedSource(tmp_path), zone_set(), Scope(days=DAYS), TIGHT
+    )
+    plan, _ = event_counts(req, KEY)
+    every_cell = sql(
+        """SELECT pseudonym, local_date, zone, local_hour, least(n, $kept_day_cap - before) AS n
+FROM (
+    SELECT *, coalesce(sum(n) OVER (
+        PARTITION BY pseudonym, local_date ORDER BY {order}
+        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+    FROM kept_cells
+)
+WHERE before < $kept_day_cap ORDER BY ALL""",
+        order=keyed_order("pseudonym", "local_date", "zone", "local_hour"),
+    )
+    short_cut = plan.to_polars(sql("SELECT * FROM kept ORDER BY ALL"), con)
+    heavy = plan.to_polars(sql("SELECT count(*) AS n FROM kept_heavy"), con)["n"][0]
+    assert 0 < heavy < len(short_cut.unique(["pseudonym", "local_date"]))
+    assert short_cut.equals(plan.to_polars(every_cell, con))
 
 
 def test_presence_and_connections_keep_the_same_zones(
