@@ -83,8 +83,9 @@ memory_limit_mb = 512
 
 [aggregation]
 # Memory DuckDB may use for the exact aggregate of one release before it spills to .tmp/ in
-# the workspace (on this machine; Dask workers take a share of their own limit instead).
-memory_limit_mb = 6144
+# the workspace (on this machine; Dask workers take a share of their own limit instead). Keep it
+# well below the machine's memory (the process needs ~1 GiB more); spilling is slower.
+memory_limit_mb = 8192
 
 [privacy]
 # Privacy unit: one subscriber's records within one accounting window (a local calendar day).
@@ -164,7 +165,7 @@ class IngestSettings:
 class AggregationSettings:
     """The ``[aggregation]`` section."""
 
-    memory_limit_mb: int = 6144
+    memory_limit_mb: int = 8192
 
 
 @dataclass(frozen=True, slots=True)

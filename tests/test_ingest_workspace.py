@@ -57,7 +57,7 @@ def test_default_text_and_dataclass_defaults_agree() -> None:
 def test_the_aggregation_memory_limit_is_read_and_checked(tmp_path: Path) -> None:
     ws = init_workspace(tmp_path)
     config = tmp_path / "mobility.toml"
-    config.write_text(config.read_text().replace("memory_limit_mb = 6144", "memory_limit_mb = 300"))
+    config.write_text(config.read_text().replace("memory_limit_mb = 8192", "memory_limit_mb = 300"))
     assert Workspace.open(ws.root).config.aggregation.memory_limit_mb == 300
     config.write_text(config.read_text().replace("memory_limit_mb = 300", "memory_limit_mb = 1"))
     with pytest.raises(ConfigurationError, match=r"\[aggregation\] memory_limit_mb"):
