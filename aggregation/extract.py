@@ -192,17 +192,19 @@ def connection(con: duckdb.DuckDBPyConnection | None) -> Iterator[duckdb.DuckDBP
 
 @contextmanager
 def bounded_connection(
-    memory_limit_mb: int, spill_dir: Path
+    memory_limit_mb: int, spill_dir: Path, *, preserve_insertion_order: bool = True
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A fresh in-memory DuckDB connection that spills to ``spill_dir`` beyond the memory limit.
 
     ``spill_dir`` is created, and removed with what DuckDB spilled into it when the connection
-    closes (use a directory of this process alone).
+    closes (use a directory of this process alone). Queries whose result order does not matter
+    may drop ``preserve_insertion_order`` to save memory.
     """
     spill_dir.mkdir(parents=True, exist_ok=True)
     config: dict[str, str | bool | int | float | list[str]] = {
         "memory_limit": f"{memory_limit_mb}MB",
         "temp_directory": str(spill_dir),
+        "preserve_insertion_order": preserve_insertion_order,
     }
     try:
         with duckdb.connect(config=config) as con:

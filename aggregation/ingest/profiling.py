@@ -16,6 +16,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from aggregation.extract import bounded_connection
 from aggregation.ingest.reading import ID_COLUMN, ROW, TIME_COLUMN
 
 if TYPE_CHECKING:
@@ -36,12 +37,6 @@ class Profile:
 
 def profile(source: Source, *, memory_limit_mb: int, spill_dir: Path) -> Profile:
     """Distinct ids and duplicate candidates of ``source``, in bounded memory."""
-    spill_dir.mkdir(parents=True, exist_ok=True)
-    config: dict[str, str | bool | int | float | list[str]] = {
-        "memory_limit": f"{memory_limit_mb}MB",
-        "temp_directory": str(spill_dir),
-        "preserve_insertion_order": False,
-    }
     id_col, time_col = ID_COLUMN[source.raw.feed], TIME_COLUMN[source.raw.feed]
     scan = source.scan_sql([id_col, time_col])
     # Only contract column names are interpolated; the path is a bound parameter.
@@ -53,7 +48,7 @@ def profile(source: Source, *, memory_limit_mb: int, spill_dir: Path) -> Profile
     )
     params = {"path": str(source.parquet)}
     try:
-        with duckdb.connect(config=config) as con:
+        with bounded_connection(memory_limit_mb, spill_dir, preserve_insertion_order=False) as con:
             ids = con.sql(distinct, params=params).to_arrow_table().column("id")
             rows = con.sql(shared, params=params).to_arrow_table().column(ROW)
     except duckdb.Error as exc:

@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
     from schemas.workspace import Workspace
 
-SHARD = "_shard"
 DROPS_DIR = "_drops"
 LAYOUT_FILE = "_layout.json"
 ROW_GROUP_ROWS = 512 * 1024
@@ -205,15 +204,14 @@ class StagedWriter:
         """The staged columns of ``rows`` (one local date)."""
         n = len(rows)
         place = pa.array(rows.place)
-        event_types = pa.array(STAGED_EVENT_TYPES, pa.string())
         columns = {
             "pseudonym": self._pseudonyms.take(pa.array(rows.pid)),
             "event_time": pa.array(rows.event_ms).cast(pa.timestamp("ms", tz="UTC")),
             "local_date": pa.array(rows.local_days).cast(pa.date32()),
             "local_hour": pa.array(rows.local_hour),
             "source": pa.repeat(pa.scalar(self._source), n),
-            "event_type": event_types.take(pa.array(rows.event_type)),
-            **{c: self._places[c].take(place) for c in ("cell_id", *_ZONES)},
+            "event_type": _EVENT_TYPES.take(pa.array(rows.event_type)),
+            **{c: self._places[c].take(place) for c in self._places.column_names},
         }
         table = pa.table(columns).cast(STAGED_EVENTS.schema)
         nulls = [c for c in STAGED_EVENTS.required if table[c].null_count]
@@ -247,14 +245,14 @@ class StagedWriter:
 
 
 _EPOCH = dt.date(1970, 1, 1)
-_ZONES = ("admin1", "admin2", "admin3")
+_EVENT_TYPES = pa.array(STAGED_EVENT_TYPES, pa.string())
 
 
 def contract_problems(path: Path) -> list[str]:
     """What breaks the staged contract in a written file, from its footer.
 
     The schema is checked, and the null counts of the required columns that have statistics
-    (:data:`STATISTICS`; :meth:`StagedWriter.add` checks the others before writing).
+    (:data:`STATISTICS`; the writer checks the others before writing).
     """
     meta = pq.read_metadata(path)
     problems = STAGED_EVENTS.problems(meta.schema.to_arrow_schema())

@@ -134,14 +134,11 @@ class ZoneIndex:
                 "(parent_id); fix the zones file."
             )
             raise ConfigurationError(msg)
-        self.codes = pl.DataFrame(
-            {"admin1": code1, "admin2": code2, "admin3": code3},
-            schema=dict.fromkeys(ADMIN, pl.String),
-        )
+        codes = (code1, code2, code3)
         self.places = pa.table(
             {
                 "cell_id": pa.nulls(len(code3), pa.string()),
-                **{c: self.codes[c].to_arrow().cast(pa.string()) for c in ADMIN},
+                **{c: pa.array(v, pa.string()) for c, v in zip(ADMIN, codes, strict=True)},
             }
         )
         """Place table of GPS fixes: row ``i`` is admin3 zone ``i`` (no cell)."""
@@ -166,11 +163,3 @@ class ZoneIndex:
         np.minimum.at(found, point_idx, zone_idx.astype(np.int64))
         found[found == np.iinfo(np.int64).max] = -1
         return found
-
-    def zones_of(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> pl.DataFrame:
-        """``admin1``-``admin3`` of each point (nulls outside every zone), in input order."""
-        idx = self.locate(lon, lat)
-        inside = pl.Series(idx >= 0)
-        return self.codes[np.maximum(idx, 0)].with_columns(
-            pl.when(inside).then(pl.col(c)).alias(c) for c in ADMIN
-        )
