@@ -12,7 +12,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregation.ingest import Pseudonymiser, Secret, SecretError, load_secret
-from aggregation.ingest.pseudonymise import attach
 from schemas.workspace import PseudonymisationSettings
 
 KEY = b"k" * 32
@@ -29,15 +28,6 @@ def test_pseudonyms_are_the_documented_hmac(ids: list[str]) -> None:
     for row in table.iter_rows(named=True):
         assert row["pseudonym"] == reference(KEY, "cdr:", row["id"])
         assert row["shard"] == int(row["pseudonym"][:8], 16) % 7
-
-
-def test_attach_keeps_row_order_and_empty_ids() -> None:
-    table = Pseudonymiser(Secret(KEY), shards=4).pseudonyms(pl.Series(["a", "b", "c"]), "gps")
-    frame = attach(pl.DataFrame({"device_id": ["b", "a", None, "b"]}), table, "device_id")
-    assert frame["device_id"].to_list() == ["b", "a", None, "b"]
-    assert frame["pseudonym"].to_list()[2] is None
-    assert frame["pseudonym"][1] == reference(KEY, "gps:", "a")
-    assert frame["pseudonym"][0] == frame["pseudonym"][3]
 
 
 def test_the_secret_never_shows() -> None:

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aggregation.ingest.staging import StagedRows, StagedWriter, contract_problems
-from schemas.staged import STAGED_EVENT_TYPES
+from schemas.staged import STAGED_EVENT_TYPES, STAGED_EVENTS
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -81,7 +81,10 @@ def test_each_partition_holds_its_rows_in_file_order_with_their_strings(tmp_path
         )
         assert table.num_rows == count == len(mine)
         assert table["pseudonym"].to_pylist() == PSEUDONYMS.take(rows.pid[mine]).to_pylist()
-        assert table["admin3"].to_pylist() == PLACES["admin3"].take(rows.place[mine]).to_pylist()
+        assert table.schema.equals(STAGED_EVENTS.schema, check_metadata=True)
+        for column in PLACES.column_names:
+            expected = PLACES[column].take(rows.place[mine]).to_pylist()
+            assert table[column].to_pylist() == expected, column
         assert table["event_type"].to_pylist() == [
             STAGED_EVENT_TYPES[i] for i in rows.event_type[mine]
         ]
@@ -90,3 +93,15 @@ def test_each_partition_holds_its_rows_in_file_order_with_their_strings(tmp_path
         assert set(table["source"].to_pylist()) == {"cdr"}
         seen += count
     assert seen == len(rows)
+
+
+def test_gps_places_have_no_cell(tmp_path: Path) -> None:
+    zones = PLACES.set_column(0, "cell_id", pa.nulls(PLACES.num_rows, pa.string()))
+    rows = _rows(300, seed=2)
+    writer = StagedWriter(tmp_path, "drop", pseudonyms=PSEUDONYMS, places=zones, source="gps")
+    writer.add(rows)
+    for rel in writer.close():
+        table = pq.read_table(tmp_path / rel)
+        assert table.schema.equals(STAGED_EVENTS.schema)
+        assert table["cell_id"].null_count == table.num_rows
+        assert set(table["source"].to_pylist()) == {"gps"}

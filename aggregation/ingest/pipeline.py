@@ -7,17 +7,18 @@ Per file, under the workspace's ingest lock:
    the rows that may be exact duplicates;
 3. chunk by chunk (``[ingest] batch_rows`` rows, in file order; the next chunk is read in a
    background thread meanwhile): exact duplicates are dropped, rows are checked
-   (:mod:`~aggregation.ingest.validation`), given the number of their pseudonym and of their
-   place (cell or zone), and handed to the :class:`~aggregation.ingest.staging.StagedWriter`
-   as integer columns; its threads build the string columns and write row groups to scratch,
-   while refused rows go to the quarantine file;
+   (:mod:`~aggregation.ingest.validation`), given the number of their pseudonym (looked up in
+   the file's :class:`~aggregation.ingest.idindex.IdIndex`) and of their place (cell or zone),
+   and handed to the :class:`~aggregation.ingest.staging.StagedWriter` as integer columns;
+   its threads build the string columns and write row groups to scratch, while refused rows go
+   to the quarantine file;
 4. the written files are checked (contract, reconciliation with the rows read) and committed
    (:func:`~aggregation.ingest.staging.commit`).
 
 Memory is bounded by the settings, not by the size of the file: two chunks, the writer's buffers
 (``row_group_rows`` rows per partition, 24 bytes a row) and a few row groups being written,
-DuckDB's ``[ingest] memory_limit_mb``, and the table of the file's distinct ids (about 100 bytes
-per subscriber).
+DuckDB's ``[ingest] memory_limit_mb``, and the table of the file's distinct ids with their index
+(about 150 bytes per subscriber).
 
 A file that cannot be read fails alone (:class:`~aggregation.ingest.reading.RawFileError`):
 nothing from it is staged, its previous staged data stay as they were, and the batch goes on.
@@ -42,8 +43,8 @@ import pyarrow.parquet as pq
 from aggregation.ingest.context import IngestContext, prepare
 from aggregation.ingest.dedupe import Deduplicator
 from aggregation.ingest.drops import RawFile, discover
+from aggregation.ingest.idindex import IdIndex
 from aggregation.ingest.profiling import profile
-from aggregation.ingest.pseudonymise import attach
 from aggregation.ingest.quarantine import QuarantineWriter, quarantine_rows
 from aggregation.ingest.reading import (
     ID_COLUMN,
@@ -216,6 +217,14 @@ def _workspace_lock(ws: Workspace) -> Iterator[Path]:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
+@dataclass(frozen=True, slots=True)
+class _Ids:
+    """A file's distinct ids: where each is in the table of pseudonyms, and its shard."""
+
+    index: IdIndex
+    shards: pl.Series
+
+
 @dataclass
 class _DropRun:
     """The ingest of one file into scratch, then its commit."""
@@ -240,7 +249,7 @@ class _DropRun:
         )
         dedupe = Deduplicator(found.candidates, source.contract.names)
         keyed = self.ctx.pseudonymiser.pseudonyms(found.ids, feed)
-        ids = keyed.select("id", pl.int_range(pl.len(), dtype=pl.UInt32).alias(PID), "shard")
+        ids = _Ids(IdIndex(keyed["id"]), keyed["shard"])
         pseudonyms = keyed["pseudonym"].to_arrow().cast(pa.string())
         places = self.ctx.cells.places if feed == "cdr" else self.ctx.zones.places
         staged = StagedWriter(
@@ -284,7 +293,7 @@ class _DropRun:
         source: Source,
         chunk: pl.DataFrame,
         dedupe: Deduplicator,
-        ids: pl.DataFrame,
+        ids: _Ids,
         pseudonyms: pa.Array,
         staged: StagedWriter,
         quarantine: QuarantineWriter,
@@ -295,7 +304,8 @@ class _DropRun:
         n_dupes = int(dupes.sum())
         if n_dupes:
             chunk = chunk.filter(~dupes)
-        chunk = attach(chunk, ids, ID_COLUMN[feed])
+        pid = ids.index.positions(chunk[ID_COLUMN[feed]], PID)
+        chunk = chunk.with_columns(pid, ids.shards.gather(pid))
         any_bad = bool(chunk[BAD].any())
         flagged = chunk.filter(pl.col(BAD)) if any_bad else chunk.clear()
         bad = explain(flagged, feed, **self._rule_args(source))

@@ -9,8 +9,8 @@ of a workspace (staged data records its *key id*, an HMAC of a fixed label, to c
 The secret is read from the environment variable named in the configuration (``secret_env``) or,
 when that is unset or empty, from ``secret_file``; ingest refuses to run without one. It is held
 by :class:`Secret`, whose ``repr`` hides it, and is never logged, written or put in a message.
-HMACs are computed once per distinct id of a file (found by :mod:`~aggregation.ingest.profiling`)
-and joined back, not once per row.
+HMACs are computed once per distinct id of a file (found by :mod:`~aggregation.ingest.profiling`),
+not once per row; rows find theirs through :class:`~aggregation.ingest.idindex.IdIndex`.
 """
 
 from __future__ import annotations
@@ -133,12 +133,3 @@ class Pseudonymiser:
             .cast(pl.UInt16)
             .alias("shard")
         )
-
-
-def attach(frame: pl.DataFrame, table: pl.DataFrame, id_column: str) -> pl.DataFrame:
-    """``frame`` with the columns of ``table`` for its ``id_column`` (null where empty).
-
-    ``table`` has an ``id`` column holding every id the frame may hold, e.g.
-    :meth:`Pseudonymiser.pseudonyms` (``pseudonym``, ``shard``) or an index into it.
-    """
-    return frame.join(table, left_on=id_column, right_on="id", how="left", maintain_order="left")

@@ -19,6 +19,7 @@ and gives the same bytes.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import itertools
 import json
@@ -28,8 +29,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numba
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from schemas.errors import ConfigurationError, InternalError
@@ -52,6 +55,17 @@ STATISTICS = ("event_time", "local_date", "local_hour")
 """Columns whose min/max statistics are written; those of the string columns cost a quarter of
 the write and no reader prunes on them (dates are partitions, zones are grouped, not filtered)."""
 DICTIONARY = tuple(f.name for f in STAGED_EVENTS.schema if pa.types.is_string(f.type))
+_WRITTEN_SCHEMA = pa.schema(
+    f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in DICTIONARY else f
+    for f in STAGED_EVENTS.schema
+)
+"""What the writer is handed: the string columns as dictionary arrays (see :meth:`_table`)."""
+_FOOTER = {
+    **{k.decode(): v.decode() for k, v in (STAGED_EVENTS.schema.metadata or {}).items()},
+    "ARROW:schema": base64.b64encode(STAGED_EVENTS.schema.serialize().to_pybytes()).decode(),
+}
+"""Footer metadata: the contract's schema as Arrow stores it (plain strings, field descriptions),
+so that readers see the staged contract, not the dictionary arrays the writer was handed."""
 
 
 def partition_path(local_date: dt.date, shard: int, drop_id: str) -> str:
@@ -125,8 +139,8 @@ class StagedWriter:
         self.row_group_rows = row_group_rows
         self.rows: dict[str, int] = {}
         self._pseudonyms = pseudonyms
-        self._places = places
-        self._source = source
+        self._places = {c: _Coded.of(places[c]) for c in places.column_names}
+        self._source = pa.array([source], pa.string())
         self._buffers: dict[tuple[int, int], list[StagedRows]] = {}
         self._buffered: dict[tuple[int, int], int] = {}
         self._writers: dict[str, pq.ParquetWriter] = {}
@@ -186,12 +200,14 @@ class StagedWriter:
             path.parent.mkdir(parents=True, exist_ok=True)
             writer = pq.ParquetWriter(
                 path,
-                STAGED_EVENTS.schema,
+                _WRITTEN_SCHEMA,
+                store_schema=False,  # _FOOTER holds the contract's schema instead
                 compression="zstd",
                 use_dictionary=list(DICTIONARY),
                 dictionary_pagesize_limit=DICTIONARY_PAGE_BYTES,
                 write_statistics=list(STATISTICS),
             )
+            writer.add_key_value_metadata(_FOOTER)
             self._writers[rel] = writer
         future = self._pool.submit(self._write, writer, rows)
         self._pending[rel] = future
@@ -201,19 +217,23 @@ class StagedWriter:
         writer.write_table(self._table(rows), row_group_size=1 << 30)
 
     def _table(self, rows: StagedRows) -> pa.Table:
-        """The staged columns of ``rows`` (one local date)."""
+        """The staged columns of ``rows`` (one local date).
+
+        String columns are dictionary arrays whose dictionary holds just the values of these
+        rows, in order of first appearance: Parquet then writes that dictionary and the codes as
+        they are, instead of hashing every row's string.
+        """
         n = len(rows)
-        place = pa.array(rows.place)
         columns = {
-            "pseudonym": self._pseudonyms.take(pa.array(rows.pid)),
+            "pseudonym": _encoded(rows.pid, self._pseudonyms),
             "event_time": pa.array(rows.event_ms).cast(pa.timestamp("ms", tz="UTC")),
             "local_date": pa.array(rows.local_days).cast(pa.date32()),
             "local_hour": pa.array(rows.local_hour),
-            "source": pa.repeat(pa.scalar(self._source), n),
-            "event_type": _EVENT_TYPES.take(pa.array(rows.event_type)),
-            **{c: self._places[c].take(place) for c in self._places.column_names},
+            "source": pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), self._source),
+            "event_type": _encoded(rows.event_type, _EVENT_TYPES),
+            **{c: coded.encoded(rows.place) for c, coded in self._places.items()},
         }
-        table = pa.table(columns).cast(STAGED_EVENTS.schema)
+        table = pa.table(columns, schema=_WRITTEN_SCHEMA)
         nulls = [c for c in STAGED_EVENTS.required if table[c].null_count]
         if nulls:
             msg = f"staged rows of drop {self.drop_id} hold nulls in required columns {nulls}"
@@ -246,6 +266,61 @@ class StagedWriter:
 
 _EPOCH = dt.date(1970, 1, 1)
 _EVENT_TYPES = pa.array(STAGED_EVENT_TYPES, pa.string())
+
+
+@numba.njit(nogil=True, cache=True)
+def _compact(
+    values: NDArray[np.integer[Any]], n: int
+) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
+    """Distinct ``values`` (each ``< n``) in order of first appearance, and each value's code."""
+    code_of = np.full(n, -1, dtype=np.int32)
+    distinct = np.empty(len(values), dtype=np.int64)
+    codes = np.empty(len(values), dtype=np.int32)
+    k = 0
+    for i in range(len(values)):
+        v = values[i]
+        c = code_of[v]
+        if c < 0:
+            c = k
+            code_of[v] = k
+            distinct[k] = v
+            k += 1
+        codes[i] = c
+    return distinct[:k], codes
+
+
+def _encoded(numbers: NDArray[np.integer[Any]], values: pa.Array) -> pa.DictionaryArray:
+    """``values[numbers]`` as a dictionary array holding only the values used.
+
+    ``values`` must be distinct and non-null: Parquet takes the dictionary as it is.
+    """
+    distinct, codes = _compact(numbers, len(values))
+    return pa.DictionaryArray.from_arrays(codes, values.take(distinct))
+
+
+@dataclass(frozen=True, slots=True)
+class _Coded:
+    """A column of the place table as codes into its distinct values."""
+
+    codes: NDArray[np.int32] | None
+    """Code of each place's value; None when the column is empty (GPS fixes have no cell)."""
+    values: pa.Array
+
+    @classmethod
+    def of(cls, column: pa.ChunkedArray) -> _Coded:
+        encoded = pc.dictionary_encode(column.combine_chunks())
+        if encoded.null_count == len(encoded):
+            return cls(None, pa.array([], column.type))
+        if encoded.null_count:
+            msg = "a place table column holds nulls beside values"
+            raise InternalError(msg)
+        return cls(encoded.indices.to_numpy().astype(np.int32), encoded.dictionary)
+
+    def encoded(self, place: NDArray[np.uint32]) -> pa.Array:
+        """The column's value for each place number."""
+        if self.codes is None:
+            return pa.DictionaryArray.from_arrays(pa.nulls(len(place), pa.int32()), self.values)
+        return _encoded(self.codes[place], self.values)
 
 
 def contract_problems(path: Path) -> list[str]:
