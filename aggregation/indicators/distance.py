@@ -32,7 +32,13 @@ def mobility_distance(request: AggregateRequest, key: BoundingKey) -> tuple[SqlP
     plan = staged_events(
         plan, "day_events", request.source, release_days(request), request.zones.level, dz.level
     )
-    plan = daily_distances(plan, "day_events", "dist", dz)
+    # Distances only of subscribers with a home (the others are dropped below anyway): the
+    # per-subscriber window over events is the costly part, and nobody else needs it.
+    plan = plan.with_cte(
+        "home_events",
+        sql("SELECT * FROM day_events e SEMI JOIN homes h ON e.pseudonym = h.pseudonym"),
+    )
+    plan = daily_distances(plan, "home_events", "dist", dz)
     plan = plan.with_cte(
         "contrib",
         sql("""SELECT d.pseudonym, d.local_date AS date, h.home_zone,
