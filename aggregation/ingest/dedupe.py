@@ -15,10 +15,15 @@ Detection takes two steps so that memory stays bounded whatever the size of the 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import polars as pl
 
 from aggregation.ingest.reading import ROW
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 
 class Deduplicator:
@@ -31,22 +36,31 @@ class Deduplicator:
 
     def duplicates(self, chunk: pl.DataFrame) -> pl.Series:
         """For each row of ``chunk``: is it a copy of an earlier row of the file?"""
-        rows = chunk[ROW]
-        if self._candidates.is_empty() or rows.is_empty():
-            return pl.Series(np.zeros(len(chunk), dtype=bool))
-        numbers = rows.to_numpy()
-        low, high = int(numbers.min()), int(numbers.max())
+        rows = chunk[ROW].to_numpy()
+        none = pl.Series(np.zeros(len(chunk), dtype=bool))
+        if self._candidates.is_empty() or len(rows) == 0:
+            return none
+        low, high = int(rows.min()), int(rows.max())
         start = self._candidates.search_sorted(low, side="left")
         stop = self._candidates.search_sorted(high, side="right")
-        mine = self._candidates.slice(start, stop - start)  # the candidates among these rows
-        is_candidate = rows.is_in(mine.implode())
+        mine = self._candidates.slice(start, stop - start).to_numpy()  # candidates among these
+        is_candidate = _members(rows, mine)
         if not is_candidate.any():
-            return pl.Series(np.zeros(len(chunk), dtype=bool))
+            return none
         new = _detached(chunk.filter(is_candidate).select(ROW, *self._columns))
         pool = new if self._seen is None else pl.concat([self._seen, new])
         first = pool.select(pl.struct(self._columns).is_first_distinct()).to_series()
         self._seen = pool.filter(first)
-        return rows.is_in(pool.filter(~first)[ROW].implode())
+        copies = np.sort(pool.filter(~first)[ROW].to_numpy())
+        return pl.Series(_members(rows, copies))
+
+
+def _members(values: NDArray[np.int64], sorted_set: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """For each of ``values``: is it in ``sorted_set`` (sorted ascending)?"""
+    if len(sorted_set) == 0:
+        return np.zeros(len(values), dtype=bool)
+    at = np.searchsorted(sorted_set, values).clip(max=len(sorted_set) - 1)
+    return np.asarray(sorted_set[at] == values)
 
 
 def _detached(frame: pl.DataFrame) -> pl.DataFrame:
