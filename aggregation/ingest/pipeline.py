@@ -3,12 +3,11 @@
 Per file, under the workspace's ingest lock:
 
 1. :func:`~aggregation.ingest.reading.open_source` checks the file (CSV is normalised to scratch);
-2. :func:`~aggregation.ingest.profiling.profile` finds the distinct ids (keyed once each) and
-   the rows that may be exact duplicates;
+2. :func:`~aggregation.ingest.profiling.profile` finds the rows that may be exact duplicates;
 3. chunk by chunk (``[ingest] batch_rows`` rows, in file order; the next chunk is read in a
    background thread meanwhile): exact duplicates are dropped, rows are checked
-   (:mod:`~aggregation.ingest.validation`), given the number of their pseudonym (looked up in
-   the file's :class:`~aggregation.ingest.idindex.IdIndex`) and of their place (cell or zone),
+   (:mod:`~aggregation.ingest.validation`), given the number of their pseudonym (in the file's
+   :class:`~aggregation.ingest.idtable.IdTable`, which keys each new id once) and of their place,
    and handed to the :class:`~aggregation.ingest.staging.StagedWriter` as integer columns;
    its threads build the string columns and write row groups to scratch, while refused rows go
    to the quarantine file;
@@ -17,8 +16,8 @@ Per file, under the workspace's ingest lock:
 
 Memory is bounded by the settings, not by the size of the file: two chunks, the writer's buffers
 (``row_group_rows`` rows per partition, 24 bytes a row) and a few row groups being written,
-DuckDB's ``[ingest] memory_limit_mb``, and the table of the file's distinct ids with their index
-(about 150 bytes per subscriber).
+DuckDB's ``[ingest] memory_limit_mb``, and the table of the file's distinct ids (about 120 bytes
+per subscriber).
 
 A file that cannot be read fails alone (:class:`~aggregation.ingest.reading.RawFileError`):
 nothing from it is staged, its previous staged data stay as they were, and the batch goes on.
@@ -37,13 +36,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aggregation.ingest.context import IngestContext, prepare
 from aggregation.ingest.dedupe import Deduplicator
 from aggregation.ingest.drops import RawFile, discover
-from aggregation.ingest.idindex import IdIndex
+from aggregation.ingest.idtable import IdTable
 from aggregation.ingest.profiling import profile
 from aggregation.ingest.quarantine import QuarantineWriter, quarantine_rows
 from aggregation.ingest.reading import (
@@ -217,14 +215,6 @@ def _workspace_lock(ws: Workspace) -> Iterator[Path]:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
-@dataclass(frozen=True, slots=True)
-class _Ids:
-    """A file's distinct ids: where each is in the table of pseudonyms, and its shard."""
-
-    index: IdIndex
-    shards: pl.Series
-
-
 @dataclass
 class _DropRun:
     """The ingest of one file into scratch, then its commit."""
@@ -248,14 +238,12 @@ class _DropRun:
             source, memory_limit_mb=cfg.ingest.memory_limit_mb, spill_dir=self.scratch / "duckdb"
         )
         dedupe = Deduplicator(found.candidates, source.contract.names)
-        keyed = self.ctx.pseudonymiser.pseudonyms(found.ids, feed)
-        ids = _Ids(IdIndex(keyed["id"]), keyed["shard"])
-        pseudonyms = keyed["pseudonym"].to_arrow().cast(pa.string())
+        ids = IdTable(self.ctx.pseudonymiser, feed)
         places = self.ctx.cells.places if feed == "cdr" else self.ctx.zones.places
         staged = StagedWriter(
             self.scratch / "staged",
             self.raw.drop_id,
-            pseudonyms=pseudonyms,
+            pseudonyms=ids,
             places=places,
             source=feed,
         )
@@ -263,7 +251,7 @@ class _DropRun:
         rows = flag(source.scan(), feed, **self._rule_args(source))
         try:
             for chunk in _batches(rows, cfg.ingest.batch_rows, source):
-                self._chunk(source, chunk, dedupe, ids, pseudonyms, staged, quarantine)
+                self._chunk(source, chunk, dedupe, ids, staged, quarantine)
         except BaseException:
             staged.abort()
             quarantine.close()
@@ -293,8 +281,7 @@ class _DropRun:
         source: Source,
         chunk: pl.DataFrame,
         dedupe: Deduplicator,
-        ids: _Ids,
-        pseudonyms: pa.Array,
+        ids: IdTable,
         staged: StagedWriter,
         quarantine: QuarantineWriter,
     ) -> None:
@@ -304,8 +291,8 @@ class _DropRun:
         n_dupes = int(dupes.sum())
         if n_dupes:
             chunk = chunk.filter(~dupes)
-        pid = ids.index.positions(chunk[ID_COLUMN[feed]], PID)
-        chunk = chunk.with_columns(pid, ids.shards.gather(pid))
+        pid = ids.positions(chunk[ID_COLUMN[feed]], PID)
+        chunk = chunk.with_columns(pid, ids.shards(pid))
         any_bad = bool(chunk[BAD].any())
         flagged = chunk.filter(pl.col(BAD)) if any_bad else chunk.clear()
         bad = explain(flagged, feed, **self._rule_args(source))
@@ -313,7 +300,7 @@ class _DropRun:
         if len(refused):
             bad = pl.concat([bad, refused.select(bad.columns)]).sort(ROW)
         staged.add(_staged_rows(good, feed))
-        bad = bad.with_columns(_pseudonym_of(bad[PID], pseudonyms))
+        bad = bad.with_columns(ids.pseudonyms(bad[PID]))
         quarantine.add(quarantine_rows(bad, feed, self.raw.name, text=source.text))
         self._count(good, bad, n_dupes)
         if self.progress is not None:
@@ -440,9 +427,3 @@ def _staged_rows(good: pl.DataFrame, feed: Feed) -> StagedRows:
         pl.col("shard").cast(pl.UInt16),
     )
     return StagedRows(*(cols.to_series(i).to_numpy() for i in range(cols.width)))
-
-
-def _pseudonym_of(pid: pl.Series, pseudonyms: pa.Array) -> pl.Series:
-    """The pseudonym of each ``_pid`` (null where the id was empty)."""
-    taken = pseudonyms.take(pid.to_arrow())
-    return pl.Series("pseudonym", taken, dtype=pl.String)

@@ -24,10 +24,11 @@ import datetime as dt
 import itertools
 import json
 import os
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numba
 import numpy as np
@@ -129,7 +130,7 @@ class StagedWriter:
         root: Path,
         drop_id: str,
         *,
-        pseudonyms: pa.Array,
+        pseudonyms: Values,
         places: pa.Table,
         source: str,
         row_group_rows: int = ROW_GROUP_ROWS,
@@ -270,10 +271,12 @@ _EVENT_TYPES = pa.array(STAGED_EVENT_TYPES, pa.string())
 
 @numba.njit(nogil=True, cache=True)
 def _compact(
-    values: NDArray[np.integer[Any]], n: int
+    values: NDArray[np.integer[Any]], code_of: NDArray[np.int32]
 ) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
-    """Distinct ``values`` (each ``< n``) in order of first appearance, and each value's code."""
-    code_of = np.full(n, -1, dtype=np.int32)
+    """Distinct ``values`` in order of first appearance, and each value's code.
+
+    ``code_of`` is scratch space, -1 everywhere, longer than the largest value; it is left so.
+    """
     distinct = np.empty(len(values), dtype=np.int64)
     codes = np.empty(len(values), dtype=np.int32)
     k = 0
@@ -286,16 +289,33 @@ def _compact(
             distinct[k] = v
             k += 1
         codes[i] = c
+    for j in range(k):
+        code_of[distinct[j]] = -1
     return distinct[:k], codes
 
 
-def _encoded(numbers: NDArray[np.integer[Any]], values: pa.Array) -> pa.DictionaryArray:
+class Values(Protocol):
+    """Strings by number: a :class:`pyarrow.Array`, or the pseudonyms of an ``IdTable``."""
+
+    def __len__(self) -> int: ...
+
+    def take(self, indices: NDArray[np.int64], /) -> pa.Array: ...
+
+
+_scratch = threading.local()
+
+
+def _encoded(numbers: NDArray[np.integer[Any]], values: Values) -> pa.DictionaryArray:
     """``values[numbers]`` as a dictionary array holding only the values used.
 
     ``values`` must be distinct and non-null: Parquet takes the dictionary as it is.
     """
-    distinct, codes = _compact(numbers, len(values))
-    return pa.DictionaryArray.from_arrays(codes, values.take(distinct))
+    size = len(values)
+    code_of: NDArray[np.int32] | None = getattr(_scratch, "code_of", None)
+    if code_of is None or len(code_of) < size:  # one per thread, as long as the longest table
+        code_of = _scratch.code_of = np.full(max(size, 1024), -1, dtype=np.int32)
+    distinct, codes = _compact(numbers, code_of)
+    return pa.DictionaryArray.from_arrays(codes, values.take(distinct), safe=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,76 @@
+"""The per-file id table: exact positions across chunks, keys, empty ids, hash collisions."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aggregation.ingest import idtable
+from aggregation.ingest.idtable import IdTable
+from aggregation.ingest.pseudonymise import Pseudonymiser, Secret
+from schemas.errors import InternalError
+
+KEY = b"k" * 32
+chunks = st.lists(
+    st.lists(st.one_of(st.none(), st.text(max_size=6)), max_size=40), min_size=1, max_size=6
+)
+
+
+def _check(table: IdTable, chunks: list[list[str | None]]) -> None:
+    """Feed ``chunks`` in turn; every id keeps one position, with its own pseudonym and shard."""
+    position: dict[str, int] = {}
+    for chunk in chunks:
+        got = table.positions(pl.Series(chunk, dtype=pl.String), "pid")
+        assert got.dtype == pl.UInt32
+        for raw, pos in zip(chunk, got.to_list(), strict=True):
+            if raw is None:
+                assert pos is None
+            else:
+                assert position.setdefault(raw, pos) == pos
+        assert len(set(position.values())) == len(position) == len(table)
+        pseudonyms = table.pseudonyms(got).to_list()
+        shards = table.shards(got).to_list()
+        for raw, pseudonym, shard in zip(chunk, pseudonyms, shards, strict=True):
+            if raw is None:
+                assert pseudonym is None
+                assert shard is None
+            else:
+                mac = hmac.new(KEY, f"cdr:{raw}".encode(), hashlib.sha256).hexdigest()[:32]
+                assert pseudonym == mac
+                assert shard == int(mac[:8], 16) % 5
+
+
+@settings(deadline=None)  # the first call compiles the lookup
+@given(chunks)
+def test_positions_are_stable_and_exact_across_chunks(chunks: list[list[str | None]]) -> None:
+    _check(IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr"), chunks)
+
+
+@settings(deadline=None)
+@given(chunks)
+def test_hash_collisions_do_not_merge_ids(chunks: list[list[str | None]]) -> None:
+    def colliding(ids: pl.Series) -> np.ndarray:
+        return (ids.str.len_bytes().fill_null(0).cast(pl.UInt64) % 3).to_numpy()  # many collide
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(idtable, "_hash", colliding)
+        _check(IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr"), chunks)
+
+
+def test_the_table_grows_past_its_first_capacity() -> None:
+    table = IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr")
+    _check(table, [[f"{i}" for i in range(s, s + 1500)] for s in range(0, 6000, 1000)])
+    assert len(table) == 6500
+
+
+def test_a_position_outside_the_table_is_refused() -> None:
+    table = IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr")
+    table.positions(pl.Series(["a", "b"]), "pid")
+    with pytest.raises(InternalError, match="asked of a table of 2"):
+        table.take(np.array([0, 2]))
