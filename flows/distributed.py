@@ -1,10 +1,7 @@
 """Exact aggregates on a Dask cluster: one Prefect task per staged shard, summed centrally.
 
-Staged events are sharded by a hash of the pseudonym, so every shard holds whole subscribers
-(:mod:`aggregation.ingest.staging`), and every indicator's exact bounded aggregate is a sum of
-per-subscriber contributions whose keyed bounding depends only on the subscriber's own records
-(:mod:`aggregation.bounding`). So the aggregate of the whole data is the key-wise sum of the
-aggregates of the shards, exactly. :func:`dask_aggregate` is that sum as an
+The aggregate of the whole data is the key-wise sum of the aggregates of its shards, exactly
+(:mod:`aggregation.indicators.shards`). :func:`dask_aggregate` is that sum as an
 :data:`~aggregation.release.run.Aggregator`: it submits :func:`shard_aggregate` (one Prefect task
 per shard, reading only that shard's files where they lie) to the flow run's
 ``prefect_dask.DaskTaskRunner``, sums the partial aggregates by key and joins them onto the public
@@ -38,7 +35,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
-import polars as pl
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.context import FlowRunContext
@@ -47,12 +43,14 @@ from prefect_dask.task_runners import DaskTaskRunner
 
 from aggregation.extract import StagedSource
 from aggregation.indicators import exact_aggregate
+from aggregation.indicators.shards import only_shards, staged_shards, sum_partials
 from schemas.errors import ConfigurationError
 
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Iterator
 
+    import polars as pl
     from prefect.task_runners import TaskRunner
 
     from aggregation.bounding import BoundingKey
@@ -67,31 +65,12 @@ EXECUTORS: tuple[Executor, ...] = ("local", "dask")
 SHARD_RETRIES = 2
 """A shard task only reads: retrying it after an I/O error or a lost worker is safe."""
 
-_SHARD_DIR = re.compile(r"^shard=(\d+)$")
 _ADDRESS = re.compile(
     r"^(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9A-Fa-f:]+\]|[^:/\s]+):(?P<port>\d+)$"
 )
 
 
 # --- the aggregator ----------------------------------------------------------------------------
-
-
-def staged_shards(source: StagedSource, days: Iterable[dt.date]) -> list[int]:
-    """The shards of ``source`` holding at least one staged file of ``days``, in order."""
-    found: set[int] = set()
-    for day in set(days):
-        for shard_dir in (source.root / f"date={day.isoformat()}").glob("shard=*"):
-            m = _SHARD_DIR.match(shard_dir.name)
-            if m is None or not any(shard_dir.glob("*.parquet")):
-                continue
-            shard = int(m.group(1))
-            if source.shards is None or shard in source.shards:
-                found.add(shard)
-    return sorted(found)
-
-
-def _only(source: StagedSource, shards: Iterable[int]) -> StagedSource:
-    return StagedSource(source.root, frozenset(shards))
 
 
 def _worker_connection() -> duckdb.DuckDBPyConnection:
@@ -127,37 +106,12 @@ def shard_aggregate(request: AggregateRequest, key: BoundingKey, shard: int) -> 
     if not isinstance(request.source, StagedSource):
         msg = f"shard_aggregate reads a StagedSource, not {type(request.source).__name__}."
         raise ConfigurationError(msg)
-    part = replace(request, source=_only(request.source, [shard]))
+    part = replace(request, source=only_shards(request.source, [shard]))
     con = _worker_connection()
     try:
         return exact_aggregate(part, key, keys="observed", con=con)
     finally:
         con.close()
-
-
-def sum_partials(
-    template: pl.DataFrame,
-    partials: Sequence[pl.DataFrame],
-    key_columns: Sequence[str],
-    value_columns: Sequence[str],
-) -> pl.DataFrame:
-    """Per-shard aggregates summed by key and joined onto ``template``'s keys, in its order.
-
-    ``template`` holds every public key (an aggregate of no data: zeros); keys of ``partials``
-    outside it are dropped, as the single-machine query drops contributions outside the key set.
-    """
-    keys, values = list(key_columns), list(value_columns)
-    result = template.select(keys)
-    if not partials:
-        return result.with_columns(pl.lit(0, dtype=pl.Int64).alias(v) for v in values)
-    summed = (
-        pl.concat(partials, how="vertical")
-        .group_by(keys)
-        .agg(pl.col(v).sum().cast(pl.Int64) for v in values)
-    )
-    return result.join(summed, on=keys, how="left", maintain_order="left").with_columns(
-        pl.col(v).fill_null(0).cast(pl.Int64) for v in values
-    )
 
 
 def _flow_task_runner() -> DaskTaskRunner:
@@ -190,7 +144,7 @@ def dask_aggregate(request: AggregateRequest, key: BoundingKey) -> pl.DataFrame:
         raise ConfigurationError(msg)
     _flow_task_runner()
     shards = staged_shards(source, request.days_read())
-    template = exact_aggregate(replace(request, source=_only(source, [])), key)
+    template = exact_aggregate(replace(request, source=only_shards(source, [])), key)
     futures = [shard_aggregate.submit(request, key, shard) for shard in shards]
     partials = [future.result() for future in futures]
     get_run_logger().info(

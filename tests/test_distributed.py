@@ -16,6 +16,12 @@ from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
 import flows.daily
 from aggregation.extract import StagedSource
 from aggregation.indicators import exact_aggregate
+from aggregation.indicators.shards import (
+    shard_batches,
+    sharded_aggregate,
+    staged_shards,
+    sum_partials,
+)
 from aggregation.ingest import ingest_files
 from aggregation.release import open_context, plan_release
 from flows.distributed import (
@@ -24,8 +30,6 @@ from flows.distributed import (
     dask_execution,
     dask_task_runner,
     run_daily,
-    staged_shards,
-    sum_partials,
 )
 from sample_data.synth import SynthConfig, generate
 from schemas.errors import ConfigurationError
@@ -121,6 +125,25 @@ def test_every_indicator_is_the_sum_of_its_shards(
         assert (template.select(spec.value_columns).sum_horizontal() == 0).all()
         summed = sum_partials(template, parts, spec.key_columns, spec.value_columns)
         assert summed.equals(whole), request.indicator
+
+
+def test_the_local_aggregate_by_batches_of_shards_is_the_single_query(
+    requests: list[tuple[AggregateRequest, BoundingKey]], staged: Path
+) -> None:
+    source = StagedSource(staged / "staged")
+    sizes = [
+        sum(p.stat().st_size for p in (staged / "staged").glob(f"date=*/shard={s:03d}/*"))
+        for s in range(SHARDS)
+    ]
+    assert shard_batches(source, [START], 1) == [[s] for s in range(SHARDS)]
+    assert shard_batches(source, [START], sum(sizes)) == [list(range(SHARDS))]
+    pairs = shard_batches(source, [START], max(sizes) + 1)
+    assert sorted(s for batch in pairs for s in batch) == list(range(SHARDS))
+    assert all(len(batch) >= 2 for batch in pairs)  # each batch is over the size, but the last
+    for request, key in requests:
+        whole = exact_aggregate(request, key)
+        for batch_bytes in (1, max(sizes) + 1):
+            assert sharded_aggregate(request, key, batch_bytes=batch_bytes).equals(whole)
 
 
 def _on_shards(request: AggregateRequest, shards: set[int]) -> AggregateRequest:

@@ -26,7 +26,8 @@ import polars as pl
 
 from aggregation.bounding import BoundingKey
 from aggregation.extract import bounded_connection
-from aggregation.indicators import AggregateRequest, exact_aggregate
+from aggregation.indicators import AggregateRequest
+from aggregation.indicators.shards import sharded_aggregate
 from aggregation.ledger import OutputFile
 from aggregation.mechanisms import plan_partitions, plan_vector
 from aggregation.release.plan import plan_release
@@ -75,19 +76,20 @@ def stored_release(ctx: ReleaseContext, entry: LedgerEntry) -> ReleaseOutcome:
 
 
 Aggregator = Callable[[AggregateRequest, BoundingKey], pl.DataFrame]
-"""Computes the exact bounded aggregate of a request: :func:`exact_aggregate` on this machine,
-or a distributed equivalent (per-shard aggregates summed) that must give identical values."""
+"""Computes the exact bounded aggregate of a request, identical to
+:func:`~aggregation.indicators.exact_aggregate`: per batch of shards on this machine, or per shard
+on a cluster, summed."""
 
 
 def local_aggregator(workspace: Workspace) -> Aggregator:
-    """One DuckDB query on this machine, within ``[aggregation] memory_limit_mb`` (it spills to
-    the workspace's scratch directory beyond)."""
+    """DuckDB on this machine, one query per batch of shards (:func:`sharded_aggregate`), within
+    ``[aggregation] memory_limit_mb`` (it spills to the workspace's scratch directory beyond)."""
 
     def aggregate(request: AggregateRequest, key: BoundingKey) -> pl.DataFrame:
         limit = workspace.config.aggregation.memory_limit_mb
         spill = workspace.scratch / f"aggregate-{os.getpid()}-{threading.get_ident()}"
         with bounded_connection(limit, spill) as con:
-            return exact_aggregate(request, key, con=con)
+            return sharded_aggregate(request, key, con=con)
 
     return aggregate
 
