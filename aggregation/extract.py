@@ -293,8 +293,22 @@ def trips(plan: SqlPlan, src: str, out: str, zone: str = "zone") -> SqlPlan:
     """Add CTEs ``out`` (trips) and ``out_changes``: consecutive distinct zones of ``src``.
 
     Columns: ``pseudonym, local_date, origin, destination, depart_time, arrival_time``.
+
+    Only subscriber-days seen in two zones or more can have a trip, so the ordered window (a sort,
+    the costly part) runs over their events only (``out_moving``); the others are found by one
+    hash aggregation. Same trips, and most subscriber-days stay in one zone.
     """
-    plan = zone_changes(plan, src, f"{out}_changes", zone)
+    body = sql(
+        """SELECT s.* FROM {src} s SEMI JOIN (
+    SELECT pseudonym, local_date FROM {src}
+    GROUP BY pseudonym, local_date
+    HAVING min({zone}) <> max({zone})
+) m USING (pseudonym, local_date)""",
+        src=src,
+        zone=zone,
+    )
+    plan = plan.with_cte(f"{out}_moving", body)
+    plan = zone_changes(plan, f"{out}_moving", f"{out}_changes", zone)
     body = sql(
         """SELECT pseudonym, local_date, prev_zone AS origin, zone AS destination,
     prev_time AS depart_time, event_time AS arrival_time

@@ -199,21 +199,22 @@ def _floor(country: StagedCountry, indicator: str, level: str) -> dict[str, Any]
 def _release(
     country: StagedCountry, indicator: str, level: str, epsilon: float, k: int
 ) -> dict[str, Any]:
-    from aggregation.indicators import exact_aggregate  # noqa: PLC0415
     from aggregation.release import open_context, release  # noqa: PLC0415
+    from aggregation.release.run import local_aggregator  # noqa: PLC0415
 
     reset_releases(country.workspace)
     exact_seconds: list[float] = []
-
-    def timed(request: Any, key: Any) -> Any:
-        t = time.perf_counter()
-        frame = exact_aggregate(request, key)
-        exact_seconds.append(time.perf_counter() - t)
-        return frame
-
     spec = _spec(indicator, level, epsilon, k)
     started, cpu = time.perf_counter(), cpu_seconds()
     ctx = open_context(country.workspace, environ={"MOBILITY_SECRET": SECRET})
+    aggregator = local_aggregator(ctx.workspace)  # what `mobility release` uses
+
+    def timed(request: Any, key: Any) -> Any:
+        t = time.perf_counter()
+        frame = aggregator(request, key)
+        exact_seconds.append(time.perf_counter() - t)
+        return frame
+
     outcome = release(ctx, spec, aggregator=timed)
     seconds = time.perf_counter() - started
     meta = outcome.metadata
