@@ -78,8 +78,9 @@ shards = 16
 late_days = 1
 # Rows processed at a time; memory use grows with it, not with the size of the input.
 batch_rows = 1000000
-# Memory DuckDB may use for duplicate detection before it spills to .tmp/ in the workspace.
-memory_limit_mb = 512
+# Memory DuckDB may use for duplicate detection before it spills to .tmp/ in the workspace. A
+# file of more than about 400 000 rows per MiB here is scanned in several passes (slower).
+memory_limit_mb = 3072
 
 [aggregation]
 # Memory DuckDB may use for the exact aggregate of one release before it spills to .tmp/ in
@@ -158,7 +159,7 @@ class IngestSettings:
     shards: int = 16
     late_days: int = 1
     batch_rows: int = 1_000_000
-    memory_limit_mb: int = 512
+    memory_limit_mb: int = 3072
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,7 +65,7 @@ def test_hash_collisions_do_not_merge_ids(chunks: list[list[str | None]]) -> Non
 
 def test_the_table_grows_past_its_first_capacity() -> None:
     table = IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr")
-    _check(table, [[f"{i}" for i in range(s, s + 1500)] for s in range(0, 6000, 1000)])
+    _check(table, [[f"{i:020d}" for i in range(s, s + 1500)] for s in range(0, 6000, 1000)])
     assert len(table) == 6500
 
 

@@ -14,6 +14,7 @@ Memory grows with the file's distinct ids (about 120 bytes each), not with its r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numba
@@ -77,16 +78,39 @@ def _find(
         out[i] = found
 
 
+@numba.njit(nogil=True, cache=True)
+def _differs(
+    data: NDArray[np.uint8],
+    offsets: NDArray[np.int64],
+    rows: NDArray[np.int64],
+    store: NDArray[np.uint8],
+    starts: NDArray[np.int64],
+    at: NDArray[np.int32],
+) -> NDArray[np.bool_]:
+    """For each ``rows[i]``: do its bytes differ from those of stored id ``at[i]``?"""
+    out = np.zeros(len(rows), dtype=np.bool_)
+    for i in range(len(rows)):
+        a, b = offsets[rows[i]], offsets[rows[i] + 1]
+        c, d = starts[at[i]], starts[at[i] + 1]
+        if b - a != d - c:
+            out[i] = True
+            continue
+        for j in range(b - a):
+            if data[a + j] != store[c + j]:
+                out[i] = True
+                break
+    return out
+
+
 class IdTable:
     """Distinct raw ids of one file, numbered in order of first appearance, with their keys."""
 
     def __init__(self, pseudonymiser: Pseudonymiser, feed: Feed) -> None:
         self._pseudonymiser = pseudonymiser
         self._feed = feed
-        self._blocks: list[pl.Series] = []
-        """The ids in order, in blocks of decreasing size: appending copies each id O(log n)
-        times, and looking ids up by position stays fast."""
-        self._ids = pl.Series("id", [], pl.String)
+        self._bytes = np.empty(1 << 16, dtype=np.uint8)
+        """The ids' UTF-8 bytes, one after the other (id ``i`` from ``_starts[i]``)."""
+        self._starts = np.zeros(1024 + 1, dtype=np.int64)
         self._hashes = np.empty(1024, dtype=np.uint64)
         self._keys = np.zeros(16, dtype=np.uint64)
         self._slots = np.full(16, EMPTY, dtype=np.int32)
@@ -104,25 +128,26 @@ class IdTable:
     def positions(self, ids: pl.Series, name: str) -> pl.Series:
         """UInt32 position of each id (null where the id is null); new ids are keyed and added."""
         ids = ids.cast(pl.String)
+        text = _Text.of(ids)
         hashes = _hash(ids)
         out = self._find(hashes)
         nulls = ids.is_null().to_numpy()
         if nulls.any():
             out[nulls] = EMPTY
-        found = out != EMPTY
-        if found.any():  # a hash shared with a stored id is not that id: treat the row as new
-            out[found] = np.where(self._mismatch(ids.filter(found), out[found]), EMPTY, out[found])
+        found = np.flatnonzero(out != EMPTY)
+        if len(found):  # a hash shared with a stored id is not that id: treat the row as new
+            out[found[self._mismatch(text, found, out[found])]] = EMPTY
         missing = out == EMPTY
         if nulls.any():
             missing &= ~nulls
         if missing.any():
-            new = ids.filter(missing)
-            self._add(new.unique(maintain_order=True))
-            at = self._find(hashes[missing])
-            wrong = self._mismatch(new, at)
+            self._add(ids.filter(missing).unique(maintain_order=True))
+            rows = np.flatnonzero(missing)
+            at = self._find(hashes[rows])
+            wrong = self._mismatch(text, rows, at)
             if wrong.any():
-                at[wrong] = [self._others[i] for i in new.filter(wrong).to_list()]
-            out[missing] = at
+                at[wrong] = [self._others[i] for i in ids.gather(rows[wrong]).to_list()]
+            out[rows] = at
         return pl.Series(name, out).cast(pl.UInt32, strict=False)  # EMPTY (null id): null
 
     def shards(self, positions: pl.Series) -> pl.Series:
@@ -155,9 +180,12 @@ class IdTable:
         _find(hashes, self._keys, self._slots, out)
         return out
 
-    def _mismatch(self, ids: pl.Series, at: NDArray[np.int32]) -> NDArray[np.bool_]:
-        """For each id: is the id stored at its position another one (with the same hash)?"""
-        return (self._ids.gather(at) != ids).to_numpy()
+    def _mismatch(
+        self, text: _Text, rows: NDArray[np.int64], at: NDArray[np.int32]
+    ) -> NDArray[np.bool_]:
+        """For each of ``rows``: is the id stored at ``at`` another one (with the same hash)?"""
+        starts = self._starts[: self.size + 1]
+        return _differs(text.data, text.offsets, rows, self._bytes, starts, at)
 
     def _add(self, new: pl.Series) -> None:
         """Key ``new`` (distinct ids not in the table) and add them."""
@@ -172,11 +200,12 @@ class IdTable:
         self._pseudonyms[start : start + n] = _fixed_width(keyed["pseudonym"])
         self._shards[start : start + n] = keyed["shard"].to_numpy()
         ids = keyed["id"]
-        self._blocks.append(ids)
-        while len(self._blocks) > 1 and 2 * len(self._blocks[-1]) >= len(self._blocks[-2]):
-            last = self._blocks.pop()
-            self._blocks[-1] = pl.concat([self._blocks[-1], last], rechunk=True)
-        self._ids = pl.concat(self._blocks, rechunk=False)
+        text = _Text.of(ids)
+        used = int(self._starts[start])
+        added = text.data[text.offsets[0] : text.offsets[-1]]
+        self._bytes = _grown(self._bytes, used + len(added))
+        self._bytes[used : used + len(added)] = added
+        self._starts[start + 1 : start + n + 1] = used + text.offsets[1:] - text.offsets[0]
         self._hashes[start : start + n] = _hash(ids)
         self.size += n
         self._index(start)
@@ -191,7 +220,10 @@ class IdTable:
         shards[: self.size] = self._shards[: self.size]
         hashes = np.empty(capacity, dtype=np.uint64)
         hashes[: self.size] = self._hashes[: self.size]
+        starts = np.zeros(capacity + 1, dtype=np.int64)
+        starts[: self.size + 1] = self._starts[: self.size + 1]
         self._pseudonyms, self._shards, self._hashes = pseudonyms, shards, hashes
+        self._starts = starts
 
     def _index(self, start: int) -> None:
         """Put ids ``start`` onwards in the hash table (all of them after a resize)."""
@@ -204,8 +236,38 @@ class IdTable:
             pending = self._hashes[start : self.size]
             start += int(_insert(pending, self._keys, self._slots, start))
             if start < self.size:  # a hash already taken: that id lives in the dictionary
-                self._others[self._ids[start]] = start
+                first, end = self._starts[start], self._starts[start + 1]
+                self._others[self._bytes[first:end].tobytes().decode()] = start
                 start += 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Text:
+    """The UTF-8 bytes of a string series and where each one starts (Arrow's layout)."""
+
+    data: NDArray[np.uint8]
+    offsets: NDArray[np.int64]
+
+    @classmethod
+    def of(cls, strings: pl.Series) -> _Text:
+        array = strings.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(pa.large_string())
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        ends = np.frombuffer(array.buffers()[1], np.int64)
+        offsets = ends[array.offset : array.offset + len(array) + 1]
+        data = array.buffers()[2]
+        return cls(
+            np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8), offsets
+        )
+
+
+def _grown(buffer: NDArray[np.uint8], size: int) -> NDArray[np.uint8]:
+    """``buffer``, or a copy at least twice as long when it is shorter than ``size``."""
+    if size <= len(buffer):
+        return buffer
+    grown = np.empty(max(size, 2 * len(buffer)), dtype=buffer.dtype)
+    grown[: len(buffer)] = buffer
+    return grown
 
 
 def _hash(ids: pl.Series) -> NDArray[np.uint64]:
@@ -214,11 +276,9 @@ def _hash(ids: pl.Series) -> NDArray[np.uint64]:
 
 def _fixed_width(pseudonyms: pl.Series) -> NDArray[np.uint8]:
     """The pseudonyms' bytes, one row of :data:`PSEUDONYM_BYTES` each."""
-    array = pseudonyms.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(pa.large_string())
-    ends = np.frombuffer(array.buffers()[1], np.int64)
-    offsets = ends[array.offset : array.offset + len(array) + 1]
-    if not np.array_equal(np.diff(offsets), np.full(len(array), PSEUDONYM_BYTES)):
+    text = _Text.of(pseudonyms)
+    if not np.array_equal(np.diff(text.offsets), np.full(len(pseudonyms), PSEUDONYM_BYTES)):
         msg = f"pseudonyms must be {PSEUDONYM_BYTES} characters long"
         raise InternalError(msg)
-    data = np.frombuffer(array.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
-    return data.reshape(len(array), PSEUDONYM_BYTES)
+    data = text.data[text.offsets[0] : text.offsets[-1]]
+    return data.reshape(len(pseudonyms), PSEUDONYM_BYTES)
