@@ -37,6 +37,16 @@ PSEUDONYM_BYTES = 32
 
 
 @numba.njit(nogil=True, cache=True)
+def _slot(h: np.uint64, keys: NDArray[np.uint64], slots: NDArray[np.int32]) -> int:
+    """The slot holding hash ``h``, or the empty slot where it would go (linear probing)."""
+    mask = keys.shape[0] - 1
+    s = h & mask
+    while slots[s] != EMPTY and keys[s] != h:
+        s = (s + 1) & mask
+    return int(s)
+
+
+@numba.njit(nogil=True, cache=True)
 def _insert(
     hashes: NDArray[np.uint64], keys: NDArray[np.uint64], slots: NDArray[np.int32], first: int
 ) -> int:
@@ -44,15 +54,11 @@ def _insert(
 
     Stops at the first hash already in the table and returns its index: the caller decides.
     """
-    mask = keys.shape[0] - 1
-    for i in range(hashes.shape[0]):
-        h = hashes[i]
-        s = h & mask
-        while slots[s] != EMPTY:
-            if keys[s] == h:
-                return i
-            s = (s + 1) & mask
-        keys[s] = h
+    for i in range(len(hashes)):
+        s = _slot(hashes[i], keys, slots)
+        if slots[s] != EMPTY:
+            return i
+        keys[s] = hashes[i]
         slots[s] = first + i
     return len(hashes)
 
@@ -65,17 +71,8 @@ def _find(
     out: NDArray[np.int32],
 ) -> None:
     """``out[i]`` = the value stored for ``hashes[i]``, or ``EMPTY``."""
-    mask = keys.shape[0] - 1
-    for i in range(hashes.shape[0]):
-        h = hashes[i]
-        s = h & mask
-        found = EMPTY
-        while slots[s] != EMPTY:
-            if keys[s] == h:
-                found = slots[s]
-                break
-            s = (s + 1) & mask
-        out[i] = found
+    for i in range(len(hashes)):
+        out[i] = slots[_slot(hashes[i], keys, slots)]
 
 
 @numba.njit(nogil=True, cache=True)
