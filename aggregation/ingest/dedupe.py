@@ -9,13 +9,16 @@ Detection takes two steps so that memory stays bounded whatever the size of the 
 1. :func:`~aggregation.ingest.profiling.profile` scans the id and time columns of the file with
    DuckDB, in bounded memory, for the rows whose (id, time) hash is shared with another row.
    Exact copies always are; candidates are few.
-2. :class:`Deduplicator` compares candidates exactly, chunk by chunk in file order, keeping one
-   representative row per distinct candidate; a hash collision therefore never drops a row.
+2. :class:`Deduplicator` compares candidates exactly, chunk by chunk in file order, keeping the
+   values of one row per distinct candidate in a set (memory grows with the file's duplicates,
+   not its rows; each chunk costs what its own candidates cost); a hash collision therefore
+   never drops a row.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -32,7 +35,7 @@ class Deduplicator:
     def __init__(self, candidates: pl.Series, columns: list[str]) -> None:
         self._candidates = candidates
         self._columns = columns
-        self._seen: pl.DataFrame | None = None
+        self._seen: set[tuple[Any, ...]] = set()
 
     def duplicates(self, chunk: pl.DataFrame) -> pl.Series:
         """For each row of ``chunk``: is it a copy of an earlier row of the file?"""
@@ -47,12 +50,20 @@ class Deduplicator:
         is_candidate = _members(rows, mine)
         if not is_candidate.any():
             return none
-        new = _detached(chunk.filter(is_candidate).select(ROW, *self._columns))
-        pool = new if self._seen is None else pl.concat([self._seen, new])
-        first = pool.select(pl.struct(self._columns).is_first_distinct()).to_series()
-        self._seen = pool.filter(first)
-        copies = np.sort(pool.filter(~first)[ROW].to_numpy())
-        return pl.Series(_members(rows, copies))
+        new = chunk.filter(is_candidate).select(ROW, *self._columns)
+        copies = []
+        for number, *values in new.iter_rows():  # in file order
+            row = tuple(_comparable(v) for v in values)
+            if row in self._seen:
+                copies.append(number)
+            else:
+                self._seen.add(row)
+        return pl.Series(_members(rows, np.sort(np.array(copies, dtype=np.int64))))
+
+
+def _comparable(value: Any) -> Any:
+    """``value`` as a set member: NaN (unequal to itself) stands for itself as a string."""
+    return "NaN" if isinstance(value, float) and math.isnan(value) else value
 
 
 def _members(values: NDArray[np.int64], sorted_set: NDArray[np.int64]) -> NDArray[np.bool_]:
@@ -61,15 +72,3 @@ def _members(values: NDArray[np.int64], sorted_set: NDArray[np.int64]) -> NDArra
         return np.zeros(len(values), dtype=bool)
     at = np.searchsorted(sorted_set, values).clip(max=len(sorted_set) - 1)
     return np.asarray(sorted_set[at] == values)
-
-
-def _detached(frame: pl.DataFrame) -> pl.DataFrame:
-    """A copy of ``frame`` that owns its strings.
-
-    Filtered string columns keep views into the buffers of the whole chunk; the few rows kept
-    across chunks would otherwise keep every chunk's strings alive.
-    """
-    table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
-    detached = pl.from_arrow(table)
-    assert isinstance(detached, pl.DataFrame)  # noqa: S101 - a table gives a frame
-    return detached
