@@ -15,9 +15,10 @@ raw CDR drop into an empty workspace, then every daily indicator of the default 
 (``flows.daily.specs_for_day``: event_counts, presence, od_trips, od_connections, home_away,
 mobility_distance × 2) on the local executor. Reported: seconds and peak RSS per part, a least
 squares line ``seconds = a + b · events`` through the measured points, and what the line says for
-100 M and 1 B events. Those are *extrapolations*, not measurements: this shared 2-core machine
-cannot run a billion events in the time of a benchmark. The single day here gives home-based
-indicators one night; a real daily run reads seven days for them (see the README).
+100 M and 1 B events (the line's values: a size not in ``--sizes`` is extrapolated, not measured;
+``--sizes ... 1000000000`` measures a billion, about 20 minutes here plus 25 to generate the data
+once, 10 GB). The single day here gives home-based indicators one night; a real daily run reads
+seven days for them (see the README).
 
 Results: tables, and JSON under ``benchmarks/results/``.
 """
@@ -274,7 +275,7 @@ def print_events(part: dict[str, Any]) -> None:
         print(f"  fit {name:<10} {f[name]['intercept_s']:7.1f} s + "
               f"{f[name]['seconds_per_million']:6.2f} s/M events → 100 M: "
               f"{f[name]['extrapolated_100M_s'] / 60:5.1f} min, 1 B: "
-              f"{f[name]['extrapolated_1B_s'] / 60:6.1f} min (extrapolated)")  # fmt: skip
+              f"{f[name]['extrapolated_1B_s'] / 60:6.1f} min (on the line)")  # fmt: skip
     m = f["peak_rss_mb"]
     print(f"  peak RSS measured: {m['measured_max_mb'] / 1024:.1f} GiB; not extrapolated: "
           f"releases' DuckDB is capped at {m['aggregation_memory_limit_mb'] / 1024:.0f} GiB "
