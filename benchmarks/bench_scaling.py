@@ -5,7 +5,8 @@
     uv run python benchmarks/bench_scaling.py --part events --sizes 1000000 10000000 50000000
 
 **workers** -- on one staged day (the data of ``bench_release.py``, 16 shards), the exact
-``od_trips`` and ``presence`` aggregates computed in one process (DuckDB on every core), then by
+``od_trips`` and ``presence`` aggregates computed in one process (DuckDB on every core; as one
+query, then one query per shard summed, as ``mobility`` does), then by
 :func:`flows.distributed.dask_aggregate` on a local cluster of 1, 2, … worker processes (one
 DuckDB thread each; one Prefect task per shard, inside a flow on a ``DaskTaskRunner``). Reported:
 the median of ``--repeats`` runs, the cluster's start-up, and each worker's peak RSS.
@@ -68,15 +69,17 @@ def _requests(country: StagedCountry) -> dict[str, Any]:
     }
 
 
-def _local_child(country: StagedCountry, repeats: int) -> dict[str, Any]:
+def _local_child(country: StagedCountry, repeats: int, by_shard: int) -> dict[str, Any]:
     from aggregation.indicators import exact_aggregate  # noqa: PLC0415
+    from aggregation.indicators.shards import sharded_aggregate  # noqa: PLC0415
 
+    aggregate = sharded_aggregate if by_shard else exact_aggregate
     req = _requests(country)
     times: dict[str, list[float]] = {}
     for indicator in SCALING_INDICATORS:
         for _ in range(repeats):
             t = time.perf_counter()
-            exact_aggregate(req[indicator], req["key"])
+            aggregate(req[indicator], req["key"])
             times.setdefault(indicator, []).append(time.perf_counter() - t)
     return {"times": times, "peak_rss_mb": peak_rss_mb()}
 
@@ -182,10 +185,11 @@ def workers_part(events: int, workers: list[int], repeats: int) -> dict[str, Any
     """Exact aggregates in one process, then on Dask with each number of workers."""
     country = prepare(events)
     rows = []
-    local = _run_child("local", country, repeats)
-    rows.append({"executor": "local (1 process, DuckDB on every core)", "workers": 0,
-                 **{i: statistics.median(t) for i, t in local["times"].items()},
-                 "peak_rss_mb": [round(local["peak_rss_mb"])]})  # fmt: skip
+    for by_shard, name in ((0, "one query"), (1, "one query per shard, summed (the default)")):
+        local = _run_child("local", country, repeats, by_shard)
+        rows.append({"executor": f"local, 1 process, DuckDB on every core: {name}",
+                     "workers": 0, **{i: statistics.median(t) for i, t in local["times"].items()},
+                     "peak_rss_mb": [round(local["peak_rss_mb"])]})  # fmt: skip
     for n in workers:
         got = _run_child("dask", country, n, repeats)
         rows.append({
