@@ -138,7 +138,7 @@ class IdTable:
         if nulls.any():
             missing &= ~nulls
         if missing.any():
-            self._add(ids.filter(missing).unique(maintain_order=True))
+            self._add(ids.filter(missing))
             rows = np.flatnonzero(missing)
             at = self._find(hashes[rows])
             wrong = self._mismatch(text, rows, at)
@@ -185,12 +185,11 @@ class IdTable:
         return _differs(text.data, text.offsets, rows, self._bytes, starts, at)
 
     def _add(self, new: pl.Series) -> None:
-        """Key ``new`` (distinct ids not in the table) and add them."""
+        """Key the ids of ``new`` (not in the table; repeats allowed) and add them."""
+        if self._others:  # ids whose hash collided are already stored, aside
+            new = new.filter(~new.is_in(list(self._others)))
         if new.is_empty():
             return
-        known = [i for i in new.to_list() if i in self._others]
-        if known:
-            new = new.filter(~new.is_in(known))
         keyed = self._pseudonymiser.pseudonyms(new, self._feed)
         start, n = self.size, len(keyed)
         self._reserve(start + n)

@@ -9,8 +9,8 @@ of a workspace (staged data records its *key id*, an HMAC of a fixed label, to c
 The secret is read from the environment variable named in the configuration (``secret_env``) or,
 when that is unset or empty, from ``secret_file``; ingest refuses to run without one. It is held
 by :class:`Secret`, whose ``repr`` hides it, and is never logged, written or put in a message.
-HMACs are computed once per distinct id of a file (found by :mod:`~aggregation.ingest.profiling`),
-not once per row; rows find theirs through :class:`~aggregation.ingest.idindex.IdIndex`.
+HMACs are computed once per distinct id of a file, not once per row: the file's
+:class:`~aggregation.ingest.idtable.IdTable` keys each id when it first appears and keeps it.
 """
 
 from __future__ import annotations
@@ -117,8 +117,9 @@ class Pseudonymiser:
         return self._secret.key_id
 
     def pseudonyms(self, ids: pl.Series, feed: Feed) -> pl.DataFrame:
-        """One row per distinct non-null id: ``id``, ``pseudonym`` and ``shard`` (UInt16)."""
-        distinct = ids.drop_nulls().unique().sort()
+        """One row per distinct non-null id, in order of first appearance: ``id``, ``pseudonym``
+        and ``shard`` (UInt16)."""
+        distinct = ids.drop_nulls().unique(maintain_order=True)
         base = self._secret.mac()
         prefix = NAMESPACE[feed]
         out: list[str] = []
