@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -34,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from bench_release import peak_rss_mb
 
 from aggregation.ingest import ingest_files
 from sample_data.synth import SynthConfig, generate
@@ -118,7 +118,7 @@ def _child(drop: Path, workspace: Path) -> None:
             {
                 "seconds": seconds,
                 "cpu_seconds": time.process_time() - cpu,
-                "peak_rss_mb": _peak_rss_mb(),
+                "peak_rss_mb": peak_rss_mb(),
                 "status": outcome.status,
                 "error": outcome.error,
                 "rows_in": outcome.rows_in,
@@ -129,16 +129,6 @@ def _child(drop: Path, workspace: Path) -> None:
             }
         )
     )
-
-
-def _peak_rss_mb() -> float:
-    """Peak resident memory of this process since it started (``VmHWM``; Linux)."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _workspace(data: Path, reference: Path) -> Path:

@@ -74,14 +74,19 @@ def _local_child(country: StagedCountry, repeats: int, by_shard: int) -> dict[st
     from aggregation.indicators.shards import sharded_aggregate  # noqa: PLC0415
 
     aggregate = sharded_aggregate if by_shard else exact_aggregate
-    req = _requests(country)
+    times = _timed(aggregate, _requests(country), repeats)
+    return {"times": times, "peak_rss_mb": peak_rss_mb()}
+
+
+def _timed(aggregate: Any, req: dict[str, Any], repeats: int) -> dict[str, list[float]]:
+    """Seconds of ``repeats`` runs of ``aggregate`` for each scaling indicator."""
     times: dict[str, list[float]] = {}
     for indicator in SCALING_INDICATORS:
         for _ in range(repeats):
             t = time.perf_counter()
             aggregate(req[indicator], req["key"])
             times.setdefault(indicator, []).append(time.perf_counter() - t)
-    return {"times": times, "peak_rss_mb": peak_rss_mb()}
+    return times
 
 
 def _worker_peak_rss_mb() -> float:
@@ -101,13 +106,7 @@ def _dask_child(country: StagedCountry, workers: int, repeats: int) -> dict[str,
 
         @flow(name="bench-scaling", task_runner=dask_task_runner(address))
         def measure() -> dict[str, list[float]]:
-            times: dict[str, list[float]] = {}
-            for indicator in SCALING_INDICATORS:
-                for _ in range(repeats):
-                    t = time.perf_counter()
-                    dask_aggregate(req[indicator], req["key"])
-                    times.setdefault(indicator, []).append(time.perf_counter() - t)
-            return times
+            return _timed(dask_aggregate, req, repeats)
 
         times = measure()
         with Client(address) as client:
