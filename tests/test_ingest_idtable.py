@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregation.ingest import idtable
 from aggregation.ingest.idtable import IdTable
 from aggregation.ingest.pseudonymise import Pseudonymiser, Secret
 from schemas.errors import InternalError
@@ -19,6 +18,12 @@ from schemas.errors import InternalError
 KEY = b"k" * 32
 chunks = st.lists(
     st.lists(st.one_of(st.none(), st.text(max_size=6)), max_size=40), min_size=1, max_size=6
+)
+# Ids around the 16 bytes held in a slot, sharing long prefixes: a few letters, some of 2 bytes.
+long_ids = st.lists(
+    st.lists(st.one_of(st.none(), st.text(alphabet="ab\u00e9", max_size=24)), max_size=60),
+    min_size=1,
+    max_size=6,
 )
 
 
@@ -53,18 +58,22 @@ def test_positions_are_stable_and_exact_across_chunks(chunks: list[list[str | No
 
 
 @settings(deadline=None)
-@given(chunks)
-def test_hash_collisions_do_not_merge_ids(chunks: list[list[str | None]]) -> None:
-    def colliding(ids: pl.Series) -> np.ndarray:
-        return (ids.str.len_bytes().fill_null(0).cast(pl.UInt64) % 3).to_numpy()  # many collide
-
-    with pytest.MonkeyPatch.context() as patched:
-        patched.setattr(idtable, "_hash", colliding)
-        _check(IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr"), chunks)
+@given(long_ids)
+def test_ids_longer_than_a_slot_are_told_apart(chunks: list[list[str | None]]) -> None:
+    _check(IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr"), chunks)
 
 
-def test_the_table_grows_past_its_first_capacity() -> None:
-    table = IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr")
+@settings(deadline=None)
+@given(st.one_of(chunks, long_ids), st.sampled_from([0, 1, 3]))
+def test_hash_collisions_do_not_merge_ids(chunks: list[list[str | None]], mask: int) -> None:
+    """With all but the lowest bits of the hash masked, most ids share a hash with another."""
+    _check(IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr", hash_mask=mask), chunks)
+
+
+@pytest.mark.parametrize("mask", [2**64 - 1, 0xFF])
+def test_the_table_grows_past_its_first_capacity(mask: int) -> None:
+    """Ids of 20 bytes (4 beyond the slot), many new in each chunk, with or without collisions."""
+    table = IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr", hash_mask=mask)
     _check(table, [[f"{i:020d}" for i in range(s, s + 1500)] for s in range(0, 6000, 1000)])
     assert len(table) == 6500
 
@@ -74,3 +83,14 @@ def test_a_position_outside_the_table_is_refused() -> None:
     table.positions(pl.Series(["a", "b"]), "pid")
     with pytest.raises(InternalError, match="asked of a table of 2"):
         table.take(np.array([0, 2]))
+
+
+@pytest.mark.parametrize("mask", [2**64 - 1, 0])
+def test_ids_differing_in_one_byte_anywhere_stay_apart(mask: int) -> None:
+    """Every byte of an id counts: the first 8, the next 8 and those kept aside past 16."""
+    base = "0123456789abcdefghij"
+    ids: list[str | None] = [base[:n] for n in range(len(base) + 1)]
+    ids += [base[:i] + "X" + base[i + 1 :] for i in range(len(base))]
+    table = IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr", hash_mask=mask)
+    _check(table, [ids, ids[::-1], ids[::2]])
+    assert len(table) == len(set(ids))

@@ -1,21 +1,22 @@
-"""The ids of one raw file met so far: position, pseudonym and shard of each, found by hash.
+"""The ids of one raw file met so far: position, pseudonym and shard of each.
 
 Every row of a chunk needs the position of its raw id in the file's table of pseudonyms
 (:mod:`~aggregation.ingest.pseudonymise`). A join would build a hash table of the file's ids for
-every chunk; :class:`IdTable` keeps one open-addressing table of their 64-bit hashes for the whole
-file, and each chunk only hashes its ids, looks them up (compiled with numba, without the GIL, so
-the writer threads go on meanwhile) and checks the ids found against the stored ones. Ids not
-found are new: each is keyed once (one HMAC per distinct id of the file) and added.
+every chunk; :class:`IdTable` keeps one open-addressing table for the whole file, and one compiled
+pass per chunk (numba, without the GIL, so the writer threads go on meanwhile) finds each row's
+id, or adds it when it is new. Each new id is keyed once (one HMAC per distinct id of the file).
 
-The check makes the lookup exact: a hash shared by two different ids (about one pair in 40 000
-files of 30 M subscribers) is noticed, and the later id is kept in a small dictionary instead.
-Memory grows with the file's distinct ids (about 120 bytes each), not with its rows.
+A slot holds an id's first 16 bytes, its length and its position (24 bytes), so finding an id
+compares the id itself, not a hash of it: two ids are never merged, whatever their hashes. The
+bytes past the 16th (longer than any phone number) are kept aside and compared too. Finding an
+id touches one slot, mostly one cache line. Memory grows with the file's distinct ids (about 80
+bytes each, of which 32 are the pseudonym), not with its rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numba
 import numpy as np
@@ -30,91 +31,208 @@ if TYPE_CHECKING:
     from aggregation.ingest.drops import Feed
     from aggregation.ingest.pseudonymise import Pseudonymiser
 
-SEED = 0x5EED
-EMPTY = -1
-"""Slot value of an empty slot, and what :func:`_find` gives for a hash not in the table."""
 PSEUDONYM_BYTES = 32
+INLINE_BYTES = 16
+"""Bytes of an id held in its slot; the rest are kept in the table's store."""
+MAX_LOAD = 0.7
+"""The table grows by half when more of its slots than this are taken."""
+NO_ID = -1
+"""Position given to a null id."""
+_BLOCK = 32
+"""Rows whose first slots are read ahead together (see :func:`_lookup`)."""
+ScalarT = TypeVar("ScalarT", bound=np.generic)
+
+_M1 = np.uint64(0xFF51AFD7ED558CCD)
+_M2 = np.uint64(0xC4CEB9FE1A85EC53)
+_P = np.uint64(0x9E3779B97F4A7C15)
+_S33 = np.uint64(33)
+_S32 = np.uint64(32)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_EIGHT = np.uint64(8)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _mix(h: np.uint64) -> np.uint64:
+    """MurmurHash3's 64-bit finaliser: every input bit changes about half the output bits."""
+    h ^= h >> _S33
+    h *= _M1
+    h ^= h >> _S33
+    h *= _M2
+    h ^= h >> _S33
+    return h
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _word(buf: NDArray[np.uint8], start: int | np.int64, count: int | np.int64) -> np.uint64:
+    """Up to 8 bytes from ``buf[start]`` as a little-endian word, zero-padded."""
+    w = np.uint64(0)
+    for j in range(count):
+        w |= np.uint64(buf[start + j]) << (_EIGHT * np.uint64(j))
+    return w
 
 
 @numba.njit(nogil=True, cache=True)
-def _slot(h: np.uint64, keys: NDArray[np.uint64], slots: NDArray[np.int32]) -> int:
-    """The slot holding hash ``h``, or the empty slot where it would go (linear probing)."""
-    mask = keys.shape[0] - 1
-    s = h & mask
-    while slots[s] != EMPTY and keys[s] != h:
-        s = (s + 1) & mask
-    return int(s)
+def _hash(
+    w0: np.uint64,
+    w1: np.uint64,
+    n: int | np.int64,
+    tail: NDArray[np.uint8],
+    at: int | np.int64,
+    mask: np.uint64,
+) -> np.uint64:
+    """Hash of an id: its first 16 bytes as two words, its length, the rest (``tail[at:]``)."""
+    h = _mix(w0 + _P * np.uint64(n))
+    h = _mix(h ^ w1)
+    for j in range(0, n - INLINE_BYTES, 8):
+        h = _mix(h ^ _word(tail, at + j, min(8, n - INLINE_BYTES - j)))
+    return h & mask
 
 
-@numba.njit(nogil=True, cache=True)
-def _insert(
-    hashes: NDArray[np.uint64], keys: NDArray[np.uint64], slots: NDArray[np.int32], first: int
-) -> int:
-    """Insert ``hashes[i]`` with value ``first + i``; return how many went in.
-
-    Stops at the first hash already in the table and returns its index: the caller decides.
-    """
-    for i in range(len(hashes)):
-        s = _slot(hashes[i], keys, slots)
-        if slots[s] != EMPTY:
-            return i
-        keys[s] = hashes[i]
-        slots[s] = first + i
-    return len(hashes)
+@numba.njit(nogil=True, cache=True, inline="always")
+def _home(h: np.uint64, slots: int) -> np.int64:
+    """The first slot to probe for hash ``h`` (its top 32 bits scaled to the table)."""
+    return np.int64(((h >> _S32) * np.uint64(slots)) >> _S32)
 
 
-@numba.njit(nogil=True, cache=True)
-def _find(
-    hashes: NDArray[np.uint64],
-    keys: NDArray[np.uint64],
-    slots: NDArray[np.int32],
-    out: NDArray[np.int32],
-) -> None:
-    """``out[i]`` = the value stored for ``hashes[i]``, or ``EMPTY``."""
-    for i in range(len(hashes)):
-        out[i] = slots[_slot(hashes[i], keys, slots)]
-
-
-@numba.njit(nogil=True, cache=True)
-def _differs(
-    data: NDArray[np.uint8],
-    offsets: NDArray[np.int64],
-    rows: NDArray[np.int64],
+@numba.njit(nogil=True, cache=True, inline="always")
+def _probe(  # noqa: PLR0913, PLR0917 - inlined into _lookup, which holds these in registers
+    table: NDArray[np.uint64],
     store: NDArray[np.uint8],
     starts: NDArray[np.int64],
-    at: NDArray[np.int32],
-) -> NDArray[np.bool_]:
-    """For each ``rows[i]``: do its bytes differ from those of stored id ``at[i]``?"""
-    out = np.zeros(len(rows), dtype=np.bool_)
-    for i in range(len(rows)):
-        a, b = offsets[rows[i]], offsets[rows[i] + 1]
-        c, d = starts[at[i]], starts[at[i] + 1]
-        if b - a != d - c:
-            out[i] = True
+    data: NDArray[np.uint8],
+    a: np.int64,
+    n: np.int64,
+    w0: np.uint64,
+    w1: np.uint64,
+    s: np.int64,
+) -> np.int64:
+    """The slot holding the id ``data[a : a + n]`` (words ``w0``, ``w1``) probing from ``s``, or
+    the empty slot where it would go."""
+    slots = table.shape[0]
+    while table[s, 2] != 0:
+        meta = table[s, 2]
+        if table[s, 0] == w0 and table[s, 1] == w1 and np.int64(meta >> _S32) == n:
+            tail = starts[np.int64(meta & _LOW32) - 1]
+            same = True
+            for j in range(n - INLINE_BYTES):
+                if data[a + INLINE_BYTES + j] != store[tail + j]:
+                    same = False
+                    break
+            if same:
+                return s
+        s = s + 1 if s + 1 < slots else np.int64(0)
+    return s
+
+
+@numba.njit(nogil=True, cache=True)
+def _lookup(
+    text: tuple[NDArray[np.uint8], NDArray[np.int64], NDArray[np.bool_]],
+    row: int,
+    state: tuple[NDArray[np.uint64], NDArray[np.uint8], NDArray[np.int64], np.uint64],
+    size: int,
+    out: NDArray[np.int32],
+    firsts: NDArray[np.int64],
+) -> tuple[int, int, np.uint64]:
+    """Positions of the ids of rows ``row`` onwards into ``out``.
+
+    ``text`` is the chunk's ids (bytes, offsets, nulls); ``state`` the table's arrays and hash
+    mask (see :class:`IdTable`) and ``size`` its ids. A new id takes the next position and its
+    row goes to ``firsts`` (from 0 for each chunk). Stops before the id that would take the table
+    past :data:`MAX_LOAD`, or overflow ``starts``; returns the next row, the new size and a
+    checksum of the slots read ahead.
+
+    Rows go by blocks: first each row's first slot is read (these reads are independent, so the
+    processor overlaps their cache misses), then the rows are looked up one by one, from cache.
+    One miss at a time would make the lookup 4 times slower.
+    """
+    data, offsets, nulls = text
+    table, store, starts, mask = state
+    slots = table.shape[0]
+    limit = int(MAX_LOAD * slots)
+    new = 0
+    used = starts[size]
+    w0s = np.empty(_BLOCK, dtype=np.uint64)
+    w1s = np.empty(_BLOCK, dtype=np.uint64)
+    homes = np.empty(_BLOCK, dtype=np.int64)
+    ahead = np.uint64(0)
+    while row < len(out):
+        end = min(row + _BLOCK, len(out))
+        for i in range(row, end):
+            a, n = offsets[i], offsets[i + 1] - offsets[i]
+            w0s[i - row] = _word(data, a, min(8, n))
+            w1s[i - row] = _word(data, a + 8, min(8, max(0, n - 8)))
+            homes[i - row] = _home(_hash(w0s[i - row], w1s[i - row], n, data, a + 16, mask), slots)
+        for k in range(end - row):
+            ahead ^= table[homes[k], 2]
+        for i in range(row, end):
+            if nulls[i]:
+                out[i] = NO_ID
+                continue
+            a, n = offsets[i], offsets[i + 1] - offsets[i]
+            w0, w1 = w0s[i - row], w1s[i - row]
+            s = _probe(table, store, starts, data, a, n, w0, w1, homes[i - row])
+            if table[s, 2] != 0:
+                out[i] = np.int64(table[s, 2] & _LOW32) - 1
+                continue
+            if size >= limit or size + 2 > len(starts):
+                return i, size, ahead
+            table[s, 0] = w0
+            table[s, 1] = w1
+            table[s, 2] = (np.uint64(n) << _S32) | np.uint64(size + 1)
+            for j in range(n - INLINE_BYTES):
+                store[used + j] = data[a + INLINE_BYTES + j]
+            used += max(0, n - INLINE_BYTES)
+            starts[size + 1] = used
+            firsts[new] = i
+            new += 1
+            out[i] = size
+            size += 1
+        row = end
+    return row, size, ahead
+
+
+@numba.njit(nogil=True, cache=True)
+def _rehash(
+    old: NDArray[np.uint64],
+    new: NDArray[np.uint64],
+    store: NDArray[np.uint8],
+    starts: NDArray[np.int64],
+    mask: np.uint64,
+) -> None:
+    """Put every id of ``old`` into the empty table ``new``."""
+    slots = new.shape[0]
+    for i in range(old.shape[0]):
+        meta = old[i, 2]
+        if meta == 0:
             continue
-        for j in range(b - a):
-            if data[a + j] != store[c + j]:
-                out[i] = True
-                break
-    return out
+        n = np.int64(meta >> _S32)
+        pos = np.int64(meta & _LOW32) - 1
+        s = _home(_hash(old[i, 0], old[i, 1], n, store, starts[pos], mask), slots)
+        while new[s, 2] != 0:
+            s = s + 1 if s + 1 < slots else np.int64(0)
+        new[s, 0], new[s, 1], new[s, 2] = old[i, 0], old[i, 1], meta
 
 
 class IdTable:
-    """Distinct raw ids of one file, numbered in order of first appearance, with their keys."""
+    """Distinct raw ids of one file, numbered in order of first appearance, with their keys.
 
-    def __init__(self, pseudonymiser: Pseudonymiser, feed: Feed) -> None:
+    ``hash_mask`` keeps only some bits of each hash: tests use it to make ids collide.
+    """
+
+    def __init__(
+        self, pseudonymiser: Pseudonymiser, feed: Feed, *, hash_mask: int = 2**64 - 1
+    ) -> None:
         self._pseudonymiser = pseudonymiser
         self._feed = feed
-        self._bytes = np.empty(1 << 16, dtype=np.uint8)
-        """The ids' UTF-8 bytes, one after the other (id ``i`` from ``_starts[i]``)."""
+        self._mask = np.uint64(hash_mask)
+        self._table = np.zeros((1024, 3), dtype=np.uint64)
+        """Per slot: the id's bytes 0-7 and 8-15 (zero-padded), and (length << 32 | position + 1),
+        0 when the slot is empty."""
+        self._store = np.empty(1 << 12, dtype=np.uint8)
+        """The ids' bytes past the 16th, one after the other (id ``i``'s from ``_starts[i]``)."""
         self._starts = np.zeros(1024 + 1, dtype=np.int64)
-        self._hashes = np.empty(1024, dtype=np.uint64)
-        self._keys = np.zeros(16, dtype=np.uint64)
-        self._slots = np.full(16, EMPTY, dtype=np.int32)
         self._pseudonyms = np.empty((1024, PSEUDONYM_BYTES), dtype=np.uint8)
         self._shards = np.empty(1024, dtype=np.uint16)
-        self._others: dict[str, int] = {}
-        """Ids whose hash another id of the table has (practically never any)."""
         self.size = 0
 
     def __len__(self) -> int:
@@ -126,26 +244,24 @@ class IdTable:
         """UInt32 position of each id (null where the id is null); new ids are keyed and added."""
         ids = ids.cast(pl.String)
         text = _Text.of(ids)
-        hashes = _hash(ids)
-        out = self._find(hashes)
         nulls = ids.is_null().to_numpy()
-        if nulls.any():
-            out[nulls] = EMPTY
-        found = np.flatnonzero(out != EMPTY)
-        if len(found):  # a hash shared with a stored id is not that id: treat the row as new
-            out[found[self._mismatch(text, found, out[found])]] = EMPTY
-        missing = out == EMPTY
-        if nulls.any():
-            missing &= ~nulls
-        if missing.any():
-            self._add(ids.filter(missing))
-            rows = np.flatnonzero(missing)
-            at = self._find(hashes[rows])
-            wrong = self._mismatch(text, rows, at)
-            if wrong.any():
-                at[wrong] = [self._others[i] for i in ids.gather(rows[wrong]).to_list()]
-            out[rows] = at
-        return pl.Series(name, out).cast(pl.UInt32, strict=False)  # EMPTY (null id): null
+        out = np.empty(len(ids), dtype=np.int32)
+        firsts = np.empty(len(ids), dtype=np.int64)
+        chunk = (text.data, text.offsets, nulls)
+        base, row = self.size, 0
+        used = int(self._starts[self.size])
+        self._store = _grown(self._store, used + int(text.offsets[-1] - text.offsets[0]))
+        while True:
+            state = (self._table, self._store, self._starts, self._mask)
+            row, self.size, _ = _lookup(
+                chunk, row, state, self.size, out, firsts[self.size - base :]
+            )
+            if row == len(ids):
+                break
+            self._grow()
+        if self.size > base:
+            self._key(ids.gather(firsts[: self.size - base]), base)
+        return pl.Series(name, out).cast(pl.UInt32, strict=False)  # NO_ID (null id): null
 
     def shards(self, positions: pl.Series) -> pl.Series:
         """Shard (UInt16) of the id at each position (null where null)."""
@@ -172,69 +288,27 @@ class IdTable:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _find(self, hashes: NDArray[np.uint64]) -> NDArray[np.int32]:
-        out = np.empty(len(hashes), dtype=np.int32)
-        _find(hashes, self._keys, self._slots, out)
-        return out
+    def _grow(self) -> None:
+        """Room for more ids: more slots past the load limit, and a longer ``_starts``."""
+        if self.size >= int(MAX_LOAD * len(self._table)):
+            table = np.zeros((len(self._table) * 3 // 2, 3), dtype=np.uint64)
+            _rehash(self._table, table, self._store, self._starts, self._mask)
+            self._table = table
+        if self.size + 2 > len(self._starts):
+            self._starts = _grown(self._starts, len(self._starts) * 3 // 2)
 
-    def _mismatch(
-        self, text: _Text, rows: NDArray[np.int64], at: NDArray[np.int32]
-    ) -> NDArray[np.bool_]:
-        """For each of ``rows``: is the id stored at ``at`` another one (with the same hash)?"""
-        starts = self._starts[: self.size + 1]
-        return _differs(text.data, text.offsets, rows, self._bytes, starts, at)
-
-    def _add(self, new: pl.Series) -> None:
-        """Key the ids of ``new`` (not in the table; repeats allowed) and add them."""
-        if self._others:  # ids whose hash collided are already stored, aside
-            new = new.filter(~new.is_in(list(self._others)))
-        if new.is_empty():
-            return
+    def _key(self, new: pl.Series, start: int) -> None:
+        """Key ``new``, the ids given positions ``start`` onwards (distinct, in that order)."""
         keyed = self._pseudonymiser.pseudonyms(new, self._feed)
-        start, n = self.size, len(keyed)
-        self._reserve(start + n)
-        self._pseudonyms[start : start + n] = _fixed_width(keyed["pseudonym"])
-        self._shards[start : start + n] = keyed["shard"].to_numpy()
-        ids = keyed["id"]
-        text = _Text.of(ids)
-        used = int(self._starts[start])
-        added = text.data[text.offsets[0] : text.offsets[-1]]
-        self._bytes = _grown(self._bytes, used + len(added))
-        self._bytes[used : used + len(added)] = added
-        self._starts[start + 1 : start + n + 1] = used + text.offsets[1:] - text.offsets[0]
-        self._hashes[start : start + n] = _hash(ids)
-        self.size += n
-        self._index(start)
-
-    def _reserve(self, size: int) -> None:
-        if size <= len(self._shards):
-            return
-        capacity = 1 << (size - 1).bit_length()
-        pseudonyms = np.empty((capacity, PSEUDONYM_BYTES), dtype=np.uint8)
-        pseudonyms[: self.size] = self._pseudonyms[: self.size]
-        shards = np.empty(capacity, dtype=np.uint16)
-        shards[: self.size] = self._shards[: self.size]
-        hashes = np.empty(capacity, dtype=np.uint64)
-        hashes[: self.size] = self._hashes[: self.size]
-        starts = np.zeros(capacity + 1, dtype=np.int64)
-        starts[: self.size + 1] = self._starts[: self.size + 1]
-        self._pseudonyms, self._shards, self._hashes = pseudonyms, shards, hashes
-        self._starts = starts
-
-    def _index(self, start: int) -> None:
-        """Put ids ``start`` onwards in the hash table (all of them after a resize)."""
-        if 2 * self.size > len(self._keys):  # load factor at most 1/2
-            capacity = 1 << (2 * self.size - 1).bit_length()
-            self._keys = np.zeros(capacity, dtype=np.uint64)
-            self._slots = np.full(capacity, EMPTY, dtype=np.int32)
-            start = 0
-        while start < self.size:
-            pending = self._hashes[start : self.size]
-            start += int(_insert(pending, self._keys, self._slots, start))
-            if start < self.size:  # a hash already taken: that id lives in the dictionary
-                first, end = self._starts[start], self._starts[start + 1]
-                self._others[self._bytes[first:end].tobytes().decode()] = start
-                start += 1
+        if len(keyed) != len(new):
+            msg = f"{len(new)} new ids were keyed as {len(keyed)}"
+            raise InternalError(msg)
+        end = start + len(keyed)
+        if end > len(self._shards):
+            self._pseudonyms = _grown(self._pseudonyms, end)
+            self._shards = _grown(self._shards, end)
+        self._pseudonyms[start:end] = _fixed_width(keyed["pseudonym"])
+        self._shards[start:end] = keyed["shard"].to_numpy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,17 +331,13 @@ class _Text:
         )
 
 
-def _grown(buffer: NDArray[np.uint8], size: int) -> NDArray[np.uint8]:
-    """``buffer``, or a copy at least twice as long when it is shorter than ``size``."""
+def _grown(buffer: NDArray[ScalarT], size: int) -> NDArray[ScalarT]:
+    """``buffer``, or a copy half as long again (at least ``size``) when it is shorter."""
     if size <= len(buffer):
         return buffer
-    grown = np.empty(max(size, 2 * len(buffer)), dtype=buffer.dtype)
+    grown = np.zeros((max(size, len(buffer) * 3 // 2), *buffer.shape[1:]), dtype=buffer.dtype)
     grown[: len(buffer)] = buffer
     return grown
-
-
-def _hash(ids: pl.Series) -> NDArray[np.uint64]:
-    return ids.hash(SEED).to_numpy()
 
 
 def _fixed_width(pseudonyms: pl.Series) -> NDArray[np.uint8]:
