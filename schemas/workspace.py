@@ -78,8 +78,8 @@ shards = 16
 late_days = 1
 # Rows processed at a time; memory use grows with it, not with the size of the input.
 batch_rows = 1000000
-# Memory DuckDB may use for duplicate detection before it spills to .tmp/ in the workspace. A
-# file of more than about 400 000 rows per MiB here is scanned in several passes (slower).
+# Memory for duplicate detection, which sorts a hash of every row (16 bytes a row). The hashes
+# of a file of more than 65 536 rows per MiB here are spread over part files in .tmp/ first.
 memory_limit_mb = 3072
 
 [aggregation]

@@ -2,29 +2,52 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+import numpy as np
 import polars as pl
 
 from aggregation.ingest.dedupe import Deduplicator
-from aggregation.ingest.reading import ROW
+from aggregation.ingest.profiling import duplicate_key
+from aggregation.ingest.reading import MALFORMED, ROW
+
+T = dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)
+
+
+def _frame() -> pl.DataFrame:
+    nan = float("nan")
+    return pl.DataFrame(
+        {
+            ROW: [1, 2, 3, 4, 5, 6, 7, 8, 9],
+            MALFORMED: [False] * 7 + [True, True],
+            "msisdn": ["a", "a", "b", "a", "b", None, None, None, None],
+            "event_time": [T, T, T, T, T, None, None, None, None],
+            "x": [1.0, 1.0, nan, 2.0, nan, None, None, None, None],
+        }
+    )
 
 
 def test_only_identical_later_rows_are_copies_across_chunks() -> None:
-    nan = float("nan")
-    frame = pl.DataFrame(
-        {
-            ROW: [1, 2, 3, 4, 5, 6, 7, 8],
-            "id": ["a", "a", "b", "a", "b", None, None, "c"],
-            "x": [1.0, 1.0, nan, 2.0, nan, None, None, 1.0],
-        }
-    )
-    # every row a candidate but 8: a hash shared says nothing; only equal values make a copy
-    dedupe = Deduplicator(pl.Series(ROW, [1, 2, 3, 4, 5, 6, 7]), ["id", "x"])
+    frame = _frame()
+    # every key shared: a shared key says nothing; only equal values make a copy
+    every = np.unique(frame.select(duplicate_key("cdr")).to_series().to_numpy())
+    dedupe = Deduplicator(every, "cdr", ["msisdn", "event_time", "x"])
     first = dedupe.duplicates(frame.slice(0, 3)).to_list()
-    later = dedupe.duplicates(frame.slice(3, 5)).to_list()
+    later = dedupe.duplicates(frame.slice(3, 6)).to_list()
     assert first == [False, True, False]  # row 2 repeats row 1 in the same chunk
-    assert later == [False, True, False, True, False]  # 5 repeats 3 (NaN too), 7 repeats 6
+    # 5 repeats 3 (NaN too), 7 repeats 6; malformed 8 and 9 are never copies
+    assert later == [False, True, False, True, False, False]
 
 
-def test_no_candidates_no_copies() -> None:
-    frame = pl.DataFrame({ROW: [1, 2], "id": ["a", "a"]})
-    assert not Deduplicator(pl.Series(ROW, [], pl.Int64), ["id"]).duplicates(frame).any()
+def test_rows_whose_key_is_not_shared_are_not_compared() -> None:
+    frame = _frame()
+    keys = frame.select(duplicate_key("cdr")).to_series().to_numpy()
+    only_b = np.unique(keys[2:3])  # b's key: rows 3 and 5
+    dedupe = Deduplicator(only_b, "cdr", ["msisdn", "event_time", "x"])
+    assert dedupe.duplicates(frame).to_list() == [False] * 4 + [True] + [False] * 4
+
+
+def test_no_shared_keys_no_copies() -> None:
+    frame = _frame()
+    dedupe = Deduplicator(np.empty(0, np.uint64), "cdr", ["msisdn", "event_time", "x"])
+    assert not dedupe.duplicates(frame).any()

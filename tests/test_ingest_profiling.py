@@ -1,25 +1,32 @@
-"""The duplicate scan: same candidates in one pass or many; more passes when memory runs out."""
+"""The duplicate scan: the same shared keys sorted in memory or spread over part files."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
+import polars as pl
 import pyarrow.parquet as pq
 import pytest
 from test_ingest_rules import _cdr_row, _cdr_table, local
 
-from aggregation.ingest import profiling
 from aggregation.ingest.drops import discover
-from aggregation.ingest.profiling import profile
-from aggregation.ingest.reading import Source, open_source
+from aggregation.ingest.profiling import duplicate_key, profile
+from aggregation.ingest.reading import MALFORMED, ROW, Source, open_source
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 ROWS = 2_000
+MIB = 2**20
+
+
+def _source(tmp_path: Path, rows: list[dict[str, Any]]) -> Source:
+    path = tmp_path / "cdr_2026-03-02.parquet"
+    pq.write_table(_cdr_table(rows), path)
+    (raw,) = discover([path])
+    return open_source(raw, tmp_path)
 
 
 @pytest.fixture
@@ -33,40 +40,68 @@ def source(tmp_path: Path) -> Source:
             continue
         when = local("2026-03-02 10:00:00") + dt.timedelta(seconds=int(rng.integers(0, 50_000)))
         rows.append(_cdr_row(f"r{i}", msisdn=f"23480{rng.integers(0, 300):08d}", event_time=when))
-    path = tmp_path / "cdr_2026-03-02.parquet"
-    pq.write_table(_cdr_table(rows), path)
-    (raw,) = discover([path])
-    return open_source(raw, tmp_path)
+    return _source(tmp_path, rows)
 
 
-def _expected(source: Source) -> list[int]:
+def _repeating_rows(source: Source) -> list[int]:
+    """Rows whose (msisdn, event_time) another row has, worked out without hashes."""
     table = pq.read_table(source.parquet, columns=["msisdn", "event_time"]).to_pylist()
     keys = [(r["msisdn"], r["event_time"]) for r in table]
     counts = {k: keys.count(k) for k in set(keys)}
     return [i + 1 for i, k in enumerate(keys) if counts[k] > 1]
 
 
-def test_several_passes_find_the_same_candidates(source: Source, tmp_path: Path) -> None:
-    one = profile(source, memory_limit_mb=64, spill_dir=tmp_path / "spill")
-    assert one.passes == 1
-    assert one.candidates.to_list() == _expected(source)
-    assert len(one.candidates) >= 2 * (ROWS // 7)
-    many = profile(source, memory_limit_mb=64, spill_dir=tmp_path / "spill", rows_per_mb=7)
-    assert many.passes == 5  # 2 000 rows / (64 MiB x 7 rows per MiB), rounded up
-    assert many.candidates.equals(one.candidates)
+def _rows_with_shared_keys(source: Source, shared: np.ndarray) -> list[int]:
+    frame = source.scan().select(ROW, duplicate_key(source.raw.feed)).collect()
+    return frame.filter(pl.col("_dupe_key").is_in(shared.tolist()))[ROW].to_list()
 
 
-def test_passes_double_when_memory_runs_out(
-    source: Source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real = profiling._candidates
+def test_shared_keys_are_those_of_repeating_rows(source: Source, tmp_path: Path) -> None:
+    found = profile(source, memory_limit_mb=64, scratch=tmp_path / "keys", scan_rows=300)
+    assert found.parts == 1
+    assert np.all(np.diff(found.shared.astype(np.float64)) > 0)  # sorted and distinct
+    assert _rows_with_shared_keys(source, found.shared) == _repeating_rows(source)
+    assert len(found.shared) >= ROWS // 7
 
-    def tight(source: Source, memory_limit_mb: int, spill_dir: Path, passes: int) -> np.ndarray:
-        if passes < 4:
-            raise duckdb.OutOfMemoryException("Out of Memory Error: (simulated)")
-        return real(source, memory_limit_mb, spill_dir, passes)
 
-    monkeypatch.setattr(profiling, "_candidates", tight)
-    found = profile(source, memory_limit_mb=64, spill_dir=tmp_path / "spill")
-    assert found.passes == 4
-    assert found.candidates.to_list() == _expected(source)
+def test_part_files_give_the_same_keys(source: Source, tmp_path: Path) -> None:
+    one = profile(source, memory_limit_mb=64, scratch=tmp_path / "keys")
+    # 1 MiB at MiB/450 bytes a row holds 450 rows: 2 000 rows go to 5 part files
+    parts = profile(
+        source, memory_limit_mb=1, scratch=tmp_path / "keys", scan_rows=300, row_bytes=MIB // 450
+    )
+    assert parts.parts == 5
+    assert np.array_equal(parts.shared, one.shared)
+    assert not list((tmp_path / "keys").iterdir())  # part files are removed
+
+
+def test_an_over_full_part_is_read_in_blocks(tmp_path: Path) -> None:
+    """Most rows repeat one (msisdn, time): its part holds more rows than memory allows."""
+    when = local("2026-03-02 10:00:00")
+    rows = [_cdr_row(f"r{i}", msisdn="2348000000001", event_time=when) for i in range(900)]
+    rows += [
+        _cdr_row(f"s{i}", msisdn=f"23480{i:08d}", event_time=when + dt.timedelta(seconds=i % 50))
+        for i in range(100)
+    ]
+    rows += [dict(rows[-1], record_id="last")]  # one more repeated key, in another block
+    source = _source(tmp_path, rows)
+    found = profile(
+        source, memory_limit_mb=1, scratch=tmp_path / "keys", scan_rows=64, row_bytes=MIB // 200
+    )
+    assert found.parts == 6
+    assert _rows_with_shared_keys(source, found.shared) == _repeating_rows(source)
+    assert len(found.shared) == 2
+
+
+def test_malformed_lines_have_no_key(tmp_path: Path) -> None:
+    path = tmp_path / "cdr_2026-03-02.csv"
+    header = "record_id,msisdn,event_time,cell_id,event_type,direction,duration_s,volume_bytes\n"
+    good = "r1,2348000000001,2026-03-02 10:00:00,C1,call,in,5,\n"
+    bad = "oops\n"
+    path.write_text(header + good + bad + bad + good.replace("r1", "r2"))
+    (raw,) = discover([path])
+    source = open_source(raw, tmp_path)
+    found = profile(source, memory_limit_mb=64, scratch=tmp_path / "keys")
+    frame = source.scan().select(ROW, MALFORMED, duplicate_key("cdr")).collect()
+    assert frame[MALFORMED].to_list() == [False, True, True, False]
+    assert found.shared.tolist() == [frame["_dupe_key"][0]]  # the two good rows, not the bad

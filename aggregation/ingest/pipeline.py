@@ -16,8 +16,8 @@ Per file, under the workspace's ingest lock:
 
 Memory is bounded by the settings, not by the size of the file: two chunks, the writer's buffers
 (``row_group_rows`` rows per partition, 24 bytes a row) and a few row groups being written,
-DuckDB's ``[ingest] memory_limit_mb``, and the table of the file's distinct ids (about 120 bytes
-per subscriber).
+the duplicate scan's ``[ingest] memory_limit_mb``, and the table of the file's distinct ids
+(about 80 bytes per subscriber).
 
 A file that cannot be read fails alone (:class:`~aggregation.ingest.reading.RawFileError`):
 nothing from it is staged, its previous staged data stay as they were, and the batch goes on.
@@ -235,9 +235,9 @@ class _DropRun:
         source = open_source(self.raw, self.scratch)
         self.outcome.rows_in = source.rows_in
         found = profile(
-            source, memory_limit_mb=cfg.ingest.memory_limit_mb, spill_dir=self.scratch / "duckdb"
+            source, memory_limit_mb=cfg.ingest.memory_limit_mb, scratch=self.scratch / "keys"
         )
-        dedupe = Deduplicator(found.candidates, source.contract.names)
+        dedupe = Deduplicator(found.shared, feed, source.contract.names)
         ids = IdTable(self.ctx.pseudonymiser, feed)
         places = self.ctx.cells.places if feed == "cdr" else self.ctx.zones.places
         staged = StagedWriter(

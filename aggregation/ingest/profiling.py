@@ -1,13 +1,17 @@
 """One bounded-memory scan of a raw file before its rows are processed.
 
-DuckDB reads only the id and time columns and returns what the chunked pass needs to know about
-the whole file in advance: the rows that may be exact duplicates (see
-:mod:`~aggregation.ingest.dedupe`), found by grouping rows on a hash of (id, time). That grouping
-holds one entry per row, and DuckDB does not spill it gracefully far beyond its memory limit (a
-billion rows need about 2 GiB). So the scan is cut into passes, each grouping the rows of one
-slice of the hash space: as many as ``[ingest] memory_limit_mb`` requires for the file's rows
-(:data:`ROWS_PER_MB`), and twice as many again if a pass runs out of memory all the same. Memory
-stays within the setting whatever the size of the file; a bigger file only takes more passes.
+It finds what the chunked pass needs to know about the whole file in advance: which rows may be
+exact duplicates of another row (see :mod:`~aggregation.ingest.dedupe`). Exact copies have the
+same id and time, so the scan hashes the (id, time) of every well-formed row
+(:func:`duplicate_key`, only those two columns are read) and keeps the hashes met more than once:
+the *shared* hashes, few in any real file. The chunked pass hashes its rows the same way and
+compares exactly only those whose hash is shared.
+
+Finding the shared hashes means sorting all of them. A file's hashes are sorted in memory when
+they fit in ``[ingest] memory_limit_mb`` (:data:`ROW_BYTES` per row, so 3 GiB holds 200 M rows);
+those of a bigger file are spread by hash over that many part files in the ingest's scratch
+directory, and each part is read back and sorted on its own. Memory stays within the setting
+whatever the size of the file; a bigger file only writes and reads its hashes once more.
 """
 
 from __future__ import annotations
@@ -16,82 +20,131 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
 import polars as pl
 
-from aggregation.extract import bounded_connection
-from aggregation.ingest.reading import ID_COLUMN, ROW, TIME_COLUMN
-from schemas.errors import ConfigurationError
+from aggregation.ingest.reading import ID_COLUMN, MALFORMED, READ_ERRORS, TIME_COLUMN
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
     from pathlib import Path
 
+    from numpy.typing import NDArray
+
+    from aggregation.ingest.drops import Feed
     from aggregation.ingest.reading import Source
 
-ROWS_PER_MB = 400_000
-"""Rows one MiB of DuckDB memory groups in one pass (measured: 10^9 rows pass in 2 GiB, not in
-512 MiB); passes = rows / (memory_limit_mb x ROWS_PER_MB), rounded up."""
-MAX_PASSES = 1024
+ROW_BYTES = 16
+"""Memory per row of a part: its hash, and as much again for sorting and reading."""
+SCAN_ROWS = 4_000_000
+"""Rows read at a time (two columns)."""
+SEED = 0xD0_0B1E
+KEY = "_dupe_key"
+
+
+def duplicate_key(feed: Feed) -> pl.Expr:
+    """The hash of a row's (id, time) that exact copies share: the same in every chunk."""
+    return pl.struct(ID_COLUMN[feed], TIME_COLUMN[feed]).hash(SEED).alias(KEY)
 
 
 @dataclass(frozen=True, slots=True)
 class Profile:
     """What one scan of a raw file tells ingest before it processes the rows."""
 
-    candidates: pl.Series
-    """Sorted row numbers (``_row``) whose (id, time) hash is shared with another row."""
-    passes: int
-    """How many passes over the file the scan took."""
+    shared: NDArray[np.uint64]
+    """The :func:`duplicate_key` values of more than one row, sorted."""
+    parts: int
+    """Into how many parts the hashes were spread (1: they were sorted in memory)."""
 
 
 def profile(
-    source: Source, *, memory_limit_mb: int, spill_dir: Path, rows_per_mb: int = ROWS_PER_MB
+    source: Source,
+    *,
+    memory_limit_mb: int,
+    scratch: Path,
+    scan_rows: int = SCAN_ROWS,
+    row_bytes: int = ROW_BYTES,
 ) -> Profile:
-    """Duplicate candidates of ``source``, in bounded memory."""
-    passes = max(1, math.ceil(source.rows_in / (memory_limit_mb * rows_per_mb)))
-    while True:
-        try:
-            rows = _candidates(source, memory_limit_mb, spill_dir, passes)
-        except duckdb.OutOfMemoryException as exc:
-            if passes >= MAX_PASSES:
-                msg = (
-                    f"{source.raw.path}: the duplicate scan of {source.rows_in:,} rows ran out "
-                    f"of memory in {passes} passes under [ingest] memory_limit_mb = "
-                    f"{memory_limit_mb}. Raise it in mobility.toml, or split the export."
-                )
-                raise ConfigurationError(msg) from exc
-            passes *= 2
-            continue
-        except duckdb.Error as exc:
+    """The shared duplicate keys of ``source``, in memory bounded by ``memory_limit_mb``.
+
+    ``row_bytes`` is the memory counted per row (tests raise it to make small files take parts).
+    """
+    capacity = max(1, memory_limit_mb * 2**20 // row_bytes)
+    parts = max(1, math.ceil(source.rows_in / capacity))
+    hashes = _hashes(source, scan_rows)
+    if parts == 1:
+        every = np.empty(source.rows_in, dtype=np.uint64)
+        n = 0
+        for batch in hashes:
+            every[n : n + len(batch)] = batch
+            n += len(batch)
+        return Profile(_repeated([every[:n]], several=False), parts)
+    files = _spread(hashes, parts, scratch)
+    try:
+        shared = [
+            _repeated(_blocks(path, capacity), several=path.stat().st_size > 8 * capacity)
+            for path in files
+        ]
+    finally:
+        for path in files:
+            path.unlink()
+    return Profile(np.sort(np.concatenate(shared)), parts)
+
+
+def _hashes(source: Source, scan_rows: int) -> Iterator[NDArray[np.uint64]]:
+    """The duplicate keys of the well-formed rows of ``source``, ``scan_rows`` rows at a time."""
+    rows = source.scan().select(duplicate_key(source.raw.feed), MALFORMED)
+    for offset in range(0, source.rows_in, scan_rows):
+        try:  # slices push down to the Parquet reader (a filter before them would not)
+            batch = rows.slice(offset, scan_rows).collect()
+        except READ_ERRORS as exc:
             raise source.unreadable(exc) from exc
-        return Profile(pl.Series(ROW, np.sort(rows), dtype=pl.Int64), passes)
+        keys = batch[KEY].to_numpy()
+        malformed = batch[MALFORMED].to_numpy()
+        yield keys[~malformed] if malformed.any() else keys
 
 
-def _candidates(source: Source, memory_limit_mb: int, spill_dir: Path, passes: int) -> np.ndarray:
-    """Rows whose (id, time) hash another row has: per slice, the shared hashes (one grouping
-    scan), then their rows (a second scan, joined against those few hashes). Two queries rather
-    than one: in one, DuckDB kept the (row, hash) of every row to scan them twice, and spilled
-    16 GiB of them for a billion rows."""
-    id_col, time_col = ID_COLUMN[source.raw.feed], TIME_COLUMN[source.raw.feed]
-    scan = source.scan_sql([id_col, time_col])
-    hashed = f'SELECT {ROW}, hash("{id_col}", "{time_col}") AS h FROM {scan}'  # noqa: S608
-    # Only contract column names are interpolated; the path and the slice are bound parameters.
-    shared = (
-        f"SELECT h FROM ({hashed}) "  # noqa: S608
-        # UBIGINT on both sides: with an INTEGER parameter the modulo runs in HUGEINT, 3x slower
-        "WHERE h % CAST($passes AS UBIGINT) = CAST($slice AS UBIGINT) "
-        "GROUP BY h HAVING count(*) > 1"
-    )
-    rows = f"SELECT {ROW} FROM ({hashed}) SEMI JOIN shared_hashes USING (h)"  # noqa: S608
-    found = []
-    with bounded_connection(memory_limit_mb, spill_dir, preserve_insertion_order=False) as con:
-        for piece in range(passes):
-            params = {"path": str(source.parquet), "passes": passes, "slice": piece}
-            hashes = con.sql(shared, params=params).to_arrow_table()
-            if hashes.num_rows == 0:
-                continue
-            con.register("shared_hashes", hashes)
-            found.append(con.sql(rows, params={"path": str(source.parquet)}).to_arrow_table())
-            con.unregister("shared_hashes")
-    return np.concatenate([t.column(ROW).to_numpy() for t in found] or [np.empty(0, np.int64)])
+def _repeated(blocks: Iterable[NDArray[np.uint64]], *, several: bool) -> NDArray[np.uint64]:
+    """The values met more than once in ``blocks`` (each sorted in place), sorted and distinct.
+
+    With ``several`` blocks, the distinct values met so far are kept to compare the next blocks
+    with. A part only takes several blocks when it is over-full, that is when its rows repeat a
+    few values many times, so these are few.
+    """
+    found: list[NDArray[np.uint64]] = []
+    seen = np.empty(0, dtype=np.uint64)
+    for block in blocks:
+        block.sort()
+        again = block[1:] == block[:-1]
+        found.append(block[1:][again])
+        if several:
+            distinct = np.concatenate([block[:1], block[1:][~again]])
+            at = np.searchsorted(seen, distinct).clip(max=max(len(seen) - 1, 0))
+            found.append(distinct[seen[at] == distinct] if len(seen) else distinct[:0])
+            seen = np.union1d(seen, distinct)
+    return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.uint64)
+
+
+def _spread(hashes: Iterator[NDArray[np.uint64]], parts: int, scratch: Path) -> list[Path]:
+    """Write each hash to part file ``hash % parts``; the part files."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    files = [scratch / f"duplicate-keys-{k}.u64" for k in range(parts)]
+    handles = [path.open("wb") for path in files]
+    try:
+        for batch in hashes:
+            part = (batch % np.uint64(parts)).astype(np.intp)
+            ordered = batch[np.argsort(part, kind="stable")]
+            ends = np.cumsum(np.bincount(part, minlength=parts))
+            for k, piece in enumerate(np.split(ordered, ends[:-1])):
+                piece.tofile(handles[k])
+    finally:
+        for handle in handles:
+            handle.close()
+    return files
+
+
+def _blocks(path: Path, rows: int) -> Iterator[NDArray[np.uint64]]:
+    """The hashes of a part file, ``rows`` at a time."""
+    total = path.stat().st_size // 8
+    for start in range(0, total, rows):
+        yield np.fromfile(path, dtype=np.uint64, count=min(rows, total - start), offset=8 * start)
