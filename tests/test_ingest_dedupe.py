@@ -32,8 +32,8 @@ def test_only_identical_later_rows_are_copies_across_chunks() -> None:
     # every key shared: a shared key says nothing; only equal values make a copy
     every = np.unique(frame.select(duplicate_key("cdr")).to_series().to_numpy())
     dedupe = Deduplicator(every, "cdr", ["msisdn", "event_time", "x"])
-    first = dedupe.duplicates(frame.slice(0, 3)).to_list()
-    later = dedupe.duplicates(frame.slice(3, 6)).to_list()
+    first = dedupe.duplicates(frame.slice(0, 3)).tolist()
+    later = dedupe.duplicates(frame.slice(3, 6)).tolist()
     assert first == [False, True, False]  # row 2 repeats row 1 in the same chunk
     # 5 repeats 3 (NaN too), 7 repeats 6; malformed 8 and 9 are never copies
     assert later == [False, True, False, True, False, False]
@@ -44,7 +44,7 @@ def test_rows_whose_key_is_not_shared_are_not_compared() -> None:
     keys = frame.select(duplicate_key("cdr")).to_series().to_numpy()
     only_b = np.unique(keys[2:3])  # b's key: rows 3 and 5
     dedupe = Deduplicator(only_b, "cdr", ["msisdn", "event_time", "x"])
-    assert dedupe.duplicates(frame).to_list() == [False] * 4 + [True] + [False] * 4
+    assert dedupe.duplicates(frame).tolist() == [False] * 4 + [True] + [False] * 4
 
 
 def test_no_shared_keys_no_copies() -> None:

@@ -43,14 +43,12 @@ class Deduplicator:
         self._columns = columns
         self._seen: set[tuple[Any, ...]] = set()
 
-    def duplicates(self, chunk: pl.DataFrame) -> pl.Series:
+    def duplicates(self, chunk: pl.DataFrame) -> NDArray[np.bool_]:
         """For each row of ``chunk``: is it a copy of an earlier row of the file?"""
-        none = pl.Series(np.zeros(len(chunk), dtype=bool))
+        flags = np.zeros(len(chunk), dtype=bool)
         if self._shared == 0 or len(chunk) == 0:
-            return none
+            return flags
         candidates = np.flatnonzero(chunk.select(self._candidate).to_series().to_numpy())
-        if len(candidates) == 0:
-            return none
         copies = []
         rows = chunk.select(self._columns)[candidates]
         for at, values in zip(candidates, rows.iter_rows(), strict=True):  # in file order
@@ -59,9 +57,8 @@ class Deduplicator:
                 copies.append(at)
             else:
                 self._seen.add(row)
-        flags = np.zeros(len(chunk), dtype=bool)
         flags[copies] = True
-        return pl.Series(flags)
+        return flags
 
 
 def _comparable(value: Any) -> Any:

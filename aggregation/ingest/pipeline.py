@@ -79,7 +79,6 @@ from aggregation.ingest.validation import (
     explain,
     flag,
 )
-from aggregation.ingest.zones import PLACE
 from schemas.errors import InternalError, MobilityError
 from schemas.quality import QuarantineReason
 from schemas.staged import STAGED_EVENT_TYPES
@@ -87,6 +86,8 @@ from schemas.staged import STAGED_EVENT_TYPES
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
     from pathlib import Path
+
+    from numpy.typing import NDArray
 
     from aggregation.ingest.drops import Feed
     from schemas.workspace import Workspace
@@ -285,53 +286,73 @@ class _DropRun:
         staged: StagedWriter,
         quarantine: QuarantineWriter,
     ) -> None:
+        """Stage the good rows of ``chunk`` and quarantine the others.
+
+        The chunk is never filtered whole (that copies every column): rows are told apart by
+        masks, and only the refused rows (few) and the staged integer columns are taken out.
+        """
         feed = self.raw.feed
         self.rows_done += len(chunk)
-        dupes = dedupe.duplicates(chunk)
-        n_dupes = int(dupes.sum())
-        if n_dupes:
-            chunk = chunk.filter(~dupes)
+        kept = ~dedupe.duplicates(chunk)
         pid = ids.positions(chunk[ID_COLUMN[feed]], PID)
         chunk = chunk.with_columns(pid, ids.shards(pid))
-        any_bad = bool(chunk[BAD].any())
-        flagged = chunk.filter(pl.col(BAD)) if any_bad else chunk.clear()
-        bad = explain(flagged, feed, **self._rule_args(source))
-        good, refused = self._locate(chunk.filter(~pl.col(BAD)) if any_bad else chunk)
-        if len(refused):
-            bad = pl.concat([bad, refused.select(bad.columns)]).sort(ROW)
-        staged.add(_staged_rows(good, feed))
+        checked = kept & ~chunk[BAD].to_numpy()
+        local_us = _micros(chunk[LOCAL])
+        place = self._locate(chunk, local_us, checked)
+        good = checked & (place >= 0)
+        bad = self._refused(source, chunk, kept & ~checked, checked & (place < 0))
+        rows = _staged_rows(chunk, place, local_us, feed)
+        if not good.all():
+            rows = rows.take(np.flatnonzero(good))
+        staged.add(rows)
         bad = bad.with_columns(ids.pseudonyms(bad[PID]))
         quarantine.add(quarantine_rows(bad, feed, self.raw.name, text=source.text))
-        self._count(good, bad, n_dupes)
+        self._count(rows, bad, len(chunk) - int(kept.sum()))
         if self.progress is not None:
             self.progress(self.raw, self.rows_done, source.rows_in)
 
-    def _locate(self, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """Valid rows with their zones, and those refused: unknown cell or outside coverage."""
+    def _locate(
+        self, chunk: pl.DataFrame, local_us: NDArray[np.int64], checked: NDArray[np.bool_]
+    ) -> NDArray[np.int64]:
+        """The place of each row (-1: unknown cell, or outside coverage); rows not ``checked``
+        (refused already) are not located."""
         if self.raw.feed == "cdr":
-            cells = self.ctx.cells
-            located = cells.join(rows)
-            unknown = cells.unknown(pl.col(LOCAL).dt.date())
+            local_days = np.floor_divide(local_us, _MICROS_PER_DAY)
+            return self.ctx.cells.locate(chunk["cell_id"], local_days)
+        place = np.full(len(chunk), -1, dtype=np.int64)
+        lon = chunk[LON].to_numpy()[checked].astype(np.float64)
+        lat = chunk[LAT].to_numpy()[checked].astype(np.float64)
+        place[checked] = self.ctx.zones.locate(lon, lat)
+        return place
+
+    def _refused(
+        self,
+        source: Source,
+        chunk: pl.DataFrame,
+        flagged: NDArray[np.bool_],
+        unlocated: NDArray[np.bool_],
+    ) -> pl.DataFrame:
+        """The rows of ``chunk`` that break a rule (``flagged``) or could not be located, in
+        file order, with the reason, column and detail of each."""
+        bad = explain(
+            chunk.filter(flagged) if flagged.any() else chunk.clear(),
+            self.raw.feed,
+            **self._rule_args(source),
+        )
+        if not unlocated.any():
+            return bad
+        if self.raw.feed == "cdr":
             reason, column, detail = QuarantineReason.UNKNOWN_CELL, "cell_id", _CELL_DETAIL
         else:
-            found = self.ctx.zones.locate(
-                rows[LON].to_numpy().astype(np.float64), rows[LAT].to_numpy().astype(np.float64)
-            )
-            place = pl.Series(PLACE, found).cast(pl.UInt32, strict=False)  # -1 (none): null
-            located = rows.with_columns(place)
-            unknown = pl.col(PLACE).is_null()
             reason, column, detail = QuarantineReason.OUTSIDE_COVERAGE, "lat", _GPS_DETAIL
-        located = located.with_columns(unknown.alias(BAD))
-        if not located[BAD].any():
-            return located, located.clear()
-        refused = located.filter(pl.col(BAD)).with_columns(
+        refused = chunk.filter(unlocated).with_columns(
             pl.lit(reason.value).alias(REASON),
             pl.lit(column).alias(COLUMN),
             pl.lit(detail).alias(DETAIL),
         )
-        return located.filter(~pl.col(BAD)), refused
+        return pl.concat([bad, refused.select(bad.columns)]).sort(ROW)
 
-    def _count(self, good: pl.DataFrame, bad: pl.DataFrame, n_dupes: int) -> None:
+    def _count(self, good: StagedRows, bad: pl.DataFrame, n_dupes: int) -> None:
         out = self.outcome
         out.rows_staged += len(good)
         out.rows_quarantined += len(bad)
@@ -352,8 +373,9 @@ class _DropRun:
                     .to_dicts()
                 )
         if len(good):
-            for day, n in good[LOCAL].dt.date().value_counts().iter_rows():
-                key = day.isoformat()
+            days, counts = np.unique(good.local_days, return_counts=True)
+            for day, n in zip(days.tolist(), counts.tolist(), strict=True):
+                key = (_EPOCH + dt.timedelta(days=day)).isoformat()
                 out.staged_by_date[key] = out.staged_by_date.get(key, 0) + n
             out.staged_by_date = dict(sorted(out.staged_by_date.items()))
 
@@ -410,20 +432,35 @@ _CELL_DETAIL = "cell not in the cell table, or not in service on the event's loc
 _GPS_DETAIL = "position outside every admin3 zone"
 
 
-def _staged_rows(good: pl.DataFrame, feed: Feed) -> StagedRows:
-    """Valid, located rows as staged integer columns (see :class:`StagedRows`)."""
-    event_type = (
-        pl.col("event_type").cast(pl.Enum(STAGED_EVENT_TYPES)).to_physical()
-        if feed == "cdr"
-        else pl.lit(STAGED_EVENT_TYPES.index("gps"))
+_EPOCH = dt.date(1970, 1, 1)
+_MICROS_PER_DAY = 86_400_000_000
+_MICROS_PER_HOUR = 3_600_000_000
+
+
+def _micros(times: pl.Series) -> NDArray[np.int64]:
+    """Datetimes as microseconds since the epoch (nulls: any value; mask them)."""
+    return times.dt.cast_time_unit("us").to_physical().fill_null(0).to_numpy()
+
+
+def _staged_rows(
+    chunk: pl.DataFrame, place: NDArray[np.int64], local_us: NDArray[np.int64], feed: Feed
+) -> StagedRows:
+    """Every row of ``chunk`` as staged integer columns (see :class:`StagedRows`); meaningful
+    for the valid, located rows only, which the caller takes."""
+    if feed == "cdr":
+        event_type = chunk["event_type"].cast(pl.Enum(STAGED_EVENT_TYPES), strict=False)
+        event_type = event_type.to_physical()  # unknown types (refused rows): null
+        types = event_type.fill_null(0).cast(pl.UInt8).to_numpy()
+    else:
+        types = np.full(len(chunk), STAGED_EVENT_TYPES.index("gps"), dtype=np.uint8)
+    seconds = np.floor_divide(_micros(chunk[UTC]), 1_000_000)
+    hours = np.floor_divide(local_us, _MICROS_PER_HOUR)
+    return StagedRows(
+        pid=chunk[PID].fill_null(0).to_numpy(),
+        place=place.astype(np.uint32),
+        event_ms=seconds * 1000,
+        local_days=np.floor_divide(local_us, _MICROS_PER_DAY).astype(np.int32),
+        local_hour=np.remainder(hours, 24).astype(np.int8),
+        event_type=types,
+        shard=chunk["shard"].fill_null(0).to_numpy(),
     )
-    cols = good.select(
-        pl.col(PID),
-        pl.col(PLACE).cast(pl.UInt32),
-        pl.col(UTC).dt.truncate("1s").dt.epoch("ms"),
-        pl.col(LOCAL).dt.date().cast(pl.Int32).alias("local_days"),
-        pl.col(LOCAL).dt.hour().cast(pl.Int8).alias("local_hour"),
-        event_type.cast(pl.UInt8).alias("event_type"),
-        pl.col("shard").cast(pl.UInt16),
-    )
-    return StagedRows(*(cols.to_series(i).to_numpy() for i in range(cols.width)))

@@ -87,17 +87,28 @@ class CellTable:
             table.select(["cell_id", *ADMIN]),
         )
 
-    def unknown(self, local_date: pl.Expr) -> pl.Expr:
-        """After :meth:`join`: the cell is not in the table or not in service on that date."""
-        return (
-            pl.col(PLACE).is_null()
-            | (local_date < pl.col(VALID_FROM))
-            | (pl.col(VALID_TO).is_not_null() & (local_date > pl.col(VALID_TO)))
+    def locate(self, cell_id: pl.Series, local_days: NDArray[np.int64]) -> NDArray[np.int64]:
+        """The place of each row's cell, or -1 if the cell is not in the table or was not in
+        service on the row's local date (days since the epoch)."""
+        place = (
+            cell_id.replace_strict(
+                self.frame["cell_id"], self.frame[PLACE], default=None, return_dtype=pl.Int64
+            )
+            .fill_null(-1)
+            .to_numpy()
         )
+        known = place >= 0
+        at = np.where(known, place, 0)
+        first = _days(self.frame[VALID_FROM])
+        last = _days(self.frame[VALID_TO])  # null: in service
+        served = (local_days >= first[at]) & (local_days <= last[at])
+        return np.where(known & served, place, -1)
 
-    def join(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """``frame`` with the ``_place`` and service period of its ``cell_id`` (null if unknown)."""
-        return frame.join(self.frame, on="cell_id", how="left", maintain_order="left")
+
+
+def _days(dates: pl.Series) -> NDArray[np.int64]:
+    """Dates as days since the epoch; null as the last day there is."""
+    return dates.cast(pl.Int64).fill_null(np.iinfo(np.int64).max).to_numpy()
 
 
 def _read_cells(path: Path) -> pa.Table:
