@@ -15,7 +15,6 @@ bytes each, of which 32 are the pseudonym), not with its rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 import numba
@@ -23,6 +22,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from aggregation.ingest.pseudonymise import PSEUDONYM_CHARS, Utf8
 from schemas.errors import InternalError
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from aggregation.ingest.drops import Feed
     from aggregation.ingest.pseudonymise import Pseudonymiser
 
-PSEUDONYM_BYTES = 32
+
 INLINE_BYTES = 16
 """Bytes of an id held in its slot; the rest are kept in the table's store."""
 MAX_LOAD = 0.7
@@ -231,7 +231,7 @@ class IdTable:
         self._store = np.empty(1 << 12, dtype=np.uint8)
         """The ids' bytes past the 16th, one after the other (id ``i``'s from ``_starts[i]``)."""
         self._starts = np.zeros(1024 + 1, dtype=np.int64)
-        self._pseudonyms = np.empty((1024, PSEUDONYM_BYTES), dtype=np.uint8)
+        self._pseudonyms = np.empty((1024, PSEUDONYM_CHARS), dtype=np.uint8)
         self._shards = np.empty(1024, dtype=np.uint16)
         self.size = 0
 
@@ -243,7 +243,7 @@ class IdTable:
     def positions(self, ids: pl.Series, name: str) -> pl.Series:
         """UInt32 position of each id (null where the id is null); new ids are keyed and added."""
         ids = ids.cast(pl.String)
-        text = _Text.of(ids)
+        text = Utf8.of(ids)
         nulls = ids.is_null().to_numpy()
         out = np.empty(len(ids), dtype=np.int32)
         firsts = np.empty(len(ids), dtype=np.int64)
@@ -283,7 +283,7 @@ class IdTable:
             msg = f"pseudonym {int(at.max())} asked of a table of {self.size}"
             raise InternalError(msg)
         data = self._pseudonyms[at]
-        offsets = np.arange(0, (len(at) + 1) * PSEUDONYM_BYTES, PSEUDONYM_BYTES, dtype=np.int32)
+        offsets = np.arange(0, (len(at) + 1) * PSEUDONYM_CHARS, PSEUDONYM_CHARS, dtype=np.int32)
         return pa.StringArray.from_buffers(len(at), pa.py_buffer(offsets), pa.py_buffer(data))
 
     # -- internals ----------------------------------------------------------------------------
@@ -299,36 +299,14 @@ class IdTable:
 
     def _key(self, new: pl.Series, start: int) -> None:
         """Key ``new``, the ids given positions ``start`` onwards (distinct, in that order)."""
-        keyed = self._pseudonymiser.pseudonyms(new, self._feed)
-        if len(keyed) != len(new):
-            msg = f"{len(new)} new ids were keyed as {len(keyed)}"
-            raise InternalError(msg)
-        end = start + len(keyed)
+        text = Utf8.of(new)
+        pseudonyms, shards = self._pseudonymiser.keys(text.data, text.offsets, self._feed)
+        end = start + len(new)
         if end > len(self._shards):
             self._pseudonyms = _grown(self._pseudonyms, end)
             self._shards = _grown(self._shards, end)
-        self._pseudonyms[start:end] = _fixed_width(keyed["pseudonym"])
-        self._shards[start:end] = keyed["shard"].to_numpy()
-
-
-@dataclass(frozen=True, slots=True)
-class _Text:
-    """The UTF-8 bytes of a string series and where each one starts (Arrow's layout)."""
-
-    data: NDArray[np.uint8]
-    offsets: NDArray[np.int64]
-
-    @classmethod
-    def of(cls, strings: pl.Series) -> _Text:
-        array = strings.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(pa.large_string())
-        if isinstance(array, pa.ChunkedArray):
-            array = array.combine_chunks()
-        ends = np.frombuffer(array.buffers()[1], np.int64)
-        offsets = ends[array.offset : array.offset + len(array) + 1]
-        data = array.buffers()[2]
-        return cls(
-            np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8), offsets
-        )
+        self._pseudonyms[start:end] = pseudonyms
+        self._shards[start:end] = shards
 
 
 def _grown(buffer: NDArray[ScalarT], size: int) -> NDArray[ScalarT]:
@@ -338,13 +316,3 @@ def _grown(buffer: NDArray[ScalarT], size: int) -> NDArray[ScalarT]:
     grown = np.zeros((max(size, len(buffer) * 3 // 2), *buffer.shape[1:]), dtype=buffer.dtype)
     grown[: len(buffer)] = buffer
     return grown
-
-
-def _fixed_width(pseudonyms: pl.Series) -> NDArray[np.uint8]:
-    """The pseudonyms' bytes, one row of :data:`PSEUDONYM_BYTES` each."""
-    text = _Text.of(pseudonyms)
-    if not np.array_equal(np.diff(text.offsets), np.full(len(pseudonyms), PSEUDONYM_BYTES)):
-        msg = f"pseudonyms must be {PSEUDONYM_BYTES} characters long"
-        raise InternalError(msg)
-    data = text.data[text.offsets[0] : text.offsets[-1]]
-    return data.reshape(len(pseudonyms), PSEUDONYM_BYTES)

@@ -10,22 +10,29 @@ The secret is read from the environment variable named in the configuration (``s
 when that is unset or empty, from ``secret_file``; ingest refuses to run without one. It is held
 by :class:`Secret`, whose ``repr`` hides it, and is never logged, written or put in a message.
 HMACs are computed once per distinct id of a file, not once per row: the file's
-:class:`~aggregation.ingest.idtable.IdTable` keys each id when it first appears and keeps it.
+:class:`~aggregation.ingest.idtable.IdTable` keys each id when it first appears and keeps it, a
+batch at a time with the compiled HMAC of :mod:`~aggregation.ingest.hmac_sha256`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
+from aggregation.ingest.hmac_sha256 import KeyedState
 from schemas.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
+
+    from numpy.typing import NDArray
 
     from aggregation.ingest.drops import Feed
     from schemas.workspace import PseudonymisationSettings
@@ -44,7 +51,7 @@ class SecretError(ConfigurationError):
 class Secret:
     """The pseudonymisation key. Its ``repr`` and ``str`` never show it."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_state")
 
     def __init__(self, key: bytes) -> None:
         if len(key) < MIN_SECRET_BYTES:
@@ -54,6 +61,7 @@ class Secret:
             )
             raise SecretError(msg)
         self._key = key
+        self._state: KeyedState | None = None
 
     def __repr__(self) -> str:
         return "Secret(<redacted>)"
@@ -66,8 +74,14 @@ class Secret:
         return hmac.new(self._key, _KEY_ID_LABEL, hashlib.sha256).hexdigest()[:16]
 
     def mac(self) -> hmac.HMAC:
-        """A fresh HMAC-SHA256 keyed with the secret, to copy for each message."""
+        """A fresh HMAC-SHA256 keyed with the secret."""
         return hmac.new(self._key, digestmod=hashlib.sha256)
+
+    def keyed(self) -> KeyedState:
+        """The key made ready for HMAC-SHA256 of many messages (computed once)."""
+        if self._state is None:
+            self._state = KeyedState.of(self._key)
+        return self._state
 
 
 def load_secret(
@@ -116,21 +130,55 @@ class Pseudonymiser:
         """Public identifier of the key in use."""
         return self._secret.key_id
 
+    def keys(
+        self, data: NDArray[np.uint8], offsets: NDArray[np.int64], feed: Feed
+    ) -> tuple[NDArray[np.uint8], NDArray[np.uint16]]:
+        """Pseudonym (one row of :data:`PSEUDONYM_CHARS` ASCII bytes) and shard of each raw id
+        ``data[offsets[i] : offsets[i + 1]]`` (UTF-8)."""
+        digits = self._secret.keyed().hex_digests(NAMESPACE[feed], data, offsets, PSEUDONYM_CHARS)
+        nibbles = _NIBBLE[digits[:, :8]].astype(np.uint32)
+        head = (nibbles << np.arange(28, -1, -4, dtype=np.uint32)).sum(axis=1, dtype=np.uint32)
+        return digits, (head % np.uint32(self.shards)).astype(np.uint16)
+
     def pseudonyms(self, ids: pl.Series, feed: Feed) -> pl.DataFrame:
         """One row per distinct non-null id, in order of first appearance: ``id``, ``pseudonym``
         and ``shard`` (UInt16)."""
-        distinct = ids.drop_nulls().unique(maintain_order=True)
-        base = self._secret.mac()
-        prefix = NAMESPACE[feed]
-        out: list[str] = []
-        append = out.append
-        for raw in distinct.to_list():
-            mac = base.copy()
-            mac.update(prefix + raw.encode("utf-8"))
-            append(mac.hexdigest()[:PSEUDONYM_CHARS])
-        pseudonym = pl.Series("pseudonym", out, dtype=pl.String)
-        return pl.DataFrame({"id": distinct, "pseudonym": pseudonym}).with_columns(
-            (pl.col("pseudonym").str.slice(0, 8).str.to_integer(base=16) % self.shards)
-            .cast(pl.UInt16)
-            .alias("shard")
+        distinct = ids.drop_nulls().unique(maintain_order=True).cast(pl.String)
+        text = Utf8.of(distinct)
+        digits, shards = self.keys(text.data, text.offsets, feed)
+        pseudonym = pa.StringArray.from_buffers(
+            len(digits),
+            pa.py_buffer(np.arange(0, digits.size + 1, PSEUDONYM_CHARS, dtype=np.int32)),
+            pa.py_buffer(digits),
         )
+        return pl.DataFrame(
+            {
+                "id": distinct,
+                "pseudonym": pl.Series(pseudonym),
+                "shard": pl.Series(shards, dtype=pl.UInt16),
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Utf8:
+    """The UTF-8 bytes of a string series and where each one starts (Arrow's layout)."""
+
+    data: NDArray[np.uint8]
+    offsets: NDArray[np.int64]
+
+    @classmethod
+    def of(cls, strings: pl.Series) -> Utf8:
+        array = strings.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(pa.large_string())
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        ends = np.frombuffer(array.buffers()[1], np.int64)
+        offsets = ends[array.offset : array.offset + len(array) + 1]
+        data = array.buffers()[2]
+        return cls(
+            np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8), offsets
+        )
+
+
+_NIBBLE = np.zeros(256, dtype=np.uint8)
+_NIBBLE[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)

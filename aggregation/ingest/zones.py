@@ -105,7 +105,6 @@ class CellTable:
         return np.where(known & served, place, -1)
 
 
-
 def _days(dates: pl.Series) -> NDArray[np.int64]:
     """Dates as days since the epoch; null as the last day there is."""
     return dates.cast(pl.Int64).fill_null(np.iinfo(np.int64).max).to_numpy()
