@@ -32,6 +32,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -84,7 +85,7 @@ from schemas.quality import QuarantineReason
 from schemas.staged import STAGED_EVENT_TYPES
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
     from pathlib import Path
 
     from numpy.typing import NDArray
@@ -163,19 +164,26 @@ def ingest_file(
     return outcome
 
 
-def _batches(rows: pl.LazyFrame, size: int, source: Source) -> Iterator[pl.DataFrame]:
-    """``rows`` evaluated ``size`` rows at a time, in file order.
+def _batches(
+    rows: pl.LazyFrame,
+    size: int,
+    source: Source,
+    prepare: Callable[[pl.DataFrame], pl.DataFrame],
+) -> Iterator[pl.DataFrame]:
+    """``rows`` evaluated ``size`` rows at a time, in file order, each passed to ``prepare``.
 
     Each slice is read and computed on its own (slices push down to the Parquet reader), so
-    memory holds a slice or two whatever the size of the file: the next slice is read in a
-    background thread while the caller works on the current one.
+    memory holds a slice or two whatever the size of the file: the next slice is read and
+    prepared in a background thread while the caller works on the current one. ``prepare`` runs
+    on one slice at a time, in file order.
     """
 
     def read(offset: int) -> pl.DataFrame:
         try:
-            return rows.slice(offset, size).collect()
+            chunk = rows.slice(offset, size).collect()
         except READ_ERRORS as exc:
             raise source.unreadable(exc) from exc
+        return prepare(chunk)
 
     offsets = range(0, source.rows_in, size)
     if not offsets:
@@ -251,7 +259,8 @@ class _DropRun:
         quarantine = QuarantineWriter(self.scratch / "quarantine.parquet", feed)
         rows = flag(source.scan(), feed, **self._rule_args(source))
         try:
-            for chunk in _batches(rows, cfg.ingest.batch_rows, source):
+            identified = partial(_identify, ids, ID_COLUMN[feed])
+            for chunk in _batches(rows, cfg.ingest.batch_rows, source, identified):
                 self._chunk(source, chunk, dedupe, ids, staged, quarantine)
         except BaseException:
             staged.abort()
@@ -294,8 +303,6 @@ class _DropRun:
         feed = self.raw.feed
         self.rows_done += len(chunk)
         kept = ~dedupe.duplicates(chunk)
-        pid = ids.positions(chunk[ID_COLUMN[feed]], PID)
-        chunk = chunk.with_columns(pid, ids.shards(pid))
         checked = kept & ~chunk[BAD].to_numpy()
         local_us = _micros(chunk[LOCAL])
         place = self._locate(chunk, local_us, checked)
@@ -430,6 +437,17 @@ class _DropRun:
 
 _CELL_DETAIL = "cell not in the cell table, or not in service on the event's local date"
 _GPS_DETAIL = "position outside every admin3 zone"
+
+
+def _identify(ids: IdTable, column: str, chunk: pl.DataFrame) -> pl.DataFrame:
+    """``chunk`` with the position (``_pid``) and shard of each row's id in ``ids``.
+
+    Runs in the reading thread, one chunk at a time in file order, so new ids are numbered in
+    order of first appearance. Duplicate rows are identified too: their ids are those of the
+    rows they copy, so they add no id.
+    """
+    pid = ids.positions(chunk[column], PID)
+    return chunk.with_columns(pid, ids.shards(pid))
 
 
 _EPOCH = dt.date(1970, 1, 1)

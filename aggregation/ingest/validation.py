@@ -36,6 +36,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+import numba
+import numpy as np
 import polars as pl
 
 from aggregation.ingest.reading import FIELDS, MALFORMED, RAW_CONTRACTS, TIME_COLUMN
@@ -43,7 +45,9 @@ from schemas.quality import QuarantineReason as Reason
 from schemas.raw import DIRECTIONS, EVENT_TYPES
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
+
+    from numpy.typing import NDArray
 
     from aggregation.ingest.drops import Feed
 
@@ -94,9 +98,8 @@ def flag(rows: FrameT, feed: Feed, *, text: bool, window: Window, timezone: str)
     """
     rules = _rules(feed, text=text, window=window, timezone=timezone)
     broken = pl.any_horizontal(r.broken.fill_null(value=False) for r in rules)
-    return rows.with_columns(_parse(feed, text=text, timezone=timezone)).with_columns(
-        broken.alias(BAD)
-    )
+    parsed = _parse(feed, text=text, timezone=timezone, window=window)
+    return rows.with_columns(parsed).with_columns(broken.alias(BAD))
 
 
 def explain(
@@ -122,16 +125,18 @@ def _first(rules: list[Rule], value: Callable[[Rule], pl.Expr]) -> pl.Expr:
 # --- parsing ----------------------------------------------------------------------------------
 
 
-def _parse(feed: Feed, *, text: bool, timezone: str) -> list[pl.Expr]:
+def _parse(feed: Feed, *, text: bool, timezone: str, window: Window) -> list[pl.Expr]:
     if feed == "cdr":
         local = (
             pl.col("event_time").str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False)
             if text
             else pl.col("event_time")
         )
-        utc = local.dt.replace_time_zone(
-            timezone, ambiguous="earliest", non_existent="null"
-        ).dt.convert_time_zone("UTC")
+        utc = local.map_batches(
+            LocalClock(timezone, window).to_utc,
+            return_dtype=pl.Datetime("us", "UTC"),
+            is_elementwise=True,
+        )
         return [local.alias(LOCAL), utc.alias(UTC)]
     utc = (
         pl.col("timestamp")
@@ -147,6 +152,85 @@ def _parse(feed: Feed, *, text: bool, timezone: str) -> list[pl.Expr]:
         _number("lat", text=text).alias(LAT),
         _number("lon", text=text).alias(LON),
     ]
+
+
+def _to_utc(local: pl.Series, timezone: str) -> pl.Series:
+    """Local wall-clock times as instants: the earlier of two on a repeated hour, null in a
+    skipped one."""
+    aware = local.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+    return aware.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+
+
+class LocalClock:
+    """Local times of one time zone to UTC, fast around an export's window.
+
+    The offset from UTC of every second of the window (and a day on either side) is worked out
+    once, by polars' own conversion (:func:`_to_utc`), and each time in that range then takes
+    its second's offset: the same instant, at the cost of a subtraction. Time zones change
+    offset on whole seconds, so a second has one offset, or none in a skipped hour. Times
+    outside the range (rare: they are refused as out of window) are converted one by one.
+    """
+
+    def __init__(self, timezone: str, window: Window) -> None:
+        self.timezone = timezone
+        self._start = (window.first - dt.timedelta(days=1) - _EPOCH).days * 86_400
+        days = (window.last - window.first).days + 3
+        seconds = pl.Series(
+            np.arange(self._start, self._start + days * 86_400, dtype=np.int64) * 1_000_000
+        ).cast(pl.Datetime("us"))
+        offsets = (
+            seconds.to_physical()
+            - _to_utc(seconds, timezone).dt.replace_time_zone(None).to_physical()
+        )
+        self._skipped = offsets.is_null().to_numpy()
+        self._offsets = offsets.fill_null(0).to_numpy()
+
+    def to_utc(self, local: pl.Series) -> pl.Series:
+        """``local`` (naive, any time unit) as UTC instants, in microseconds."""
+        us = local.dt.cast_time_unit("us").to_physical()
+        values = us.fill_null(0).to_numpy()
+        status = np.empty(len(values), dtype=np.uint8)
+        utc = _shifted(values, self._start, self._offsets, self._skipped, status)
+        result = pl.Series(utc, dtype=pl.Int64)
+        missing = np.flatnonzero(status != _SHIFTED) if len(status) else np.empty(0, np.int64)
+        if len(missing):
+            result = result.scatter(missing, None)
+            outside = np.flatnonzero((status == _OUTSIDE) & us.is_not_null().to_numpy())
+            if len(outside):
+                exact = _to_utc(local.gather(outside), self.timezone).dt.replace_time_zone(None)
+                result = result.scatter(outside, exact.to_physical())
+        return result.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+
+
+_SHIFTED, _SKIPPED, _OUTSIDE = 0, 1, 2
+
+
+@numba.njit(nogil=True, cache=True)
+def _shifted(
+    values: NDArray[np.int64],
+    start: int,
+    offsets: NDArray[np.int64],
+    skipped: NDArray[np.bool_],
+    status: NDArray[np.uint8],
+) -> NDArray[np.int64]:
+    """Each local time (microseconds) less its second's offset; ``status`` says which were
+    shifted, which fall in a skipped second and which are outside the table."""
+    out = np.empty(len(values), dtype=np.int64)
+    for i in range(len(values)):
+        at = values[i] // 1_000_000 - start  # floor division, as for times before 1970
+        if at < 0 or at >= len(offsets):
+            status[i] = _OUTSIDE
+            out[i] = 0
+        elif skipped[at]:
+            status[i] = _SKIPPED
+            out[i] = 0
+        else:
+            status[i] = _SHIFTED
+            out[i] = values[i] - offsets[at]
+    return out
+
+
+_EPOCH = dt.date(1970, 1, 1)
 
 
 def _number(name: str, *, text: bool) -> pl.Expr:
@@ -199,11 +283,13 @@ def _rules(feed: Feed, *, text: bool, window: Window, timezone: str) -> list[Rul
             )
         )
     local_date = pl.col(LOCAL).dt.date()
+    first = dt.datetime.combine(window.first, dt.time())
+    after = dt.datetime.combine(window.last + dt.timedelta(days=1), dt.time())
     rules.append(
         Rule(
             Reason.TIMESTAMP_OUT_OF_WINDOW,
             time_col,
-            ~local_date.is_between(window.first, window.last),
+            ~((pl.col(LOCAL) >= first) & (pl.col(LOCAL) < after)),  # local date in the window
             pl.format(
                 "local date {} outside the accepted window {}", local_date, pl.lit(str(window))
             ),
@@ -211,6 +297,11 @@ def _rules(feed: Feed, *, text: bool, window: Window, timezone: str) -> list[Rul
     )
     rules += _cdr_value_rules(text, timezone) if feed == "cdr" else _gps_value_rules(text)
     return rules
+
+
+def _one_of(column: str, values: Iterable[str]) -> pl.Expr:
+    """The column equals one of a few ``values`` (faster than ``is_in`` for a handful)."""
+    return pl.any_horizontal(pl.col(column) == v for v in values)
 
 
 def _invalid(column: str, broken: pl.Expr, detail: str) -> Rule:
@@ -226,10 +317,10 @@ def _cdr_value_rules(text: bool, timezone: str) -> list[Rule]:
             ~pl.col("msisdn").str.contains(MSISDN_FORMAT),
             "not an E.164 number of 6 to 15 digits",
         ),
-        _invalid("event_type", ~pl.col("event_type").is_in(EVENT_TYPES), "not call, sms or data"),
+        _invalid("event_type", ~_one_of("event_type", EVENT_TYPES), "not call, sms or data"),
         _invalid(
             "direction",
-            pl.col("direction").is_not_null() & ~pl.col("direction").is_in(DIRECTIONS),
+            pl.col("direction").is_not_null() & ~_one_of("direction", DIRECTIONS),
             "not in or out",
         ),
         _invalid(
