@@ -94,3 +94,14 @@ def test_ids_differing_in_one_byte_anywhere_stay_apart(mask: int) -> None:
     table = IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr", hash_mask=mask)
     _check(table, [ids, ids[::-1], ids[::2]])
     assert len(table) == len(set(ids))
+
+
+def test_ids_are_checked_against_the_format_once_each() -> None:
+    table = IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr", id_format=r"^[0-9]{6,15}$")
+    ids = pl.Series(["2348000000001", "12345", None, "23480000000x1", "2348000000001", "+234800"])
+    pid = table.positions(ids, "pid")
+    assert table.well_formed(pid).to_list() == [True, False, None, False, True, False]
+    assert table.well_formed(table.positions(pl.Series(["12345", "123456"]), "pid")).to_list() == [
+        False,
+        True,
+    ]

@@ -23,6 +23,7 @@ import polars as pl
 import pyarrow as pa
 
 from aggregation.ingest.pseudonymise import PSEUDONYM_CHARS, Utf8
+from aggregation.ingest.validation import ID_OK
 from schemas.errors import InternalError
 
 if TYPE_CHECKING:
@@ -216,14 +217,22 @@ def _rehash(
 class IdTable:
     """Distinct raw ids of one file, numbered in order of first appearance, with their keys.
 
-    ``hash_mask`` keeps only some bits of each hash: tests use it to make ids collide.
+    ``id_format`` (a regular expression) is checked once per distinct id (see
+    :meth:`well_formed`). ``hash_mask`` keeps only some bits of each hash: tests use it to make
+    ids collide.
     """
 
     def __init__(
-        self, pseudonymiser: Pseudonymiser, feed: Feed, *, hash_mask: int = 2**64 - 1
+        self,
+        pseudonymiser: Pseudonymiser,
+        feed: Feed,
+        *,
+        id_format: str | None = None,
+        hash_mask: int = 2**64 - 1,
     ) -> None:
         self._pseudonymiser = pseudonymiser
         self._feed = feed
+        self._format = id_format
         self._mask = np.uint64(hash_mask)
         self._table = np.zeros((1024, 3), dtype=np.uint64)
         """Per slot: the id's bytes 0-7 and 8-15 (zero-padded), and (length << 32 | position + 1),
@@ -233,6 +242,7 @@ class IdTable:
         self._starts = np.zeros(1024 + 1, dtype=np.int64)
         self._pseudonyms = np.empty((1024, PSEUDONYM_CHARS), dtype=np.uint8)
         self._shards = np.empty(1024, dtype=np.uint16)
+        self._well_formed = np.empty(1024, dtype=np.bool_)
         self.size = 0
 
     def __len__(self) -> int:
@@ -266,6 +276,10 @@ class IdTable:
     def shards(self, positions: pl.Series) -> pl.Series:
         """Shard (UInt16) of the id at each position (null where null)."""
         return pl.Series("shard", self._shards[: self.size]).gather(positions)
+
+    def well_formed(self, positions: pl.Series) -> pl.Series:
+        """Whether the id at each position matches ``id_format`` (null where null)."""
+        return pl.Series(ID_OK, self._well_formed[: self.size]).gather(positions)
 
     def pseudonyms(self, positions: pl.Series) -> pl.Series:
         """Pseudonym of the id at each position (null where null)."""
@@ -305,8 +319,12 @@ class IdTable:
         if end > len(self._shards):
             self._pseudonyms = _grown(self._pseudonyms, end)
             self._shards = _grown(self._shards, end)
+            self._well_formed = _grown(self._well_formed, end)
         self._pseudonyms[start:end] = pseudonyms
         self._shards[start:end] = shards
+        self._well_formed[start:end] = (
+            new.str.contains(self._format).to_numpy() if self._format is not None else True
+        )
 
 
 def _grown(buffer: NDArray[ScalarT], size: int) -> NDArray[ScalarT]:

@@ -71,6 +71,7 @@ from aggregation.ingest.validation import (
     BAD,
     COLUMN,
     DETAIL,
+    ID_FORMAT,
     LAT,
     LOCAL,
     LON,
@@ -251,7 +252,7 @@ class _DropRun:
             )
             loaded.result()
         dedupe = Deduplicator(found.shared, feed, source.contract.names)
-        ids = IdTable(self.ctx.pseudonymiser, feed)
+        ids = IdTable(self.ctx.pseudonymiser, feed, id_format=ID_FORMAT[feed])
         places = self.ctx.cells.places if feed == "cdr" else self.ctx.zones.places
         staged = StagedWriter(
             self.scratch / "staged",
@@ -261,10 +262,9 @@ class _DropRun:
             source=feed,
         )
         quarantine = QuarantineWriter(self.scratch / "quarantine.parquet", feed)
-        rows = flag(source.scan(), feed, **self._rule_args(source))
+        checked = partial(_identify_and_flag, ids, feed, self._rule_args(source))
         try:
-            identified = partial(_identify, ids, ID_COLUMN[feed])
-            for chunk in _batches(rows, cfg.ingest.batch_rows, source, identified):
+            for chunk in _batches(source.scan(), cfg.ingest.batch_rows, source, checked):
                 self._chunk(source, chunk, dedupe, ids, staged, quarantine)
         except BaseException:
             staged.abort()
@@ -449,15 +449,19 @@ def _load_kernels(pseudonymiser: Pseudonymiser, feed: Feed) -> None:
     IdTable(pseudonymiser, feed).positions(pl.Series(["0"]), PID)
 
 
-def _identify(ids: IdTable, column: str, chunk: pl.DataFrame) -> pl.DataFrame:
-    """``chunk`` with the position (``_pid``) and shard of each row's id in ``ids``.
+def _identify_and_flag(
+    ids: IdTable, feed: Feed, rule_args: dict[str, Any], chunk: pl.DataFrame
+) -> pl.DataFrame:
+    """``chunk`` with the position (``_pid``) and shard of each row's id in ``ids``, whether
+    the id is well formed, and the rows flagged (:func:`~aggregation.ingest.validation.flag`).
 
     Runs in the reading thread, one chunk at a time in file order, so new ids are numbered in
     order of first appearance. Duplicate rows are identified too: their ids are those of the
     rows they copy, so they add no id.
     """
-    pid = ids.positions(chunk[column], PID)
-    return chunk.with_columns(pid, ids.shards(pid))
+    pid = ids.positions(chunk[ID_COLUMN[feed]], PID)
+    chunk = chunk.with_columns(pid, ids.shards(pid), ids.well_formed(pid))
+    return flag(chunk, feed, **rule_args)
 
 
 _EPOCH = dt.date(1970, 1, 1)

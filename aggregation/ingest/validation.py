@@ -58,6 +58,12 @@ UTC, LOCAL, LAT, LON = "_utc", "_local", "_lat", "_lon"
 CDR_TIME_FORMAT = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
 GPS_TIME_FORMAT = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$"
 MSISDN_FORMAT = r"^[0-9]{6,15}$"
+ID_FORMAT: dict[Feed, str | None] = {"cdr": MSISDN_FORMAT, "gps": None}
+"""The format a feed's subscriber id must have (a regular expression), if any."""
+ID_OK = "_id_ok"
+"""Whether the row's id has its feed's :data:`ID_FORMAT`: the id table checks each distinct id
+once (see :meth:`~aggregation.ingest.idtable.IdTable.well_formed`), so :func:`flag` needs this
+column beside the raw ones."""
 INT32_MAX = 2**31 - 1
 
 
@@ -314,7 +320,7 @@ def _cdr_value_rules(text: bool, timezone: str) -> list[Rule]:
     return [
         _invalid(
             "msisdn",
-            ~pl.col("msisdn").str.contains(MSISDN_FORMAT),
+            ~pl.col(ID_OK),  # msisdn matches MSISDN_FORMAT
             "not an E.164 number of 6 to 15 digits",
         ),
         _invalid("event_type", ~_one_of("event_type", EVENT_TYPES), "not call, sms or data"),
