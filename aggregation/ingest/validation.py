@@ -33,6 +33,7 @@ second (truncated).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -139,7 +140,7 @@ def _parse(feed: Feed, *, text: bool, timezone: str, window: Window) -> list[pl.
             else pl.col("event_time")
         )
         utc = local.map_batches(
-            LocalClock(timezone, window).to_utc,
+            LocalClock.of(timezone, window).to_utc,
             return_dtype=pl.Datetime("us", "UTC"),
             is_elementwise=True,
         )
@@ -190,6 +191,12 @@ class LocalClock:
         )
         self._skipped = offsets.is_null().to_numpy()
         self._offsets = offsets.fill_null(0).to_numpy()
+
+    @staticmethod
+    @functools.lru_cache(maxsize=8)
+    def of(timezone: str, window: Window) -> LocalClock:
+        """The clock of ``timezone`` around ``window``, made once (each chunk asks for it)."""
+        return LocalClock(timezone, window)
 
     def to_utc(self, local: pl.Series) -> pl.Series:
         """``local`` (naive, any time unit) as UTC instants, in microseconds."""
