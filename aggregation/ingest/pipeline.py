@@ -3,21 +3,23 @@
 Per file, under the workspace's ingest lock:
 
 1. :func:`~aggregation.ingest.reading.open_source` checks the file (CSV is normalised to scratch);
-2. :func:`~aggregation.ingest.profiling.profile` finds the rows that may be exact duplicates;
-3. chunk by chunk (``[ingest] batch_rows`` rows, in file order; the next chunk is read in a
-   background thread meanwhile): exact duplicates are dropped, rows are checked
-   (:mod:`~aggregation.ingest.validation`), given the number of their pseudonym (in the file's
-   :class:`~aggregation.ingest.idtable.IdTable`, which keys each new id once) and of their place,
-   and handed to the :class:`~aggregation.ingest.staging.StagedWriter` as integer columns;
-   its threads build the string columns and write row groups to scratch, while refused rows go
-   to the quarantine file;
-4. the written files are checked (contract, reconciliation with the rows read) and committed
+2. a background thread starts reading the file chunk by chunk (``[ingest] batch_rows`` rows, in
+   file order, two chunks ahead): it gives each row the number of its id in the file's
+   :class:`~aggregation.ingest.idtable.IdTable` (which keys each new id once, and checks its
+   format once) and flags the rows that break a rule (:mod:`~aggregation.ingest.validation`);
+3. meanwhile :func:`~aggregation.ingest.profiling.profile` finds the rows that may be exact
+   duplicates;
+4. then, chunk by chunk: exact duplicates are dropped, rows are given the number of their place,
+   and the valid ones are handed to the :class:`~aggregation.ingest.staging.StagedWriter` as
+   integer columns; its threads build the string columns and write row groups to scratch, while
+   refused rows go to the quarantine file;
+5. the written files are checked (contract, reconciliation with the rows read) and committed
    (:func:`~aggregation.ingest.staging.commit`).
 
-Memory is bounded by the settings, not by the size of the file: two chunks, the writer's buffers
-(``row_group_rows`` rows per partition, 24 bytes a row) and a few row groups being written,
-the duplicate scan's ``[ingest] memory_limit_mb``, and the table of the file's distinct ids
-(about 80 bytes per subscriber).
+Memory is bounded by the settings, not by the size of the file: three chunks, the writer's
+buffers (``row_group_rows`` rows per partition, 24 bytes a row) and a few row groups being
+written, the duplicate scan's ``[ingest] memory_limit_mb``, and the table of the file's distinct
+ids (about 80 bytes per subscriber).
 
 A file that cannot be read fails alone (:class:`~aggregation.ingest.reading.RawFileError`):
 nothing from it is staged, its previous staged data stay as they were, and the batch goes on.
@@ -29,7 +31,8 @@ import datetime as dt
 import fcntl
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -92,7 +95,6 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from aggregation.ingest.drops import Feed
-    from aggregation.ingest.pseudonymise import Pseudonymiser
     from schemas.workspace import Workspace
 
 LOCK_FILE = ".ingest.lock"
@@ -166,37 +168,57 @@ def ingest_file(
     return outcome
 
 
-def _batches(
-    rows: pl.LazyFrame,
-    size: int,
-    source: Source,
-    prepare: Callable[[pl.DataFrame], pl.DataFrame],
-) -> Iterator[pl.DataFrame]:
-    """``rows`` evaluated ``size`` rows at a time, in file order, each passed to ``prepare``.
+class _Chunks:
+    """The rows of a file ``size`` at a time, in file order, each passed to ``prepare``.
 
-    Each slice is read and computed on its own (slices push down to the Parquet reader), so
-    memory holds a slice or two whatever the size of the file: the next slice is read and
-    prepared in a background thread while the caller works on the current one. ``prepare`` runs
-    on one slice at a time, in file order.
+    A background thread reads and prepares the chunks, up to ``ahead`` of them before the one
+    being used, from the moment this is made: so the first chunks are ready when the caller,
+    meanwhile busy with the duplicate scan, starts on them. Each slice is read and computed on
+    its own (slices push down to the Parquet reader), so memory holds ``ahead + 1`` chunks
+    whatever the size of the file. ``prepare`` runs on one chunk at a time, in file order.
+    Use it in a ``with`` block: leaving it stops the thread.
     """
 
-    def read(offset: int) -> pl.DataFrame:
-        try:
-            chunk = rows.slice(offset, size).collect()
-        except READ_ERRORS as exc:
-            raise source.unreadable(exc) from exc
-        return prepare(chunk)
+    def __init__(
+        self,
+        rows: pl.LazyFrame,
+        size: int,
+        source: Source,
+        prepare: Callable[[pl.DataFrame], pl.DataFrame],
+        ahead: int = 2,
+    ) -> None:
+        self._rows, self._size, self._source, self._prepare = rows, size, source, prepare
+        self._offsets = iter(range(0, source.rows_in, size))
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._pending: deque[Future[pl.DataFrame]] = deque()
+        for _ in range(ahead):
+            self._submit()
 
-    offsets = range(0, source.rows_in, size)
-    if not offsets:
-        return
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        upcoming = pool.submit(read, offsets[0])
-        for following in [*offsets[1:], None]:
-            batch = upcoming.result()
-            if following is not None:
-                upcoming = pool.submit(read, following)
-            yield batch
+    def __enter__(self) -> _Chunks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for future in self._pending:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+
+    def __iter__(self) -> Iterator[pl.DataFrame]:
+        while self._pending:
+            chunk = self._pending.popleft().result()
+            self._submit()
+            yield chunk
+
+    def _submit(self) -> None:
+        offset = next(self._offsets, None)
+        if offset is not None:
+            self._pending.append(self._pool.submit(self._read, offset))
+
+    def _read(self, offset: int) -> pl.DataFrame:
+        try:
+            chunk = self._rows.slice(offset, self._size).collect()
+        except READ_ERRORS as exc:
+            raise self._source.unreadable(exc) from exc
+        return self._prepare(chunk)
 
 
 def _now() -> str:
@@ -245,31 +267,29 @@ class _DropRun:
         feed = self.raw.feed
         source = open_source(self.raw, self.scratch)
         self.outcome.rows_in = source.rows_in
-        with ThreadPoolExecutor(max_workers=1) as beside:
-            loaded = beside.submit(_load_kernels, self.ctx.pseudonymiser, feed)
-            found = profile(
+        ids = IdTable(self.ctx.pseudonymiser, feed, id_format=ID_FORMAT[feed])
+        checked = partial(_identify_and_flag, ids, feed, self._rule_args(source))
+        with _Chunks(source.scan(), cfg.ingest.batch_rows, source, checked) as chunks:
+            found = profile(  # while the first chunks are read and identified
                 source, memory_limit_mb=cfg.ingest.memory_limit_mb, scratch=self.scratch / "keys"
             )
-            loaded.result()
-        dedupe = Deduplicator(found.shared, feed, source.contract.names)
-        ids = IdTable(self.ctx.pseudonymiser, feed, id_format=ID_FORMAT[feed])
-        places = self.ctx.cells.places if feed == "cdr" else self.ctx.zones.places
-        staged = StagedWriter(
-            self.scratch / "staged",
-            self.raw.drop_id,
-            pseudonyms=ids,
-            places=places,
-            source=feed,
-        )
-        quarantine = QuarantineWriter(self.scratch / "quarantine.parquet", feed)
-        checked = partial(_identify_and_flag, ids, feed, self._rule_args(source))
-        try:
-            for chunk in _batches(source.scan(), cfg.ingest.batch_rows, source, checked):
-                self._chunk(source, chunk, dedupe, ids, staged, quarantine)
-        except BaseException:
-            staged.abort()
-            quarantine.close()
-            raise
+            dedupe = Deduplicator(found.shared, feed, source.contract.names)
+            places = self.ctx.cells.places if feed == "cdr" else self.ctx.zones.places
+            staged = StagedWriter(
+                self.scratch / "staged",
+                self.raw.drop_id,
+                pseudonyms=ids,
+                places=places,
+                source=feed,
+            )
+            quarantine = QuarantineWriter(self.scratch / "quarantine.parquet", feed)
+            try:
+                for chunk in chunks:
+                    self._chunk(source, chunk, dedupe, ids, staged, quarantine)
+            except BaseException:
+                staged.abort()
+                quarantine.close()
+                raise
         partitions = staged.close()
         quarantine_file = quarantine.close()
         self._verify(partitions, quarantine_file)
@@ -441,12 +461,6 @@ class _DropRun:
 
 _CELL_DETAIL = "cell not in the cell table, or not in service on the event's local date"
 _GPS_DETAIL = "position outside every admin3 zone"
-
-
-def _load_kernels(pseudonymiser: Pseudonymiser, feed: Feed) -> None:
-    """Load the id table's compiled kernels (numba's cache) on a throwaway table, while the
-    duplicate scan runs: the first call in a process takes about 0.7 s."""
-    IdTable(pseudonymiser, feed).positions(pl.Series(["0"]), PID)
 
 
 def _identify_and_flag(
