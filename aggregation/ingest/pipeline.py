@@ -4,7 +4,7 @@ Per file, under the workspace's ingest lock:
 
 1. :func:`~aggregation.ingest.reading.open_source` checks the file (CSV is normalised to scratch);
 2. a background thread starts reading the file chunk by chunk (``[ingest] batch_rows`` rows, in
-   file order, two chunks ahead): it gives each row the number of its id in the file's
+   file order, four chunks ahead): it gives each row the number of its id in the file's
    :class:`~aggregation.ingest.idtable.IdTable` (which keys each new id once, and checks its
    format once) and flags the rows that break a rule (:mod:`~aggregation.ingest.validation`);
 3. meanwhile :func:`~aggregation.ingest.profiling.profile` finds the rows that may be exact
@@ -16,7 +16,7 @@ Per file, under the workspace's ingest lock:
 5. the written files are checked (contract, reconciliation with the rows read) and committed
    (:func:`~aggregation.ingest.staging.commit`).
 
-Memory is bounded by the settings, not by the size of the file: three chunks, the writer's
+Memory is bounded by the settings, not by the size of the file: five chunks, the writer's
 buffers (``row_group_rows`` rows per partition, 24 bytes a row) and a few row groups being
 written, the duplicate scan's ``[ingest] memory_limit_mb``, and the table of the file's distinct
 ids (about 80 bytes per subscriber).
@@ -185,7 +185,7 @@ class _Chunks:
         size: int,
         source: Source,
         prepare: Callable[[pl.DataFrame], pl.DataFrame],
-        ahead: int = 2,
+        ahead: int = 4,
     ) -> None:
         self._rows, self._size, self._source, self._prepare = rows, size, source, prepare
         self._offsets = iter(range(0, source.rows_in, size))
