@@ -9,8 +9,9 @@ id, or adds it when it is new. Each new id is keyed once (one HMAC per distinct 
 A slot holds an id's first 16 bytes, its length and its position (24 bytes), so finding an id
 compares the id itself, not a hash of it: two ids are never merged, whatever their hashes. The
 bytes past the 16th (longer than any phone number) are kept aside and compared too. Finding an
-id touches one slot, mostly one cache line. Memory grows with the file's distinct ids (about 80
-bytes each, of which 32 are the pseudonym), not with its rows.
+id touches one slot, mostly one cache line. Memory grows with the file's distinct ids (about 100
+bytes each: slots at most 70 % full, the 32-character pseudonym, shard and format check, and
+arrays grown by half when full), not with its rows.
 """
 
 from __future__ import annotations
