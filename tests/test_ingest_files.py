@@ -5,19 +5,22 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import gzip
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from aggregation.ingest import IngestBusyError, discover, ingest_files
+from aggregation.ingest import IngestBusyError, discover, ingest_files, pipeline, validation
 from aggregation.ingest.pipeline import LOCK_FILE
 from schemas.errors import ConfigurationError
 from schemas.raw import RAW_CDR
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from aggregation.ingest.drops import Feed
 
 HEADER = "record_id,msisdn,event_time,cell_id,event_type,direction,duration_s,volume_bytes"
 GOOD = "a,2348000000001,2026-03-02 10:00:00,CELL1,sms,in,,"
@@ -205,3 +208,27 @@ def test_an_export_without_rows_replaces_the_drop_with_nothing(
     empty = tiny_workspace.parent / "cdr_2026-03-03.parquet"
     pq.write_table(RAW_CDR.empty(), empty)
     assert ingest_files([empty], tiny_workspace, environ=key_environ).files[0].rows_in == 0
+
+
+def test_a_file_whose_rows_fail_to_check_fails_alone(
+    tiny_workspace: Path, key_environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error while the reading thread checks a chunk fails that file, not the batch."""
+    raw_dir = tiny_workspace.parent / "raw"
+    raw_dir.mkdir()
+    broken = _good_csv(raw_dir / "cdr_2026-03-02.csv")
+    good = _good_csv(raw_dir / "cdr_2026-03-03.csv")
+    real = validation.flag
+
+    def flag(chunk: pl.DataFrame, feed: Feed, **rules: Any) -> pl.DataFrame:
+        if rules["window"].last == dt.date(2026, 3, 2):
+            raise pl.exceptions.ComputeError("cannot compare (simulated)")
+        return real(chunk, feed, **rules)
+
+    monkeypatch.setattr(pipeline, "flag", flag)
+    report = ingest_files([raw_dir], tiny_workspace, environ=key_environ)
+    by_drop = {f.drop_id: f for f in report.files}
+    assert by_drop[broken.stem].status == "failed"
+    assert "cannot compare (simulated)" in (by_drop[broken.stem].error or "")
+    assert by_drop[good.stem].status == "staged"
+    assert by_drop[good.stem].rows_staged == 3

@@ -7,12 +7,14 @@ import hashlib
 import hmac
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from aggregation.ingest import IngestReport, ingest_files
+from aggregation.ingest.zones import CellTable
 from schemas.quality import QuarantineReason as R
 from schemas.raw import RAW_CDR
 from schemas.staged import STAGED_EVENTS
@@ -387,3 +389,24 @@ def test_gps_parquet_timestamps_in_another_zone_are_converted(
     assert staged(tiny_workspace)["event_time"].to_list() == [
         dt.datetime(2026, 3, 2, 7, 15, tzinfo=dt.UTC)
     ]
+
+
+def test_cells_are_located_by_id_and_service_dates(tmp_path: Path) -> None:
+    """The cell lookup: exact ids only, in service on the row's local date, and none at all
+    from an empty table."""
+    cells = tmp_path / "cells.csv"
+    header = "cell_id,site_id,lat,lon,admin1,admin2,admin3,valid_from,valid_to\n"
+    cells.write_text(
+        header
+        + "C1,S1,0,0,A,A.1,A.1.1,2026-03-01,\n"
+        + "C2,S1,0,0,A,A.1,A.1.1,2026-03-01,2026-03-01\n"
+        + "C 3,S1,0,0,A,A.1,A.1.1,2026-03-03,\n"
+    )
+    day = (dt.date(2026, 3, 2) - dt.date(1970, 1, 1)).days
+    ids = pl.Series(["C1", "C2", "C 3", "c1", "C1 ", None, ""])
+    found = CellTable.load(cells).locate(ids, np.full(len(ids), day))
+    assert found.tolist() == [0, -1, -1, -1, -1, -1, -1]
+    assert CellTable.load(cells).locate(pl.Series(["C 3"]), np.array([day + 1])).tolist() == [2]
+    empty = tmp_path / "empty.csv"
+    empty.write_text(header)
+    assert CellTable.load(empty).locate(ids, np.full(len(ids), day)).tolist() == [-1] * 7

@@ -20,13 +20,14 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+import numba
 import numpy as np
-import polars as pl
 
 from aggregation.ingest.profiling import duplicate_key
 from aggregation.ingest.reading import MALFORMED
 
 if TYPE_CHECKING:
+    import polars as pl
     from numpy.typing import NDArray
 
     from aggregation.ingest.drops import Feed
@@ -36,19 +37,25 @@ class Deduplicator:
     """Flags exact duplicates chunk by chunk; chunks must come in file order."""
 
     def __init__(self, shared: NDArray[np.uint64], feed: Feed, columns: list[str]) -> None:
-        self._shared = len(shared)
-        self._candidate = duplicate_key(feed).is_in(pl.Series(shared).implode()) & ~pl.col(
-            MALFORMED
-        )
+        self._shared = shared
+        self._key = duplicate_key(feed)
+        # a bit per slice of the hash space, set where a shared hash falls: most rows' hashes
+        # miss it, and only the others are looked for in the sorted shared hashes
+        bits = min(26, max(10, math.ceil(math.log2(64 * max(1, len(shared))))))
+        self._shift = np.uint64(64 - bits)
+        self._filter = np.zeros(1 << bits, dtype=bool)
+        self._filter[shared >> self._shift] = True
         self._columns = columns
         self._seen: set[tuple[Any, ...]] = set()
 
     def duplicates(self, chunk: pl.DataFrame) -> NDArray[np.bool_]:
         """For each row of ``chunk``: is it a copy of an earlier row of the file?"""
         flags = np.zeros(len(chunk), dtype=bool)
-        if self._shared == 0 or len(chunk) == 0:
+        if len(self._shared) == 0 or len(chunk) == 0:
             return flags
-        candidates = np.flatnonzero(chunk.select(self._candidate).to_series().to_numpy())
+        keys = chunk.select(self._key).to_series().to_numpy()
+        malformed = chunk[MALFORMED].to_numpy()
+        candidates = _candidates(keys, malformed, self._filter, self._shift, self._shared)
         copies = []
         rows = chunk.select(self._columns)[candidates]
         for at, values in zip(candidates, rows.iter_rows(), strict=True):  # in file order
@@ -59,6 +66,27 @@ class Deduplicator:
                 self._seen.add(row)
         flags[copies] = True
         return flags
+
+
+@numba.njit(nogil=True, cache=True)
+def _candidates(
+    keys: NDArray[np.uint64],
+    malformed: NDArray[np.bool_],
+    bitset: NDArray[np.bool_],
+    shift: np.uint64,
+    shared: NDArray[np.uint64],
+) -> NDArray[np.int64]:
+    """Rows (ascending) whose key is one of ``shared`` (sorted), malformed lines left out."""
+    found = np.empty(len(keys), dtype=np.int64)
+    n = 0
+    for i in range(len(keys)):
+        if malformed[i] or not bitset[keys[i] >> shift]:
+            continue
+        at = np.searchsorted(shared, keys[i])
+        if at < len(shared) and shared[at] == keys[i]:
+            found[n] = i
+            n += 1
+    return found[:n]
 
 
 def _comparable(value: Any) -> Any:

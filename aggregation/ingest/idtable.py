@@ -40,6 +40,8 @@ MAX_LOAD = 0.7
 """The table grows by half when more of its slots than this are taken."""
 NO_ID = -1
 """Position given to a null id."""
+MAX_IDS = 2**31 - 2
+"""Distinct ids one table numbers (positions are int32, slots keep position + 1 in 32 bits)."""
 _BLOCK = 32
 """Rows whose first slots are read ahead together (see :func:`_lookup`)."""
 ScalarT = TypeVar("ScalarT", bound=np.generic)
@@ -259,19 +261,22 @@ class IdTable:
         out = np.empty(len(ids), dtype=np.int32)
         firsts = np.empty(len(ids), dtype=np.int64)
         chunk = (text.data, text.offsets, nulls)
-        base, row = self.size, 0
-        used = int(self._starts[self.size])
+        base = size = self.size
+        row = 0
+        used = int(self._starts[size])
         self._store = _grown(self._store, used + int(text.offsets[-1] - text.offsets[0]))
         while True:
             state = (self._table, self._store, self._starts, self._mask)
-            row, self.size, _ = _lookup(
-                chunk, row, state, self.size, out, firsts[self.size - base :]
-            )
+            row, size, _ = _lookup(chunk, row, state, size, out, firsts[size - base :])
             if row == len(ids):
                 break
-            self._grow()
-        if self.size > base:
-            self._key(ids.gather(firsts[: self.size - base]), base)
+            self._grow(size)
+        if size > MAX_IDS:
+            msg = f"{size:,} distinct ids in one file: more than the table numbers ({MAX_IDS:,})"
+            raise InternalError(msg)
+        if size > base:
+            self._key(ids.gather(firsts[: size - base]), base)
+        self.size = size  # published once keyed: other threads take pseudonyms below it
         return pl.Series(name, out).cast(pl.UInt32, strict=False)  # NO_ID (null id): null
 
     def shards(self, positions: pl.Series) -> pl.Series:
@@ -303,13 +308,13 @@ class IdTable:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _grow(self) -> None:
-        """Room for more ids: more slots past the load limit, and a longer ``_starts``."""
-        if self.size >= int(MAX_LOAD * len(self._table)):
+    def _grow(self, size: int) -> None:
+        """Room for more than ``size`` ids: more slots past the load limit, a longer ``_starts``."""
+        if size >= int(MAX_LOAD * len(self._table)):
             table = np.zeros((len(self._table) * 3 // 2, 3), dtype=np.uint64)
             _rehash(self._table, table, self._store, self._starts, self._mask)
             self._table = table
-        if self.size + 2 > len(self._starts):
+        if size + 2 > len(self._starts):
             self._starts = _grown(self._starts, len(self._starts) * 3 // 2)
 
     def _key(self, new: pl.Series, start: int) -> None:

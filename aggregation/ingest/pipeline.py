@@ -214,11 +214,10 @@ class _Chunks:
             self._pending.append(self._pool.submit(self._read, offset))
 
     def _read(self, offset: int) -> pl.DataFrame:
-        try:
-            chunk = self._rows.slice(offset, self._size).collect()
+        try:  # what the file holds may make preparing it fail too: that file fails alone
+            return self._prepare(self._rows.slice(offset, self._size).collect())
         except READ_ERRORS as exc:
             raise self._source.unreadable(exc) from exc
-        return self._prepare(chunk)
 
 
 def _now() -> str:

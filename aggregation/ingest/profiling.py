@@ -70,7 +70,8 @@ def profile(
     ``row_bytes`` is the memory counted per row (tests raise it to make small files take parts).
     """
     capacity = max(1, memory_limit_mb * 2**20 // row_bytes)
-    parts = max(1, math.ceil(source.rows_in / capacity))
+    # parts filled to 80 % of capacity on average: chance alone then does not over-fill one
+    parts = 1 if source.rows_in <= capacity else math.ceil(source.rows_in / (0.8 * capacity))
     hashes = _hashes(source, scan_rows)
     if parts == 1:
         every = np.empty(source.rows_in, dtype=np.uint64)

@@ -90,6 +90,8 @@ class CellTable:
     def locate(self, cell_id: pl.Series, local_days: NDArray[np.int64]) -> NDArray[np.int64]:
         """The place of each row's cell, or -1 if the cell is not in the table or was not in
         service on the row's local date (days since the epoch)."""
+        if self.frame.is_empty():
+            return np.full(len(cell_id), -1, dtype=np.int64)
         # the cells as an enum in table order: a cell's code is its place; unknown cells are null
         codes = cell_id.cast(pl.Enum(self.frame["cell_id"]), strict=False).to_physical()
         place = codes.cast(pl.Int64).fill_null(-1).to_numpy()
