@@ -328,10 +328,11 @@ class _DropRun:
         kept = ~dedupe.duplicates(chunk)
         checked = kept & ~chunk[BAD].to_numpy()
         local_us = _micros(chunk[LOCAL])
-        place = self._locate(chunk, local_us, checked)
+        local_days = np.floor_divide(local_us, _MICROS_PER_DAY)
+        place = self._locate(chunk, local_days, checked)
         good = checked & (place >= 0)
         bad = self._refused(source, chunk, kept & ~checked, checked & (place < 0))
-        rows = _staged_rows(chunk, place, local_us, feed)
+        rows = _staged_rows(chunk, place, local_us, local_days, feed)
         if not good.all():
             rows = rows.take(np.flatnonzero(good))
         staged.add(rows)
@@ -342,12 +343,11 @@ class _DropRun:
             self.progress(self.raw, self.rows_done, source.rows_in)
 
     def _locate(
-        self, chunk: pl.DataFrame, local_us: NDArray[np.int64], checked: NDArray[np.bool_]
+        self, chunk: pl.DataFrame, local_days: NDArray[np.int64], checked: NDArray[np.bool_]
     ) -> NDArray[np.int64]:
         """The place of each row (-1: unknown cell, or outside coverage); rows not ``checked``
         (refused already) are not located."""
         if self.raw.feed == "cdr":
-            local_days = np.floor_divide(local_us, _MICROS_PER_DAY)
             return self.ctx.cells.locate(chunk["cell_id"], local_days)
         place = np.full(len(chunk), -1, dtype=np.int64)
         lon = chunk[LON].to_numpy()[checked].astype(np.float64)
@@ -488,7 +488,11 @@ def _micros(times: pl.Series) -> NDArray[np.int64]:
 
 
 def _staged_rows(
-    chunk: pl.DataFrame, place: NDArray[np.int64], local_us: NDArray[np.int64], feed: Feed
+    chunk: pl.DataFrame,
+    place: NDArray[np.int64],
+    local_us: NDArray[np.int64],
+    local_days: NDArray[np.int64],
+    feed: Feed,
 ) -> StagedRows:
     """Every row of ``chunk`` as staged integer columns (see :class:`StagedRows`); meaningful
     for the valid, located rows only, which the caller takes."""
@@ -504,7 +508,7 @@ def _staged_rows(
         pid=chunk[PID].fill_null(0).to_numpy(),
         place=place.astype(np.uint32),
         event_ms=seconds * 1000,
-        local_days=np.floor_divide(local_us, _MICROS_PER_DAY).astype(np.int32),
+        local_days=local_days.astype(np.int32),
         local_hour=np.remainder(hours, 24).astype(np.int8),
         event_type=types,
         shard=chunk["shard"].fill_null(0).to_numpy(),

@@ -140,25 +140,6 @@ class Pseudonymiser:
         head = (nibbles << np.arange(28, -1, -4, dtype=np.uint32)).sum(axis=1, dtype=np.uint32)
         return digits, (head % np.uint32(self.shards)).astype(np.uint16)
 
-    def pseudonyms(self, ids: pl.Series, feed: Feed) -> pl.DataFrame:
-        """One row per distinct non-null id, in order of first appearance: ``id``, ``pseudonym``
-        and ``shard`` (UInt16)."""
-        distinct = ids.drop_nulls().unique(maintain_order=True).cast(pl.String)
-        text = Utf8.of(distinct)
-        digits, shards = self.keys(text.data, text.offsets, feed)
-        pseudonym = pa.StringArray.from_buffers(
-            len(digits),
-            pa.py_buffer(np.arange(0, digits.size + 1, PSEUDONYM_CHARS, dtype=np.int32)),
-            pa.py_buffer(digits),
-        )
-        return pl.DataFrame(
-            {
-                "id": distinct,
-                "pseudonym": pl.Series(pseudonym),
-                "shard": pl.Series(shards, dtype=pl.UInt16),
-            }
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class Utf8:

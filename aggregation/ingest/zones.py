@@ -35,9 +35,6 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 ADMIN = ("admin1", "admin2", "admin3")
-VALID_FROM, VALID_TO = "_valid_from", "_valid_to"
-PLACE = "_place"
-"""Row of a place table (:attr:`CellTable.places`, :attr:`ZoneIndex.places`) an event maps to."""
 
 
 def _reference_error(path: Path, what: str, key: str, problem: str) -> ConfigurationError:
@@ -52,8 +49,12 @@ def _reference_error(path: Path, what: str, key: str, problem: str) -> Configura
 class CellTable:
     """The cell table: ``cell_id`` → zones and service period."""
 
-    frame: pl.DataFrame
-    """Columns ``cell_id``, ``_place`` (the row number), ``_valid_from``, ``_valid_to``."""
+    ids: pl.Enum
+    """The cell ids in table order: a cell's code in this enum is its place (its row)."""
+    first_day: NDArray[np.int64]
+    """Each cell's first day in service, days since the epoch."""
+    last_day: NDArray[np.int64]
+    """Each cell's last day in service (the last day there is while in service)."""
     places: pa.Table
     """Columns ``cell_id``, ``admin1``-``admin3``: what a staged event of each cell holds."""
 
@@ -78,28 +79,22 @@ class CellTable:
                 f"lists cells more than once: {dupes.head(5).to_list()}",
             )
         return cls(
-            frame.with_row_index(PLACE).select(
-                "cell_id",
-                PLACE,
-                pl.col("valid_from").alias(VALID_FROM),
-                pl.col("valid_to").alias(VALID_TO),
-            ),
+            pl.Enum(frame["cell_id"]),
+            _days(frame["valid_from"]),
+            _days(frame["valid_to"]),  # null: in service
             table.select(["cell_id", *ADMIN]),
         )
 
     def locate(self, cell_id: pl.Series, local_days: NDArray[np.int64]) -> NDArray[np.int64]:
         """The place of each row's cell, or -1 if the cell is not in the table or was not in
         service on the row's local date (days since the epoch)."""
-        if self.frame.is_empty():
+        if len(self.first_day) == 0:
             return np.full(len(cell_id), -1, dtype=np.int64)
-        # the cells as an enum in table order: a cell's code is its place; unknown cells are null
-        codes = cell_id.cast(pl.Enum(self.frame["cell_id"]), strict=False).to_physical()
+        codes = cell_id.cast(self.ids, strict=False).to_physical()  # unknown cells: null
         place = codes.cast(pl.Int64).fill_null(-1).to_numpy()
         known = place >= 0
         at = np.where(known, place, 0)
-        first = _days(self.frame[VALID_FROM])
-        last = _days(self.frame[VALID_TO])  # null: in service
-        served = (local_days >= first[at]) & (local_days <= last[at])
+        served = (local_days >= self.first_day[at]) & (local_days <= self.last_day[at])
         return np.where(known & served, place, -1)
 
 
