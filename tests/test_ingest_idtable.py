@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregation.ingest.idtable import IdTable
+from aggregation.ingest.idtable import IdTable, _word
 from aggregation.ingest.pseudonymise import Pseudonymiser, Secret
 from schemas.errors import InternalError
 
@@ -94,6 +94,25 @@ def test_ids_differing_in_one_byte_anywhere_stay_apart(mask: int) -> None:
     table = IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr", hash_mask=mask)
     _check(table, [ids, ids[::-1], ids[::2]])
     assert len(table) == len(set(ids))
+
+
+@settings(deadline=None)
+@given(st.binary(max_size=20), st.data())
+def test_a_word_is_the_bytes_it_covers_little_endian(buf: bytes, data: st.DataObject) -> None:
+    """The word holds exactly ``count`` bytes, wherever they are in the buffer."""
+    start = data.draw(st.integers(0, len(buf)))
+    count = data.draw(st.integers(0, min(8, len(buf) - start)))
+    got = _word(np.frombuffer(buf, dtype=np.uint8), start, count)
+    assert int(got) == int.from_bytes(buf[start : start + count], "little")
+
+
+def test_an_id_at_the_end_of_a_chunk_is_the_same_id_elsewhere() -> None:
+    """An id is found whether its bytes end the chunk's buffer or other ids follow them."""
+    table = IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr")
+    first = table.positions(pl.Series(["234012", "9" * 20, "2340123456789"]), "pid")
+    then = table.positions(pl.Series(["2340123456789", "9" * 20, "234012"]), "pid")
+    assert first.to_list() == [0, 1, 2]
+    assert then.to_list() == [2, 1, 0]
 
 
 def test_ids_are_checked_against_the_format_once_each() -> None:
