@@ -6,10 +6,12 @@ import datetime as dt
 
 import numpy as np
 import polars as pl
+import pytest
 
 from aggregation.ingest.dedupe import Deduplicator
 from aggregation.ingest.profiling import duplicate_key
 from aggregation.ingest.reading import MALFORMED, ROW
+from schemas.errors import InternalError
 
 T = dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)
 
@@ -37,6 +39,23 @@ def test_only_identical_later_rows_are_copies_across_chunks() -> None:
     assert first == [False, True, False]  # row 2 repeats row 1 in the same chunk
     # 5 repeats 3 (NaN too), 7 repeats 6; malformed 8 and 9 are never copies
     assert later == [False, True, False, True, False, False]
+
+
+def test_keys_kept_in_file_order_flag_the_same_rows() -> None:
+    """Chunks take their keys from the file's keys (as the scan kept them) by position."""
+    frame = _frame()
+    keys = frame.select(duplicate_key("cdr")).to_series().to_numpy()
+    every = np.unique(keys)
+    dedupe = Deduplicator(every, "cdr", ["msisdn", "event_time", "x"], keys)
+    flags = [*dedupe.duplicates(frame.slice(0, 3)), *dedupe.duplicates(frame.slice(3, 6))]
+    assert flags == [False, True, False, False, True, False, True, False, False]
+    # the keys are taken, not computed: a copy given a key nobody shares is not compared
+    unshared = keys.copy()
+    unshared[1] = next(k for k in range(2**64) if k not in set(every.tolist()))
+    dedupe = Deduplicator(every, "cdr", ["msisdn", "event_time", "x"], unshared)
+    assert dedupe.duplicates(frame).tolist() == [False, False, *flags[2:]]
+    with pytest.raises(InternalError, match="rows 9 to 10 asked of the keys of 9 rows"):
+        dedupe.duplicates(frame.slice(0, 1))
 
 
 def test_rows_whose_key_is_not_shared_are_not_compared() -> None:

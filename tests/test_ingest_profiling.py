@@ -62,6 +62,9 @@ def test_shared_keys_are_those_of_repeating_rows(source: Source, tmp_path: Path)
     assert np.all(np.diff(found.shared.astype(np.float64)) > 0)  # sorted and distinct
     assert _rows_with_shared_keys(source, found.shared) == _repeating_rows(source)
     assert len(found.shared) >= ROWS // 7
+    every = source.scan().select(duplicate_key(source.raw.feed)).collect().to_series()
+    assert found.keys is not None
+    assert found.keys.tolist() == every.to_list()  # kept in file order for the chunked pass
 
 
 def test_part_files_give_the_same_keys(source: Source, tmp_path: Path) -> None:
@@ -72,6 +75,7 @@ def test_part_files_give_the_same_keys(source: Source, tmp_path: Path) -> None:
     )
     assert parts.parts == 6
     assert np.array_equal(parts.shared, one.shared)
+    assert parts.keys is None  # not kept: the chunked pass hashes its rows
     assert not list((tmp_path / "keys").iterdir())  # part files are removed
 
 

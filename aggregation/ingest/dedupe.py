@@ -9,10 +9,12 @@ Detection takes two steps so that memory stays bounded whatever the size of the 
 1. :func:`~aggregation.ingest.profiling.profile` hashes the (id, time) of every row before the
    chunked pass and keeps the hashes that more than one row has. Exact copies always share theirs;
    such rows are few.
-2. :class:`Deduplicator` hashes each chunk's rows the same way and compares those whose hash is
-   shared exactly, chunk by chunk in file order, keeping the values of one row per distinct
-   candidate in a set (memory grows with the file's duplicates, not its rows; each chunk costs
-   what its own candidates cost). A hash shared by rows that differ therefore never drops one.
+2. :class:`Deduplicator` takes each chunk's hashes from those the scan kept in file order (or,
+   when the scan went through part files, hashes the chunk's rows the same way) and compares the
+   rows whose hash is shared exactly, chunk by chunk in file order, keeping the values of one row
+   per distinct candidate in a set (memory grows with the file's duplicates, not its rows; each
+   chunk costs what its own candidates cost). A hash shared by rows that differ therefore never
+   drops one.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 
 from aggregation.ingest.profiling import duplicate_key
 from aggregation.ingest.reading import MALFORMED
+from schemas.errors import InternalError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -34,11 +37,23 @@ if TYPE_CHECKING:
 
 
 class Deduplicator:
-    """Flags exact duplicates chunk by chunk; chunks must come in file order."""
+    """Flags exact duplicates chunk by chunk; chunks must come in file order.
 
-    def __init__(self, shared: NDArray[np.uint64], feed: Feed, columns: list[str]) -> None:
+    ``keys``, when given, is the :func:`~aggregation.ingest.profiling.duplicate_key` of every row
+    of the file in file order: each chunk then takes its rows' keys from it.
+    """
+
+    def __init__(
+        self,
+        shared: NDArray[np.uint64],
+        feed: Feed,
+        columns: list[str],
+        keys: NDArray[np.uint64] | None = None,
+    ) -> None:
         self._shared = shared
         self._key = duplicate_key(feed)
+        self._keys = keys
+        self._row = 0
         # a bit per slice of the hash space, set where a shared hash falls: most rows' hashes
         # miss it, and only the others are looked for in the sorted shared hashes
         bits = min(26, max(10, math.ceil(math.log2(64 * max(1, len(shared))))))
@@ -51,9 +66,16 @@ class Deduplicator:
     def duplicates(self, chunk: pl.DataFrame) -> NDArray[np.bool_]:
         """For each row of ``chunk``: is it a copy of an earlier row of the file?"""
         flags = np.zeros(len(chunk), dtype=bool)
+        start, self._row = self._row, self._row + len(chunk)
         if len(self._shared) == 0 or len(chunk) == 0:
             return flags
-        keys = chunk.select(self._key).to_series().to_numpy()
+        if self._keys is None:
+            keys = chunk.select(self._key).to_series().to_numpy()
+        elif self._row <= len(self._keys):
+            keys = self._keys[start : self._row]
+        else:
+            msg = f"rows {start:,} to {self._row:,} asked of the keys of {len(self._keys):,} rows"
+            raise InternalError(msg)
         malformed = chunk[MALFORMED].to_numpy()
         candidates = _candidates(keys, malformed, self._filter, self._shift, self._shared)
         copies = []

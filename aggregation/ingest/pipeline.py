@@ -272,7 +272,7 @@ class _DropRun:
             found = profile(  # while the first chunks are read and identified
                 source, memory_limit_mb=cfg.ingest.memory_limit_mb, scratch=self.scratch / "keys"
             )
-            dedupe = Deduplicator(found.shared, feed, source.contract.names)
+            dedupe = Deduplicator(found.shared, feed, source.contract.names, found.keys)
             places = self.ctx.cells.places if feed == "cdr" else self.ctx.zones.places
             staged = StagedWriter(
                 self.scratch / "staged",

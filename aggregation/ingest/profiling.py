@@ -4,14 +4,16 @@ It finds what the chunked pass needs to know about the whole file in advance: wh
 exact duplicates of another row (see :mod:`~aggregation.ingest.dedupe`). Exact copies have the
 same id and time, so the scan hashes the (id, time) of every well-formed row
 (:func:`duplicate_key`, only those two columns are read) and keeps the hashes met more than once:
-the *shared* hashes, few in any real file. The chunked pass hashes its rows the same way and
-compares exactly only those whose hash is shared.
+the *shared* hashes, few in any real file. The chunked pass compares exactly only the rows whose
+hash is shared.
 
 Finding the shared hashes means sorting all of them. A file's hashes are sorted in memory when
-they fit in ``[ingest] memory_limit_mb`` (:data:`ROW_BYTES` per row, so 3 GiB holds 200 M rows);
-those of a bigger file are spread by hash over that many part files in the ingest's scratch
-directory, and each part is read back and sorted on its own. Memory stays within the setting
-whatever the size of the file; a bigger file only writes and reads its hashes once more.
+they fit in ``[ingest] memory_limit_mb`` (:data:`ROW_BYTES` per row, so 3 GiB holds 200 M rows):
+the hashes in file order are then kept for the chunked pass, which takes its rows' hashes from
+them instead of hashing its rows again. Those of a bigger file are spread by hash over that many
+part files in the ingest's scratch directory, and each part is read back and sorted on its own
+(the chunked pass then hashes its rows). Memory stays within the setting whatever the size of the
+file; a bigger file only writes and reads its hashes once more.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ if TYPE_CHECKING:
     from aggregation.ingest.reading import Source
 
 ROW_BYTES = 16
-"""Memory per row of a part: its hash, and as much again for sorting and reading."""
+"""Memory per row of a part: its hash, and as much again for sorting (or for the hashes in file
+order, kept when they fit)."""
 SCAN_ROWS = 4_000_000
 """Rows read at a time (two columns)."""
 SEED = 0xD0_0B1E
@@ -55,6 +58,9 @@ class Profile:
     """The :func:`duplicate_key` values of more than one row, sorted."""
     parts: int
     """Into how many parts the hashes were spread (1: they were sorted in memory)."""
+    keys: NDArray[np.uint64] | None = None
+    """The :func:`duplicate_key` of every row, in file order (malformed lines: any value), when
+    the hashes were sorted in memory; None when they went through part files."""
 
 
 def profile(
@@ -72,14 +78,22 @@ def profile(
     capacity = max(1, memory_limit_mb * 2**20 // row_bytes)
     # parts filled to 80 % of capacity on average: chance alone then does not over-fill one
     parts = 1 if source.rows_in <= capacity else math.ceil(source.rows_in / (0.8 * capacity))
-    hashes = _hashes(source, scan_rows)
     if parts == 1:
-        every = np.empty(source.rows_in, dtype=np.uint64)
-        n = 0
-        for batch in hashes:
-            every[n : n + len(batch)] = batch
+        keys = np.empty(source.rows_in, dtype=np.uint64)
+        well_formed = np.empty(source.rows_in, dtype=np.uint64)
+        n = m = 0
+        for batch, malformed in _hashes(source, scan_rows):
+            keys[n : n + len(batch)] = batch
             n += len(batch)
-        return Profile(_repeated([every[:n]], several=False), parts)
+            good = batch[~malformed] if malformed.any() else batch
+            well_formed[m : m + len(good)] = good
+            m += len(good)
+        repeated = _repeated([well_formed[:m]], several=False)
+        # rows not as counted: the chunked pass hashes its rows (and reconciliation reports it)
+        return Profile(repeated, parts, keys if n == source.rows_in else None)
+    hashes = (
+        b[~malformed] if malformed.any() else b for b, malformed in _hashes(source, scan_rows)
+    )
     files = _spread(hashes, parts, scratch)
     try:
         shared = [
@@ -92,17 +106,18 @@ def profile(
     return Profile(np.sort(np.concatenate(shared)), parts)
 
 
-def _hashes(source: Source, scan_rows: int) -> Iterator[NDArray[np.uint64]]:
-    """The duplicate keys of the well-formed rows of ``source``, ``scan_rows`` rows at a time."""
+def _hashes(
+    source: Source, scan_rows: int
+) -> Iterator[tuple[NDArray[np.uint64], NDArray[np.bool_]]]:
+    """The duplicate key of each row of ``source`` and whether the row is a malformed line,
+    ``scan_rows`` rows at a time."""
     rows = source.scan().select(duplicate_key(source.raw.feed), MALFORMED)
     for offset in range(0, source.rows_in, scan_rows):
         try:  # slices push down to the Parquet reader (a filter before them would not)
             batch = rows.slice(offset, scan_rows).collect()
         except READ_ERRORS as exc:
             raise source.unreadable(exc) from exc
-        keys = batch[KEY].to_numpy()
-        malformed = batch[MALFORMED].to_numpy()
-        yield keys[~malformed] if malformed.any() else keys
+        yield batch[KEY].to_numpy(), batch[MALFORMED].to_numpy()
 
 
 def _repeated(blocks: Iterable[NDArray[np.uint64]], *, several: bool) -> NDArray[np.uint64]:
