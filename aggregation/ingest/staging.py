@@ -232,6 +232,7 @@ class StagedWriter:
         they are, instead of hashing every row's string.
         """
         n = len(rows)
+        places = _Compacted.of(rows.place)
         columns = {
             "pseudonym": _encoded(rows.pid, self._pseudonyms),
             "event_time": pa.array(rows.event_ms).cast(pa.timestamp("ms", tz="UTC")),
@@ -239,7 +240,7 @@ class StagedWriter:
             "local_hour": pa.array(rows.local_hour),
             "source": pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), self._source),
             "event_type": _encoded(rows.event_type, _EVENT_TYPES),
-            **{c: coded.encoded(rows.place) for c, coded in self._places.items()},
+            **{c: coded.encoded(places) for c, coded in self._places.items()},
         }
         table = pa.table(columns, schema=_WRITTEN_SCHEMA)
         nulls = [c for c in STAGED_EVENTS.required if table[c].null_count]
@@ -312,17 +313,36 @@ class Values(Protocol):
 _scratch = threading.local()
 
 
+def _compacted(
+    numbers: NDArray[np.integer[Any]], size: int
+) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
+    """:func:`_compact` of ``numbers``, all below ``size``."""
+    code_of: NDArray[np.int32] | None = getattr(_scratch, "code_of", None)
+    if code_of is None or len(code_of) < size:  # one per thread, as long as the longest table
+        code_of = _scratch.code_of = np.full(max(size, 1024), -1, dtype=np.int32)
+    return _compact(numbers, code_of)
+
+
 def _encoded(numbers: NDArray[np.integer[Any]], values: Values) -> pa.DictionaryArray:
     """``values[numbers]`` as a dictionary array holding only the values used.
 
     ``values`` must be distinct and non-null: Parquet takes the dictionary as it is.
     """
-    size = len(values)
-    code_of: NDArray[np.int32] | None = getattr(_scratch, "code_of", None)
-    if code_of is None or len(code_of) < size:  # one per thread, as long as the longest table
-        code_of = _scratch.code_of = np.full(max(size, 1024), -1, dtype=np.int32)
-    distinct, codes = _compact(numbers, code_of)
+    distinct, codes = _compacted(numbers, len(values))
     return pa.DictionaryArray.from_arrays(codes, values.take(distinct), safe=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Compacted:
+    """The place numbers of a row group as its distinct places and each row's code among them,
+    so that each place column is encoded from the few distinct places, not from every row."""
+
+    distinct: NDArray[np.int64]
+    codes: NDArray[np.int32]
+
+    @classmethod
+    def of(cls, place: NDArray[np.uint32]) -> _Compacted:
+        return cls(*_compacted(place, int(place.max()) + 1 if len(place) else 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,11 +363,15 @@ class _Coded:
             raise InternalError(msg)
         return cls(encoded.indices.to_numpy().astype(np.int32), encoded.dictionary)
 
-    def encoded(self, place: NDArray[np.uint32]) -> pa.Array:
-        """The column's value for each place number."""
+    def encoded(self, places: _Compacted) -> pa.Array:
+        """The column's value for each row's place."""
         if self.codes is None:
-            return pa.DictionaryArray.from_arrays(pa.nulls(len(place), pa.int32()), self.values)
-        return _encoded(self.codes[place], self.values)
+            rows = len(places.codes)
+            return pa.DictionaryArray.from_arrays(pa.nulls(rows, pa.int32()), self.values)
+        distinct, codes = _compacted(self.codes[places.distinct], len(self.values))
+        return pa.DictionaryArray.from_arrays(
+            codes[places.codes], self.values.take(distinct), safe=False
+        )
 
 
 def contract_problems(path: Path) -> list[str]:
