@@ -3,10 +3,11 @@
 Per file, under the workspace's ingest lock:
 
 1. :func:`~aggregation.ingest.reading.open_source` checks the file (CSV is normalised to scratch);
-2. a background thread starts reading the file chunk by chunk (``[ingest] batch_rows`` rows, in
-   file order, four chunks ahead): it gives each row the number of its id in the file's
-   :class:`~aggregation.ingest.idtable.IdTable` (which keys each new id once, and checks its
-   format once) and flags the rows that break a rule (:mod:`~aggregation.ingest.validation`);
+2. background threads start reading the file chunk by chunk (``[ingest] batch_rows`` rows, in
+   file order, four chunks ahead) and preparing each chunk read: each row gets the number of its
+   id in the file's :class:`~aggregation.ingest.idtable.IdTable` (which keys each new id once,
+   and checks its format once), and the rows that break a rule are flagged
+   (:mod:`~aggregation.ingest.validation`);
 3. meanwhile :func:`~aggregation.ingest.profiling.profile` finds the rows that may be exact
    duplicates;
 4. then, chunk by chunk: exact duplicates are dropped, rows are given the number of their place,
@@ -171,12 +172,13 @@ def ingest_file(
 class _Chunks:
     """The rows of a file ``size`` at a time, in file order, each passed to ``prepare``.
 
-    A background thread reads and prepares the chunks, up to ``ahead`` of them before the one
-    being used, from the moment this is made: so the first chunks are ready when the caller,
-    meanwhile busy with the duplicate scan, starts on them. Each slice is read and computed on
-    its own (slices push down to the Parquet reader), so memory holds ``ahead + 1`` chunks
-    whatever the size of the file. ``prepare`` runs on one chunk at a time, in file order.
-    Use it in a ``with`` block: leaving it stops the thread.
+    Two background threads work from the moment this is made, up to ``ahead`` chunks before the
+    one being used: one reads the chunks, the other prepares each one read, so reading the next
+    chunk (Parquet decoding) overlaps preparing this one (compiled, one thread); the first
+    chunks are ready when the caller, meanwhile busy with the duplicate scan, starts on them.
+    Each slice is read and computed on its own (slices push down to the Parquet reader), so
+    memory holds ``ahead + 1`` chunks whatever the size of the file. ``prepare`` runs on one
+    chunk at a time, in file order. Use it in a ``with`` block: leaving it stops the threads.
     """
 
     def __init__(
@@ -189,8 +191,9 @@ class _Chunks:
     ) -> None:
         self._rows, self._size, self._source, self._prepare = rows, size, source, prepare
         self._offsets = iter(range(0, source.rows_in, size))
-        self._pool = ThreadPoolExecutor(max_workers=1)
-        self._pending: deque[Future[pl.DataFrame]] = deque()
+        self._reader = ThreadPoolExecutor(max_workers=1)
+        self._preparer = ThreadPoolExecutor(max_workers=1)  # one: chunks prepared in file order
+        self._pending: deque[tuple[Future[pl.DataFrame], Future[pl.DataFrame]]] = deque()
         for _ in range(ahead):
             self._submit()
 
@@ -198,24 +201,35 @@ class _Chunks:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for future in self._pending:
-            future.cancel()
-        self._pool.shutdown(wait=True)
+        for futures in self._pending:
+            for future in futures:
+                future.cancel()
+        self._preparer.shutdown(wait=True)
+        self._reader.shutdown(wait=True)
 
     def __iter__(self) -> Iterator[pl.DataFrame]:
         while self._pending:
-            chunk = self._pending.popleft().result()
+            _, prepared = self._pending.popleft()
+            chunk = prepared.result()
             self._submit()
             yield chunk
 
     def _submit(self) -> None:
         offset = next(self._offsets, None)
         if offset is not None:
-            self._pending.append(self._pool.submit(self._read, offset))
+            read = self._reader.submit(self._read, offset)
+            self._pending.append((read, self._preparer.submit(self._prepared, read)))
 
     def _read(self, offset: int) -> pl.DataFrame:
+        try:
+            return self._rows.slice(offset, self._size).collect()
+        except READ_ERRORS as exc:
+            raise self._source.unreadable(exc) from exc
+
+    def _prepared(self, read: Future[pl.DataFrame]) -> pl.DataFrame:
+        chunk = read.result()
         try:  # what the file holds may make preparing it fail too: that file fails alone
-            return self._prepare(self._rows.slice(offset, self._size).collect())
+            return self._prepare(chunk)
         except READ_ERRORS as exc:
             raise self._source.unreadable(exc) from exc
 
@@ -468,7 +482,7 @@ def _identify_and_flag(
     """``chunk`` with the position (``_pid``) and shard of each row's id in ``ids``, whether
     the id is well formed, and the rows flagged (:func:`~aggregation.ingest.validation.flag`).
 
-    Runs in the reading thread, one chunk at a time in file order, so new ids are numbered in
+    Runs in the preparing thread, one chunk at a time in file order, so new ids are numbered in
     order of first appearance. Duplicate rows are identified too: their ids are those of the
     rows they copy, so they add no id.
     """
