@@ -84,6 +84,7 @@ from aggregation.ingest.validation import (
     Window,
     explain,
     flag,
+    flag_ids,
 )
 from schemas.errors import InternalError, MobilityError
 from schemas.quality import QuarantineReason
@@ -170,15 +171,16 @@ def ingest_file(
 
 
 class _Chunks:
-    """The rows of a file ``size`` at a time, in file order, each passed to ``prepare``.
+    """The rows of a file ``size`` at a time, in file order, each passed to ``read`` then to
+    ``prepare``.
 
     Two background threads work from the moment this is made, up to ``ahead`` chunks before the
-    one being used: one reads the chunks, the other prepares each one read, so reading the next
-    chunk (Parquet decoding) overlaps preparing this one (compiled, one thread); the first
-    chunks are ready when the caller, meanwhile busy with the duplicate scan, starts on them.
-    Each slice is read and computed on its own (slices push down to the Parquet reader), so
-    memory holds ``ahead + 1`` chunks whatever the size of the file. ``prepare`` runs on one
-    chunk at a time, in file order. Use it in a ``with`` block: leaving it stops the threads.
+    one being used: one reads each chunk and passes it to ``read``, the other passes each chunk
+    read to ``prepare``, so reading the next chunk overlaps preparing this one; the first chunks
+    are ready when the caller, meanwhile busy with the duplicate scan, starts on them. Each slice
+    is read and computed on its own (slices push down to the Parquet reader), so memory holds
+    ``ahead + 1`` chunks whatever the size of the file. ``prepare`` runs on one chunk at a time,
+    in file order. Use it in a ``with`` block: leaving it stops the threads.
     """
 
     def __init__(
@@ -186,10 +188,12 @@ class _Chunks:
         rows: pl.LazyFrame,
         size: int,
         source: Source,
+        read: Callable[[pl.DataFrame], pl.DataFrame],
         prepare: Callable[[pl.DataFrame], pl.DataFrame],
         ahead: int = 4,
     ) -> None:
-        self._rows, self._size, self._source, self._prepare = rows, size, source, prepare
+        self._rows, self._size, self._source = rows, size, source
+        self._then_read, self._prepare = read, prepare
         self._offsets = iter(range(0, source.rows_in, size))
         self._reader = ThreadPoolExecutor(max_workers=1)
         self._preparer = ThreadPoolExecutor(max_workers=1)  # one: chunks prepared in file order
@@ -221,14 +225,14 @@ class _Chunks:
             self._pending.append((read, self._preparer.submit(self._prepared, read)))
 
     def _read(self, offset: int) -> pl.DataFrame:
-        try:
-            return self._rows.slice(offset, self._size).collect()
+        try:  # what the file holds may make the steps fail too: that file fails alone
+            return self._then_read(self._rows.slice(offset, self._size).collect())
         except READ_ERRORS as exc:
             raise self._source.unreadable(exc) from exc
 
     def _prepared(self, read: Future[pl.DataFrame]) -> pl.DataFrame:
         chunk = read.result()
-        try:  # what the file holds may make preparing it fail too: that file fails alone
+        try:
             return self._prepare(chunk)
         except READ_ERRORS as exc:
             raise self._source.unreadable(exc) from exc
@@ -281,8 +285,9 @@ class _DropRun:
         source = open_source(self.raw, self.scratch)
         self.outcome.rows_in = source.rows_in
         ids = IdTable(self.ctx.pseudonymiser, feed, id_format=ID_FORMAT[feed])
-        checked = partial(_identify_and_flag, ids, feed, self._rule_args(source))
-        with _Chunks(source.scan(), cfg.ingest.batch_rows, source, checked) as chunks:
+        flagged = partial(flag, feed=feed, **self._rule_args(source))
+        identified = partial(_identify, ids, feed)
+        with _Chunks(source.scan(), cfg.ingest.batch_rows, source, flagged, identified) as chunks:
             found = profile(  # while the first chunks are read and identified
                 source, memory_limit_mb=cfg.ingest.memory_limit_mb, scratch=self.scratch / "keys"
             )
@@ -476,19 +481,17 @@ _CELL_DETAIL = "cell not in the cell table, or not in service on the event's loc
 _GPS_DETAIL = "position outside every admin3 zone"
 
 
-def _identify_and_flag(
-    ids: IdTable, feed: Feed, rule_args: dict[str, Any], chunk: pl.DataFrame
-) -> pl.DataFrame:
-    """``chunk`` with the position (``_pid``) and shard of each row's id in ``ids``, whether
-    the id is well formed, and the rows flagged (:func:`~aggregation.ingest.validation.flag`).
+def _identify(ids: IdTable, feed: Feed, chunk: pl.DataFrame) -> pl.DataFrame:
+    """Flagged ``chunk`` with the position (``_pid``) and shard of each row's id in ``ids``,
+    whether the id is well formed, and rows with an ill-formed id flagged too
+    (:func:`~aggregation.ingest.validation.flag_ids`).
 
     Runs in the preparing thread, one chunk at a time in file order, so new ids are numbered in
     order of first appearance. Duplicate rows are identified too: their ids are those of the
     rows they copy, so they add no id.
     """
     pid = ids.positions(chunk[ID_COLUMN[feed]], PID)
-    chunk = chunk.with_columns(pid, ids.shards(pid), ids.well_formed(pid))
-    return flag(chunk, feed, **rule_args)
+    return flag_ids(chunk.with_columns(pid, ids.shards(pid), ids.well_formed(pid)))
 
 
 _EPOCH = dt.date(1970, 1, 1)

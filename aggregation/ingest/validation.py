@@ -63,8 +63,8 @@ ID_FORMAT: dict[Feed, str | None] = {"cdr": MSISDN_FORMAT, "gps": None}
 """The format a feed's subscriber id must have (a regular expression), if any."""
 ID_OK = "_id_ok"
 """Whether the row's id has its feed's :data:`ID_FORMAT`: the id table checks each distinct id
-once (see :meth:`~aggregation.ingest.idtable.IdTable.well_formed`), so :func:`flag` needs this
-column beside the raw ones."""
+once (see :meth:`~aggregation.ingest.idtable.IdTable.well_formed`), and :func:`flag_ids` adds
+what it says to the rows' flags; :func:`explain` needs this column beside the raw ones."""
 INT32_MAX = 2**31 - 1
 
 
@@ -98,15 +98,22 @@ FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 
 
 def flag(rows: FrameT, feed: Feed, *, text: bool, window: Window, timezone: str) -> FrameT:
-    """``rows`` with the derived columns and ``_bad``: the row breaks one of rules 1-5.
+    """``rows`` with the derived columns and ``_bad``: the row breaks one of rules 1-5, the
+    format of its id left out (:func:`flag_ids` adds it, once the ids are checked).
 
     ``text`` says whether the raw columns hold text as written in a CSV file (parsed here) or
     typed values read from Parquet (see :meth:`aggregation.ingest.reading.Source.scan`).
     """
-    rules = _rules(feed, text=text, window=window, timezone=timezone)
+    rules = _rules(feed, text=text, window=window, timezone=timezone, ids=False)
     broken = pl.any_horizontal(r.broken.fill_null(value=False) for r in rules)
     parsed = _parse(feed, text=text, timezone=timezone, window=window)
     return rows.with_columns(parsed).with_columns(broken.alias(BAD))
+
+
+def flag_ids(rows: FrameT) -> FrameT:
+    """Flagged ``rows`` (see :func:`flag`) also flagged where the id is not well formed
+    (``_id_ok`` false; a missing id is flagged by :func:`flag` already)."""
+    return rows.with_columns((pl.col(BAD) | ~pl.col(ID_OK).fill_null(value=True)).alias(BAD))
 
 
 def explain(
@@ -264,7 +271,10 @@ def _unparsed(name: str, value: pl.Expr) -> pl.Expr:
 # --- rules ------------------------------------------------------------------------------------
 
 
-def _rules(feed: Feed, *, text: bool, window: Window, timezone: str) -> list[Rule]:
+def _rules(
+    feed: Feed, *, text: bool, window: Window, timezone: str, ids: bool = True
+) -> list[Rule]:
+    """The rules in the order :func:`explain` tries them; ``ids``: with that of the id format."""
     contract = RAW_CONTRACTS[feed]
     time_col = TIME_COLUMN[feed]
     rules = [
@@ -308,7 +318,7 @@ def _rules(feed: Feed, *, text: bool, window: Window, timezone: str) -> list[Rul
             ),
         )
     )
-    rules += _cdr_value_rules(text, timezone) if feed == "cdr" else _gps_value_rules(text)
+    rules += _cdr_value_rules(text, timezone, ids=ids) if feed == "cdr" else _gps_value_rules(text)
     return rules
 
 
@@ -321,15 +331,16 @@ def _invalid(column: str, broken: pl.Expr, detail: str) -> Rule:
     return Rule(Reason.INVALID_VALUE, column, broken, pl.lit(detail))
 
 
-def _cdr_value_rules(text: bool, timezone: str) -> list[Rule]:
+def _cdr_value_rules(text: bool, timezone: str, *, ids: bool) -> list[Rule]:
     duration = _integer("duration_s", text=text)
     volume = _integer("volume_bytes", text=text)
+    msisdn = _invalid(
+        "msisdn",
+        ~pl.col(ID_OK),  # msisdn matches MSISDN_FORMAT
+        "not an E.164 number of 6 to 15 digits",
+    )
     return [
-        _invalid(
-            "msisdn",
-            ~pl.col(ID_OK),  # msisdn matches MSISDN_FORMAT
-            "not an E.164 number of 6 to 15 digits",
-        ),
+        *([msisdn] if ids else []),
         _invalid("event_type", ~_one_of("event_type", EVENT_TYPES), "not call, sms or data"),
         _invalid(
             "direction",
