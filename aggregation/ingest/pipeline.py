@@ -97,10 +97,12 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from aggregation.ingest.drops import Feed
+    from aggregation.ingest.zones import CellTable
     from schemas.workspace import Workspace
 
 LOCK_FILE = ".ingest.lock"
 PID = "_pid"
+CELL_ROW, EVENT_TYPE = "_cell_row", "_event_type"
 """Position of a row's id in the drop's table of pseudonyms."""
 
 
@@ -285,7 +287,8 @@ class _DropRun:
         source = open_source(self.raw, self.scratch)
         self.outcome.rows_in = source.rows_in
         ids = IdTable(self.ctx.pseudonymiser, feed, id_format=ID_FORMAT[feed])
-        flagged = partial(flag, feed=feed, **self._rule_args(source))
+        cells = self.ctx.cells if feed == "cdr" else None
+        flagged = partial(_flag_and_code, feed, self._rule_args(source), cells)
         identified = partial(_identify, ids, feed)
         with _Chunks(source.scan(), cfg.ingest.batch_rows, source, flagged, identified) as chunks:
             found = profile(  # while the first chunks are read and identified
@@ -367,7 +370,7 @@ class _DropRun:
         """The place of each row (-1: unknown cell, or outside coverage); rows not ``checked``
         (refused already) are not located."""
         if self.raw.feed == "cdr":
-            return self.ctx.cells.locate(chunk["cell_id"], local_days)
+            return self.ctx.cells.in_service(chunk[CELL_ROW].to_numpy(), local_days)
         place = np.full(len(chunk), -1, dtype=np.int64)
         lon = chunk[LON].to_numpy()[checked].astype(np.float64)
         lat = chunk[LAT].to_numpy()[checked].astype(np.float64)
@@ -481,6 +484,25 @@ _CELL_DETAIL = "cell not in the cell table, or not in service on the event's loc
 _GPS_DETAIL = "position outside every admin3 zone"
 
 
+def _flag_and_code(
+    feed: Feed, rule_args: dict[str, Any], cells: CellTable | None, chunk: pl.DataFrame
+) -> pl.DataFrame:
+    """``chunk`` flagged (:func:`~aggregation.ingest.validation.flag`), with its CDR rows' cells
+    and event types as numbers: the row of the cell in the cell table, the index of the type in
+    :data:`~schemas.staged.STAGED_EVENT_TYPES` (null: not a staged type).
+
+    Runs in the reading thread: the string columns are coded there, not on the main thread.
+    """
+    chunk = flag(chunk, feed, **rule_args)
+    if cells is None:
+        return chunk
+    event_type = chunk["event_type"].cast(pl.Enum(STAGED_EVENT_TYPES), strict=False)
+    return chunk.with_columns(
+        cells.rows(chunk["cell_id"]).alias(CELL_ROW),
+        event_type.to_physical().alias(EVENT_TYPE),
+    )
+
+
 def _identify(ids: IdTable, feed: Feed, chunk: pl.DataFrame) -> pl.DataFrame:
     """Flagged ``chunk`` with the position (``_pid``) and shard of each row's id in ``ids``,
     whether the id is well formed, and rows with an ill-formed id flagged too
@@ -513,10 +535,8 @@ def _staged_rows(
 ) -> StagedRows:
     """Every row of ``chunk`` as staged integer columns (see :class:`StagedRows`); meaningful
     for the valid, located rows only, which the caller takes."""
-    if feed == "cdr":
-        event_type = chunk["event_type"].cast(pl.Enum(STAGED_EVENT_TYPES), strict=False)
-        event_type = event_type.to_physical()  # unknown types (refused rows): null
-        types = event_type.fill_null(0).cast(pl.UInt8).to_numpy()
+    if feed == "cdr":  # unknown types (refused rows): null
+        types = chunk[EVENT_TYPE].fill_null(0).cast(pl.UInt8).to_numpy()
     else:
         types = np.full(len(chunk), STAGED_EVENT_TYPES.index("gps"), dtype=np.uint8)
     seconds = np.floor_divide(_micros(chunk[UTC]), 1_000_000)

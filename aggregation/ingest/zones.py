@@ -88,14 +88,26 @@ class CellTable:
     def locate(self, cell_id: pl.Series, local_days: NDArray[np.int64]) -> NDArray[np.int64]:
         """The place of each row's cell, or -1 if the cell is not in the table or was not in
         service on the row's local date (days since the epoch)."""
+        return self.in_service(self.rows(cell_id).to_numpy(), local_days)
+
+    def rows(self, cell_id: pl.Series) -> pl.Series:
+        """Int64 row of each cell in the table, -1 for a cell not in it (or a null one)."""
         if len(self.first_day) == 0:
-            return np.full(len(cell_id), -1, dtype=np.int64)
+            return pl.Series(cell_id.name, np.full(len(cell_id), -1, dtype=np.int64))
         codes = cell_id.cast(self.ids, strict=False).to_physical()  # unknown cells: null
-        place = codes.cast(pl.Int64).fill_null(-1).to_numpy()
-        known = place >= 0
-        at = np.where(known, place, 0)
+        return codes.cast(pl.Int64).fill_null(-1)
+
+    def in_service(
+        self, rows: NDArray[np.int64], local_days: NDArray[np.int64]
+    ) -> NDArray[np.int64]:
+        """The place of cells at table ``rows`` (see :meth:`rows`), or -1 for no row or a cell
+        not in service on the local date (days since the epoch)."""
+        if len(self.first_day) == 0:
+            return np.full(len(rows), -1, dtype=np.int64)
+        known = rows >= 0
+        at = np.where(known, rows, 0)
         served = (local_days >= self.first_day[at]) & (local_days <= self.last_day[at])
-        return np.where(known & served, place, -1)
+        return np.where(known & served, rows, -1)
 
 
 def _days(dates: pl.Series) -> NDArray[np.int64]:
