@@ -105,3 +105,31 @@ def test_gps_places_have_no_cell(tmp_path: Path) -> None:
         assert table.schema.equals(STAGED_EVENTS.schema)
         assert table["cell_id"].null_count == table.num_rows
         assert set(table["source"].to_pylist()) == {"gps"}
+
+
+def test_only_kept_rows_are_written_and_counted_per_day(tmp_path: Path) -> None:
+    """Rows left out may hold anything (a refused row's day can be 1970): they are not written,
+    do not widen the partitions, and the days of the others are counted."""
+    rows = _rows(1_000, seed=3)
+    keep = np.random.default_rng(3).random(len(rows)) < 0.7
+    left_out = np.flatnonzero(~keep)
+    rows.local_days[left_out] = 0
+    rows.shard[left_out] = 999
+    writer = StagedWriter(
+        tmp_path, "drop", pseudonyms=PSEUDONYMS, places=PLACES, source="cdr", row_group_rows=64
+    )
+    by_day = writer.add(rows.slice(0, 400), keep[:400])
+    assert writer.add(rows.slice(400, 400), keep[400:400]) == {}
+    later = writer.add(rows.slice(400, 1_000), keep[400:])
+    for d, n in later.items():
+        by_day[d] = by_day.get(d, 0) + n
+    written = writer.close()
+    days, counts = np.unique(rows.local_days[keep], return_counts=True)
+    assert by_day == dict(zip(days.tolist(), counts.tolist(), strict=True))
+    assert sum(written.values()) == int(keep.sum())
+    for rel in written:
+        shard = int(rel.split("/")[1].removeprefix("shard="))
+        since = dt.date.fromisoformat(rel.split("/")[0].removeprefix("date=")) - dt.date(1970, 1, 1)
+        mine = np.flatnonzero(keep & (rows.shard == shard) & (rows.local_days == since.days))
+        times = pq.read_table(tmp_path / rel)["event_time"].cast(pa.int64()).to_numpy()
+        assert (times == rows.event_ms[mine]).all()  # file order within the partition

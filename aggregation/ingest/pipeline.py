@@ -354,13 +354,10 @@ class _DropRun:
         place = self._locate(chunk, local_days, checked)
         good = checked & (place >= 0)
         bad = self._refused(source, chunk, kept & ~checked, checked & (place < 0))
-        rows = _staged_rows(chunk, place, local_us, local_days, feed)
-        if not good.all():
-            rows = rows.take(np.flatnonzero(good))
-        staged.add(rows)
+        by_day = staged.add(_staged_rows(chunk, place, local_us, local_days, feed), good)
         bad = bad.with_columns(ids.pseudonyms(bad[PID]))
         quarantine.add(quarantine_rows(bad, feed, self.raw.name, text=source.text))
-        self._count(rows, bad, len(chunk) - int(kept.sum()))
+        self._count(by_day, bad, len(chunk) - int(kept.sum()))
         if self.progress is not None:
             self.progress(self.raw, self.rows_done, source.rows_in)
 
@@ -404,9 +401,10 @@ class _DropRun:
         )
         return pl.concat([bad, refused.select(bad.columns)]).sort(ROW)
 
-    def _count(self, good: StagedRows, bad: pl.DataFrame, n_dupes: int) -> None:
+    def _count(self, by_day: dict[int, int], bad: pl.DataFrame, n_dupes: int) -> None:
+        """Add a chunk's rows staged (per local day), refused and dropped to the outcome."""
         out = self.outcome
-        out.rows_staged += len(good)
+        out.rows_staged += sum(by_day.values())
         out.rows_quarantined += len(bad)
         out.duplicates_dropped += n_dupes
         if len(bad):
@@ -424,9 +422,8 @@ class _DropRun:
                     )
                     .to_dicts()
                 )
-        if len(good):
-            days, counts = np.unique(good.local_days, return_counts=True)
-            for day, n in zip(days.tolist(), counts.tolist(), strict=True):
+        if by_day:
+            for day, n in by_day.items():
                 key = (_EPOCH + dt.timedelta(days=day)).isoformat()
                 out.staged_by_date[key] = out.staged_by_date.get(key, 0) + n
             out.staged_by_date = dict(sorted(out.staged_by_date.items()))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import itertools
 import json
 import os
 import threading
@@ -123,7 +122,7 @@ class StagedRows:
 class StagedWriter:
     """Writes the staged rows of one drop into per-partition files under a scratch directory.
 
-    :meth:`add` splits rows by (local date, shard) with a stable sort, so rows keep file order
+    :meth:`add` groups rows by (local date, shard) with a counting sort, so rows keep file order
     within a partition, and buffers them as integer columns; each partition is written in row
     groups of exactly ``row_group_rows`` rows (its last one smaller) by a pool of threads, which
     also builds the string columns from ``pseudonyms`` and ``places``. One write at a time per
@@ -156,27 +155,24 @@ class StagedWriter:
         self._threads = os.cpu_count() or 2
         self._pool = ThreadPoolExecutor(max_workers=self._threads)
 
-    def add(self, rows: StagedRows) -> None:
-        """Add valid rows, in file order."""
-        if len(rows) == 0:
-            return
-        first_day = int(rows.local_days.min())
-        span = int(rows.local_days.max()) - first_day + 1
-        top = int(rows.shard.max()) + 1
-        key = (rows.local_days - first_day).astype(np.int64) * top + rows.shard
-        if span * top <= np.iinfo(np.uint16).max:
-            key = key.astype(np.uint16)  # a radix sort
-        order = np.argsort(key, kind="stable")
-        ordered = rows.take(order)
-        sorted_key = key[order]
-        starts = np.flatnonzero(np.diff(sorted_key)) + 1
-        bounds = [0, *starts.tolist(), len(ordered)]
-        for start, stop in itertools.pairwise(bounds):
-            part = (int(ordered.local_days[start]), int(ordered.shard[start]))
-            self._buffers.setdefault(part, []).append(ordered.slice(start, stop))
+    def add(self, rows: StagedRows, keep: NDArray[np.bool_] | None = None) -> dict[int, int]:
+        """Add the rows where ``keep`` is true (all by default), in file order; returns how many
+        were added for each local day (days since the epoch)."""
+        if keep is None:
+            keep = np.ones(len(rows), dtype=np.bool_)
+        first, shards, bounds, *fields = _grouped(keep, *(getattr(rows, f) for f in _FIELDS))
+        first_day, top = int(first), int(shards)
+        grouped = StagedRows(*fields)
+        by_day: dict[int, int] = {}
+        for k in np.flatnonzero(np.diff(bounds)).tolist():
+            start, stop = int(bounds[k]), int(bounds[k + 1])
+            part = (first_day + k // top, k % top)
+            by_day[part[0]] = by_day.get(part[0], 0) + stop - start
+            self._buffers.setdefault(part, []).append(grouped.slice(start, stop))
             self._buffered[part] = self._buffered.get(part, 0) + stop - start
             while self._buffered[part] >= self.row_group_rows:
                 self._flush(part, self.row_group_rows)
+        return by_day
 
     def _flush(self, part: tuple[int, int], size: int | None = None) -> None:
         """Write the first ``size`` buffered rows of ``part`` (all of them by default).
@@ -275,6 +271,66 @@ class StagedWriter:
 
 _EPOCH = dt.date(1970, 1, 1)
 _EVENT_TYPES = pa.array(STAGED_EVENT_TYPES, pa.string())
+_FIELDS = StagedRows.__slots__
+
+
+@numba.njit(nogil=True, cache=True)
+def _grouped(
+    keep: NDArray[np.bool_],
+    pid: NDArray[np.uint32],
+    place: NDArray[np.uint32],
+    event_ms: NDArray[np.int64],
+    local_days: NDArray[np.int32],
+    local_hour: NDArray[np.int8],
+    event_type: NDArray[np.uint8],
+    shard: NDArray[np.uint16],
+) -> tuple[np.int64, np.int64, NDArray[np.int64], Any, Any, Any, Any, Any, Any, Any]:
+    """The kept rows grouped by partition (local day, shard), in file order within each: a
+    counting sort, one pass to count and one to move every field.
+
+    Returns the first day and the number of shards spanned (partition ``k`` is day
+    ``first + k // shards``, shard ``k % shards``), where each partition starts and ends, and
+    the fields of the grouped rows.
+    """
+    n = 0
+    first, last, top = np.int64(2**62), np.int64(-(2**62)), np.int64(1)
+    for i in range(len(keep)):
+        if keep[i]:
+            n += 1
+            first = min(first, np.int64(local_days[i]))
+            last = max(last, np.int64(local_days[i]))
+            top = max(top, np.int64(shard[i]) + 1)
+    if n == 0:
+        first = last = np.int64(0)
+    bounds = np.zeros((last - first + 1) * top + 1, dtype=np.int64)
+    for i in range(len(keep)):
+        if keep[i]:
+            bounds[(local_days[i] - first) * top + shard[i] + 1] += 1
+    for k in range(len(bounds) - 1):
+        bounds[k + 1] += bounds[k]
+    at = bounds[:-1].copy()
+    out = (
+        np.empty(n, pid.dtype),
+        np.empty(n, place.dtype),
+        np.empty(n, event_ms.dtype),
+        np.empty(n, local_days.dtype),
+        np.empty(n, local_hour.dtype),
+        np.empty(n, event_type.dtype),
+        np.empty(n, shard.dtype),
+    )
+    for i in range(len(keep)):
+        if keep[i]:
+            k = (local_days[i] - first) * top + shard[i]
+            j = at[k]
+            at[k] = j + 1
+            out[0][j] = pid[i]
+            out[1][j] = place[i]
+            out[2][j] = event_ms[i]
+            out[3][j] = local_days[i]
+            out[4][j] = local_hour[i]
+            out[5][j] = event_type[i]
+            out[6][j] = shard[i]
+    return first, top, bounds, out[0], out[1], out[2], out[3], out[4], out[5], out[6]
 
 
 @numba.njit(nogil=True, cache=True)
