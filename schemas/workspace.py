@@ -78,8 +78,8 @@ shards = 16
 late_days = 1
 # Rows processed at a time; memory use grows with it, not with the size of the input.
 batch_rows = 1000000
-# Memory for duplicate detection, which sorts a hash of every row (16 bytes a row). The hashes
-# of a file of more than 65 536 rows per MiB here are spread over part files in .tmp/ first.
+# Memory for duplicate detection, which sorts a hash of every row (20 bytes a row). The hashes
+# of a file of more than 52 428 rows per MiB here are spread over part files in .tmp/ first.
 memory_limit_mb = 3072
 
 [aggregation]

@@ -404,9 +404,14 @@ def test_cells_are_located_by_id_and_service_dates(tmp_path: Path) -> None:
     )
     day = (dt.date(2026, 3, 2) - dt.date(1970, 1, 1)).days
     ids = pl.Series(["C1", "C2", "C 3", "c1", "C1 ", None, ""])
-    found = CellTable.load(cells).locate(ids, np.full(len(ids), day))
+    found = _locate(CellTable.load(cells), ids, np.full(len(ids), day))
     assert found.tolist() == [0, -1, -1, -1, -1, -1, -1]
-    assert CellTable.load(cells).locate(pl.Series(["C 3"]), np.array([day + 1])).tolist() == [2]
+    assert _locate(CellTable.load(cells), pl.Series(["C 3"]), np.array([day + 1])).tolist() == [2]
     empty = tmp_path / "empty.csv"
     empty.write_text(header)
-    assert CellTable.load(empty).locate(ids, np.full(len(ids), day)).tolist() == [-1] * 7
+    assert _locate(CellTable.load(empty), ids, np.full(len(ids), day)).tolist() == [-1] * 7
+
+
+def _locate(cells: CellTable, ids: pl.Series, days: np.ndarray) -> np.ndarray:
+    """Each cell's place on its day, as ingest finds it: its table row, then its service days."""
+    return cells.in_service(cells.rows(ids).to_numpy(), days)

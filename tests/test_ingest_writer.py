@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from aggregation.ingest.staging import StagedRows, StagedWriter, contract_problems
+from schemas.errors import InternalError
 from schemas.staged import STAGED_EVENT_TYPES, STAGED_EVENTS
 
 if TYPE_CHECKING:
@@ -133,3 +135,10 @@ def test_only_kept_rows_are_written_and_counted_per_day(tmp_path: Path) -> None:
         mine = np.flatnonzero(keep & (rows.shard == shard) & (rows.local_days == since.days))
         times = pq.read_table(tmp_path / rel)["event_time"].cast(pa.int64()).to_numpy()
         assert (times == rows.event_ms[mine]).all()  # file order within the partition
+
+
+def test_keep_flags_of_another_length_are_refused(tmp_path: Path) -> None:
+    writer = StagedWriter(tmp_path, "drop", pseudonyms=PSEUDONYMS, places=PLACES, source="cdr")
+    with pytest.raises(InternalError, match=r"differ in length: \[9, 10\]"):
+        writer.add(_rows(10), np.ones(9, dtype=np.bool_))
+    writer.abort()

@@ -102,8 +102,10 @@ if TYPE_CHECKING:
 
 LOCK_FILE = ".ingest.lock"
 PID = "_pid"
-CELL_ROW, EVENT_TYPE = "_cell_row", "_event_type"
 """Position of a row's id in the drop's table of pseudonyms."""
+CELL_ROW, EVENT_TYPE = "_cell_row", "_event_type"
+"""A CDR row's cell as its row in the cell table (-1: not in it), and its event type as its
+index in :data:`~schemas.staged.STAGED_EVENT_TYPES` (null: not one of them)."""
 
 
 class Progress(Protocol):
@@ -531,7 +533,7 @@ def _staged_rows(
     feed: Feed,
 ) -> StagedRows:
     """Every row of ``chunk`` as staged integer columns (see :class:`StagedRows`); meaningful
-    for the valid, located rows only, which the caller takes."""
+    for the valid, located rows only, which the writer keeps (by a mask)."""
     if feed == "cdr":  # unknown types (refused rows): null
         types = chunk[EVENT_TYPE].fill_null(0).cast(pl.UInt8).to_numpy()
     else:

@@ -81,7 +81,7 @@ def partition_path(local_date: dt.date, shard: int, drop_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class StagedRows:
-    """Valid rows of a chunk as integer columns, in file order (one entry per row).
+    """Rows of a chunk as integer columns, in file order (one entry per row).
 
     Strings are not materialised here: ``pid`` indexes the drop's pseudonyms and ``place`` its
     places (cell id and zones), so partitioning moves small integers and the writer threads build
@@ -101,10 +101,6 @@ class StagedRows:
 
     def __len__(self) -> int:
         return len(self.pid)
-
-    def take(self, order: NDArray[np.intp]) -> StagedRows:
-        """The rows in ``order``."""
-        return StagedRows(*(getattr(self, f)[order] for f in self.__slots__))
 
     def slice(self, start: int, stop: int) -> StagedRows:
         """Rows ``start`` to ``stop`` (views, no copy)."""
@@ -160,6 +156,10 @@ class StagedWriter:
         were added for each local day (days since the epoch)."""
         if keep is None:
             keep = np.ones(len(rows), dtype=np.bool_)
+        lengths = {len(keep), *(len(getattr(rows, f)) for f in _FIELDS)}
+        if len(lengths) != 1:  # the compiled grouping does not check bounds
+            msg = f"staged rows and their keep flags differ in length: {sorted(lengths)}"
+            raise InternalError(msg)
         first, shards, bounds, *fields = _grouped(keep, *(getattr(rows, f) for f in _FIELDS))
         first_day, top = int(first), int(shards)
         grouped = StagedRows(*fields)

@@ -85,11 +85,6 @@ class CellTable:
             table.select(["cell_id", *ADMIN]),
         )
 
-    def locate(self, cell_id: pl.Series, local_days: NDArray[np.int64]) -> NDArray[np.int64]:
-        """The place of each row's cell, or -1 if the cell is not in the table or was not in
-        service on the row's local date (days since the epoch)."""
-        return self.in_service(self.rows(cell_id).to_numpy(), local_days)
-
     def rows(self, cell_id: pl.Series) -> pl.Series:
         """Int64 row of each cell in the table, -1 for a cell not in it (or a null one)."""
         if len(self.first_day) == 0:
