@@ -70,6 +70,7 @@ from aggregation.ingest.staging import (
     StagedWriter,
     commit,
     contract_problems,
+    day_date,
 )
 from aggregation.ingest.validation import (
     BAD,
@@ -297,7 +298,7 @@ class _DropRun:
                 source, memory_limit_mb=cfg.ingest.memory_limit_mb, scratch=self.scratch / "keys"
             )
             dedupe = Deduplicator(found.shared, feed, source.contract.names, found.keys)
-            places = self.ctx.cells.places if feed == "cdr" else self.ctx.zones.places
+            places = cells.places if cells is not None else self.ctx.zones.places
             staged = StagedWriter(
                 self.scratch / "staged",
                 self.raw.drop_id,
@@ -426,7 +427,7 @@ class _DropRun:
                 )
         if by_day:
             for day, n in by_day.items():
-                key = (_EPOCH + dt.timedelta(days=day)).isoformat()
+                key = day_date(day).isoformat()
                 out.staged_by_date[key] = out.staged_by_date.get(key, 0) + n
             out.staged_by_date = dict(sorted(out.staged_by_date.items()))
 
@@ -515,7 +516,6 @@ def _identify(ids: IdTable, feed: Feed, chunk: pl.DataFrame) -> pl.DataFrame:
     return flag_ids(chunk.with_columns(pid, ids.shards(pid), ids.well_formed(pid)))
 
 
-_EPOCH = dt.date(1970, 1, 1)
 _MICROS_PER_DAY = 86_400_000_000
 _MICROS_PER_HOUR = 3_600_000_000
 

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
     from schemas.workspace import Workspace
 
+_EPOCH = dt.date(1970, 1, 1)
 DROPS_DIR = "_drops"
 LAYOUT_FILE = "_layout.json"
 ROW_GROUP_ROWS = 1 << 20
@@ -72,6 +73,11 @@ _FOOTER = {
 }
 """Footer metadata: the contract's schema as Arrow stores it (plain strings, field descriptions),
 so that readers see the staged contract, not the dictionary arrays the writer was handed."""
+
+
+def day_date(day: int) -> dt.date:
+    """The date ``day`` days after 1970-01-01 (local days, as :class:`StagedRows` holds them)."""
+    return _EPOCH + dt.timedelta(days=day)
 
 
 def partition_path(local_date: dt.date, shard: int, drop_id: str) -> str:
@@ -190,7 +196,7 @@ class StagedWriter:
             self._buffers[part], self._buffered[part] = [rest], len(rest)
             rows = rows.slice(0, size)
         day, shard = part
-        rel = partition_path(_EPOCH + dt.timedelta(days=day), shard, self.drop_id)
+        rel = partition_path(day_date(day), shard, self.drop_id)
         self.rows[rel] = self.rows.get(rel, 0) + len(rows)
         previous = self._pending.get(rel)
         if previous is not None:
@@ -269,7 +275,6 @@ class StagedWriter:
         self._in_flight.clear()
 
 
-_EPOCH = dt.date(1970, 1, 1)
 _EVENT_TYPES = pa.array(STAGED_EVENT_TYPES, pa.string())
 _FIELDS = StagedRows.__slots__
 
