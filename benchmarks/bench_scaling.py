@@ -7,7 +7,7 @@
 **workers** -- on one staged day (the data of ``bench_release.py``, 16 shards), the exact
 ``od_trips`` and ``presence`` aggregates computed in one process (DuckDB on every core; as one
 query, then one query per shard summed, as ``mobility`` does), then by
-:func:`flows.distributed.dask_aggregate` on a local cluster of 1, 2, … worker processes (one
+:func:`flows.dask_executor.dask_aggregate` on a local cluster of 1, 2, … worker processes (one
 DuckDB thread each; one Prefect task per shard, inside a flow on a ``DaskTaskRunner``). Reported:
 the median of ``--repeats`` runs, the cluster's start-up, and each worker's peak RSS.
 
@@ -97,7 +97,7 @@ def _dask_child(country: StagedCountry, workers: int, repeats: int) -> dict[str,
     from distributed import Client  # noqa: PLC0415
     from prefect import flow  # noqa: PLC0415
 
-    from flows.distributed import dask_aggregate, dask_execution, dask_task_runner  # noqa: PLC0415
+    from flows.dask_executor import dask_aggregate, dask_execution, dask_task_runner  # noqa: PLC0415
 
     req = _requests(country)
     started = time.perf_counter()

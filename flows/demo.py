@@ -111,7 +111,7 @@ def run_demo(
     progress: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """The whole job on a synthetic country; ``say`` reports each step."""
-    from flows.daily import backfill_flow  # noqa: PLC0415 - Prefect is slow to import
+    from flows.daily import run_backfill  # noqa: PLC0415 - Prefect is slow to import
 
     started = dt.datetime.now(dt.UTC)
     root = root.resolve()
@@ -123,7 +123,7 @@ def run_demo(
     result = DemoResult(workspace=root, synth=synth)
 
     say("Running the daily Prefect flow for every day (ingest, then every daily indicator) ...")
-    result.days = backfill_flow(str(root), config.start, config.end)
+    result.days = run_backfill(str(root), config.start, config.end)
 
     say("Releasing the period indicators (residents, relocations) ...")
     ctx = open_context(root)

@@ -11,7 +11,7 @@ end, after the report is written, if any file failed.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NONE
@@ -26,20 +26,7 @@ from aggregation.ingest import (
     prepare,
     write_report,
 )
-
-if TYPE_CHECKING:
-    from prefect import Task
-    from prefect.client.schemas.objects import State, TaskRun
-
-IO_RETRIES = 2
-IO_RETRY_DELAYS = [10.0, 60.0]
-
-
-def _os_error(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry only operating-system errors; problems with the data or the setup are final."""
-    del task, task_run
-    error = state.result(raise_on_failure=False)
-    return isinstance(error, OSError)
+from flows.retries import IO_RETRIES, IO_RETRY_DELAYS, os_error_only
 
 
 @task(cache_policy=NONE)
@@ -51,7 +38,7 @@ def find_raw_files(paths: list[str]) -> list[str]:
 @task(
     retries=IO_RETRIES,
     retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=_os_error,
+    retry_condition_fn=os_error_only,
     cache_policy=NONE,
 )
 def ingest_raw_file(path: str, workspace: str) -> FileOutcome:
@@ -63,7 +50,7 @@ def ingest_raw_file(path: str, workspace: str) -> FileOutcome:
 @task(
     retries=IO_RETRIES,
     retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=_os_error,
+    retry_condition_fn=os_error_only,
     cache_policy=NONE,
 )
 def write_ingest_report(

@@ -5,7 +5,7 @@ Staged events are sharded by a hash of the pseudonym, so every shard holds whole
 per-subscriber contributions whose keyed bounding depends only on the subscriber's own records
 (:mod:`aggregation.bounding`). So the aggregate of the whole data is the key-wise sum of the
 aggregates of its shards, exactly. This is what lets a Dask cluster compute one shard per task
-(:mod:`flows.distributed`), and what :func:`sharded_aggregate` uses on one machine: one query per
+(:mod:`flows.dask_executor`), and what :func:`sharded_aggregate` uses on one machine: one query per
 batch of shards instead of one over everything, so each query's sorts and hash tables hold a
 shard's subscribers rather than the whole country's. It is about as fast, and the working set is
 a shard's, not the day's: at 50 M events, ``od_trips`` peaks at 0.6 GiB instead of 5.2 GiB

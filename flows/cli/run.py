@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +15,21 @@ from schemas.workspace import Workspace
 if TYPE_CHECKING:
     import datetime as dt
 
-    from flows.distributed import Executor
+    from flows.dask_executor import Executor
+
+_EXECUTOR = click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="Where exact aggregates are computed: here, or shard by shard on Dask.",
+)
+_ADDRESS = click.option(
+    "--address",
+    default=None,
+    metavar="tcp://HOST:PORT",
+    help="Dask scheduler to use with --executor dask [default: a local cluster].",
+)
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 _WORKSPACE = click.option(
@@ -44,19 +57,8 @@ def summarise(days: list[dict[str, Any]]) -> str:
 )
 @click.option("--from", "start", type=_DATE, default=None, help="First day of a backfill.")
 @click.option("--to", "end", type=_DATE, default=None, help="Last day of a backfill.")
-@click.option(
-    "--executor",
-    type=click.Choice(["local", "dask"]),
-    default="local",
-    show_default=True,
-    help="Where exact aggregates are computed: here, or shard by shard on Dask.",
-)
-@click.option(
-    "--address",
-    default=None,
-    metavar="tcp://HOST:PORT",
-    help="Dask scheduler to use with --executor dask [default: a local cluster].",
-)
+@_EXECUTOR
+@_ADDRESS
 @_WORKSPACE
 @JSON_OPTION
 def run(
@@ -66,15 +68,15 @@ def run(
     """Run the daily Prefect flow: ingest new drops, then release the scheduled indicators.
 
     With --from/--to, a backfill: each day in order. Runs on a temporary local Prefect server
-    unless PREFECT_API_URL points at a real one (then the runs show in its UI). With
+    unless PREFECT_API_URL points at a real one (then the runs show in its UI); the temporary
+    server may take up to PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (default 120) to
+    start. Without --date, the day is [schedule] lag_days before today in the workspace's time
+    zone. With
     --executor dask, each shard's exact aggregate is a task on a Dask cluster (a local one, or
     --address tcp://HOST:PORT); noise is added once, here, and only this process writes the ledger.
     """
-    from flows.distributed import (  # noqa: PLC0415 - Prefect is slow to import
-        check_executor,
-        run_backfill,
-        run_daily,
-    )
+    from flows.daily import run_backfill, run_daily  # noqa: PLC0415
+    from flows.dask_executor import check_executor  # noqa: PLC0415 - Prefect is slow to import
 
     Workspace.open(workspace)  # fail fast with a clear message
     check_executor(executor, address)
@@ -103,17 +105,28 @@ def run(
 
 @click.command()
 @_WORKSPACE
-@click.option("--name", default="daily", show_default=True, help="Name of the deployment.")
-def serve(*, workspace: Path, name: str) -> None:
-    """Serve the daily flow as a Prefect deployment on the cron of [schedule] in mobility.toml.
+@click.option(
+    "--name",
+    default="daily",
+    show_default=True,
+    help="Name of the daily deployment (the backfill one is NAME-backfill, or 'backfill').",
+)
+@_EXECUTOR
+@_ADDRESS
+def serve(*, workspace: Path, name: str, executor: str, address: str | None) -> None:
+    """Serve the daily and backfill flows as Prefect deployments, until stopped.
 
-    Point PREFECT_API_URL at a Prefect server (`prefect server start`) or Prefect Cloud to see
-    and trigger runs there; each scheduled run releases the day `lag_days` before it.
+    mobility-daily/NAME runs on the cron of [schedule] in mobility.toml, in the workspace's time
+    zone, and releases the day `lag_days` before today there; trigger it by hand with
+    `prefect deployment run 'mobility-daily/daily' [--param day=YYYY-MM-DD]`. Backfill with
+    `prefect deployment run 'mobility-backfill/backfill' --param start=D1 --param end=D2`.
+    Needs PREFECT_API_URL pointing at a Prefect server (`prefect server start`) or Prefect
+    Cloud; runs, their logs and failures show in its UI. One run of each deployment at a time.
     """
-    from flows.daily import daily_flow, schedule_of  # noqa: PLC0415 - Prefect is slow to import
+    from flows.dask_executor import check_executor  # noqa: PLC0415 - Prefect is slow to import
 
     ws = Workspace.open(workspace)
-    schedule = schedule_of(ws)
+    check_executor(executor, address)
     if not os.environ.get("PREFECT_API_URL"):
         msg = (
             "mobility serve needs a Prefect server to schedule runs (a temporary one cannot): "
@@ -122,13 +135,17 @@ def serve(*, workspace: Path, name: str) -> None:
             "without a server, use 'mobility run --date YYYY-MM-DD'."
         )
         raise ConfigurationError(msg)
+    from prefect import serve as prefect_serve  # noqa: PLC0415
+
+    from flows.daily import schedule_of  # noqa: PLC0415
+    from flows.deployments import backfill_name, deployments  # noqa: PLC0415
+
+    mode: Executor = "dask" if executor == "dask" else "local"
+    served = deployments(ws, name=name, executor=mode, address=address)
+    schedule = schedule_of(ws)
     click.echo(
         f"Serving 'mobility-daily/{name}' for {ws.root} on cron '{schedule.cron}' "
-        f"({ws.config.workspace.timezone}); Ctrl-C stops."
+        f"({ws.config.workspace.timezone}), and 'mobility-backfill/{backfill_name(name)}'; "
+        f"executor {executor}. Ctrl-C stops."
     )
-    daily_flow.serve(
-        name=name,
-        cron=schedule.cron,
-        parameters={"workspace": str(ws.root)},
-        description=json.dumps({"workspace": str(ws.root), "daily": list(schedule.daily)}),
-    )
+    prefect_serve(*served, print_starting_message=False)

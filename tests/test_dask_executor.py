@@ -24,12 +24,12 @@ from aggregation.indicators.shards import (
 )
 from aggregation.ingest import ingest_files
 from aggregation.release import open_context, plan_release
-from flows.distributed import (
+from flows.daily import run_daily
+from flows.dask_executor import (
     check_executor,
     dask_aggregate,
     dask_execution,
     dask_task_runner,
-    run_daily,
 )
 from sample_data.synth import SynthConfig, generate
 from schemas.errors import ConfigurationError
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from aggregation.bounding import BoundingKey
     from aggregation.indicators import AggregateRequest
     from aggregation.release.run import Aggregator
-    from flows.distributed import Executor
+    from flows.dask_executor import Executor
 
 SHARDS = 4
 DAYS = 2

@@ -10,14 +10,16 @@ returned on one machine, row for row. Noise is still added once, centrally, by
 :func:`aggregation.release.release`, and the ledger is written only by the flow's process: the
 workers see exact aggregates of one shard each and nothing else.
 
-Running a flow on Dask (``mobility run --executor dask [--address tcp://HOST:PORT]``):
+Running a flow on Dask (``mobility run --executor dask [--address tcp://HOST:PORT]``, or a
+deployment served with ``mobility serve --executor dask``):
 
 * :func:`dask_execution` makes sure the workers can report their task runs to the same Prefect
   API as the flow (without ``PREFECT_API_URL``, each Dask worker would start its own temporary
   server), and starts a local cluster when no scheduler address is given;
-* :func:`run_daily` and :func:`run_backfill` run the daily and backfill flows with a
-  ``DaskTaskRunner`` connected to that cluster and ``executor="dask"``, so each release's exact
-  aggregate goes through :func:`dask_aggregate`.
+* :func:`flows.daily.run_daily` and :func:`~flows.daily.run_backfill` run the daily and backfill
+  flows with a ``DaskTaskRunner`` connected to that cluster and ``executor="dask"``, so each
+  release's exact aggregate goes through :func:`dask_aggregate`; a deployment run of the daily
+  flow with ``executor="dask"`` puts itself on a ``DaskTaskRunner`` (:func:`on_dask`).
 
 The staged directory must be readable at the same path by the flow and by every worker (a shared
 file system); the workers need this package installed, and receive the bounding key with each
@@ -33,21 +35,22 @@ import re
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 import duckdb
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.context import FlowRunContext
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_URL
 from prefect_dask.task_runners import DaskTaskRunner
 
 from aggregation.extract import StagedSource
 from aggregation.indicators import exact_aggregate
 from aggregation.indicators.shards import only_shards, staged_shards, sum_partials
+from flows.prefect_api import prefect_api
 from schemas.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    import datetime as dt
     from collections.abc import Iterator
 
     import polars as pl
@@ -112,6 +115,12 @@ def shard_aggregate(request: AggregateRequest, key: BoundingKey, shard: int) -> 
         return exact_aggregate(part, key, keys="observed", con=con)
     finally:
         con.close()
+
+
+def on_dask() -> bool:
+    """Whether this code runs in a flow run whose task runner is a ``DaskTaskRunner``."""
+    context = FlowRunContext.get()
+    return context is not None and isinstance(context.task_runner, DaskTaskRunner)
 
 
 def _flow_task_runner() -> DaskTaskRunner:
@@ -181,9 +190,11 @@ def check_executor(executor: str, address: str | None = None) -> None:
         raise ConfigurationError(msg)
 
 
-def _is_loopback(address: str) -> bool:
-    m = _ADDRESS.match(address)
-    host = m.group("host").strip("[]") if m else ""
+def _is_loopback_host(host: re.Match[str] | str | None) -> bool:
+    """Whether ``host`` (a name, an address, or a match of :data:`_ADDRESS`) is this machine."""
+    if isinstance(host, re.Match):
+        host = host.group("host")
+    host = (host or "").strip("[]")
     if host == "localhost":
         return True
     try:
@@ -198,26 +209,25 @@ def prefect_api_for_workers(address: str | None) -> Iterator[str]:
 
     With ``PREFECT_API_URL`` set (a real server, or the test harness), it is used as is: task
     runs carry the settings to the workers. Otherwise the temporary local server is started here
-    and named in the settings, so the workers report to it instead of each starting their own.
-    Workers on other machines cannot reach a temporary server on this one's loopback address.
+    (:func:`flows.prefect_api.prefect_api`) and named in the settings, so the workers report to it
+    instead of each starting their own. Workers on other machines cannot reach a server on this
+    one's loopback address: that is refused.
     """
-    url = PREFECT_API_URL.value()
-    if url:
-        yield str(url)
-        return
-    if address is not None and not _is_loopback(address):
-        msg = (
-            f"The Dask workers at {address} must report their task runs to a Prefect server they "
-            "can reach: start one (`prefect server start --host 0.0.0.0`) and set "
-            "PREFECT_API_URL=http://HOST:4200/api before running."
-        )
-        raise ConfigurationError(msg)
-    from prefect.server.api.server import SubprocessASGIServer  # noqa: PLC0415 - slow import
+    remote = address is not None and not _is_loopback_host(_ADDRESS.match(address))
+    if remote and not PREFECT_API_URL.value():
+        raise ConfigurationError(_unreachable_api(str(address)))
+    with prefect_api() as url:
+        if remote and _is_loopback_host(urlsplit(url).hostname):
+            raise ConfigurationError(_unreachable_api(str(address)))
+        yield url
 
-    server = SubprocessASGIServer()
-    server.start()
-    with temporary_settings({PREFECT_API_URL: server.api_url}):
-        yield server.api_url
+
+def _unreachable_api(address: str) -> str:
+    return (
+        f"The Dask workers at {address} must report their task runs to a Prefect server they "
+        "can reach: start one (`prefect server start --host 0.0.0.0`) and set "
+        "PREFECT_API_URL=http://HOST:4200/api before running."
+    )
 
 
 def local_cluster_size() -> int:
@@ -272,44 +282,3 @@ def dask_task_runner(address: str | None = None, *, workers: int | None = None) 
         check_executor("dask", address)
         return DaskTaskRunner(address=address)
     return DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(workers))
-
-
-def run_daily(
-    workspace: str,
-    day: dt.date | None = None,
-    *,
-    executor: Executor = "local",
-    address: str | None = None,
-    workers: int | None = None,
-) -> dict[str, Any]:
-    """The daily flow for ``day``, with exact aggregates computed by ``executor``."""
-    from flows.daily import daily_flow  # noqa: PLC0415 - flows.daily imports this module
-
-    check_executor(executor, address)
-    if executor == "local":
-        return daily_flow(workspace, day)
-    with dask_execution(address, workers=workers) as scheduler:
-        flow = daily_flow.with_options(task_runner=dask_task_runner(scheduler))
-        return flow(workspace, day, executor="dask")
-
-
-def run_backfill(
-    workspace: str,
-    start: dt.date,
-    end: dt.date,
-    *,
-    executor: Executor = "local",
-    address: str | None = None,
-    workers: int | None = None,
-) -> list[dict[str, Any]]:
-    """The backfill flow from ``start`` to ``end``, with exact aggregates computed by ``executor``.
-
-    One cluster serves every day of the backfill.
-    """
-    from flows.daily import backfill_flow  # noqa: PLC0415 - flows.daily imports this module
-
-    check_executor(executor, address)
-    if executor == "local":
-        return backfill_flow(workspace, start, end)
-    with dask_execution(address, workers=workers) as scheduler:
-        return backfill_flow(workspace, start, end, executor="dask", address=scheduler)
