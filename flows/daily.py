@@ -113,8 +113,12 @@ class DayResult:
     failed: list[str] = field(default_factory=list)
 
 
+def _now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 def _today(ws: Workspace) -> dt.date:
-    return dt.datetime.now(ZoneInfo(ws.config.workspace.timezone)).date()
+    return _now_utc().astimezone(ZoneInfo(ws.config.workspace.timezone)).date()
 
 
 def scheduled_day(ws: Workspace) -> dt.date:

@@ -16,6 +16,7 @@ letting Prefect start one on first use, for three reasons:
 
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 import subprocess
@@ -168,6 +169,32 @@ def prefect_api() -> Iterator[str]:
     try:
         server.start(startup_timeout())
         with temporary_settings({PREFECT_API_URL: server.api_url}):
-            yield str(server.api_url)
+            try:
+                yield str(server.api_url)
+            finally:
+                _drain_to(server)
     finally:
         server.stop()
+
+
+def _drain_to(server: TemporaryServer) -> None:
+    """Send the logs and events still queued in this process before the server stops (else
+    the last lines of a run never reach it, and Prefect prints "Error logging to API")."""
+    if server.process is None or server.process.poll() is not None:
+        return
+    from prefect.events.worker import EventsWorker  # noqa: PLC0415 - slow import
+    from prefect.logging.handlers import APILogWorker  # noqa: PLC0415
+    from prefect.utilities.asyncutils import run_coro_as_sync  # noqa: PLC0415
+
+    async def drain() -> None:
+        try:
+            logs = APILogWorker.instance().drain()
+            if inspect.isawaitable(logs):
+                await logs
+        except RuntimeError:  # the worker never started
+            pass
+        events = EventsWorker.drain_all()
+        if inspect.isawaitable(events):
+            await events
+
+    run_coro_as_sync(drain())

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner
 
+import flows.daily
 from aggregation.release import open_context
 from flows.cli import cli
-from flows.daily import backfill_flow, daily_flow, new_drops, specs_for_day
+from flows.daily import (
+    backfill_flow,
+    daily_flow,
+    ingest_new_drops,
+    new_drops,
+    release_one,
+    scheduled_day,
+    specs_for_day,
+)
+from flows.retries import IO_RETRIES, os_error_only
 from sample_data.synth import SynthConfig, generate
+from schemas.errors import MobilityError
 from schemas.workspace import Workspace
 from tests.conftest import KEY_ENVIRON, START
 from tests.test_release import _workspace_with_policy
@@ -68,3 +80,33 @@ def test_serve_without_a_prefect_server_says_how_to_start_one(
     result = CliRunner().invoke(cli, ["serve", "--workspace", str(scheduled_workspace)])
     assert result.exit_code == 2
     assert "prefect server start" in result.output
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_day_without_data_fails_at_once_and_charges_nothing(scheduled_workspace: Path) -> None:
+    with pytest.raises(
+        MobilityError, match=r"No data for 2026-03-20: .* Put the operator's export"
+    ):
+        daily_flow(str(scheduled_workspace), START.replace(day=20))
+    assert open_context(scheduled_workspace).ledger.entries() == []
+    assert not any((scheduled_workspace / "releases").iterdir())
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_run_without_a_day_releases_lag_days_before_today_in_the_workspace_zone(
+    scheduled_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = Workspace.open(scheduled_workspace)
+    # 23:30 UTC on 3 March is already 4 March in Lagos (UTC+1): lag_days = 1 gives 3 March.
+    late = dt.datetime(2026, 3, 3, 23, 30, tzinfo=dt.UTC)
+    monkeypatch.setattr(flows.daily, "_now_utc", lambda: late)
+    assert scheduled_day(ws) == START.replace(day=3)
+    result = daily_flow(str(scheduled_workspace))
+    assert result["day"] == "2026-03-03"
+    assert len(result["released"]) == 7
+
+
+def test_ingest_is_retried_on_os_errors_only() -> None:
+    assert ingest_new_drops.retries == IO_RETRIES
+    assert ingest_new_drops.retry_condition_fn is os_error_only
+    assert release_one.retries == 0

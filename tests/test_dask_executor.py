@@ -24,12 +24,13 @@ from aggregation.indicators.shards import (
 )
 from aggregation.ingest import ingest_files
 from aggregation.release import open_context, plan_release
-from flows.daily import run_daily
+from flows.daily import daily_flow, run_daily
 from flows.dask_executor import (
     check_executor,
     dask_aggregate,
     dask_execution,
     dask_task_runner,
+    on_dask,
 )
 from sample_data.synth import SynthConfig, generate
 from schemas.errors import ConfigurationError
@@ -244,3 +245,25 @@ def test_daily_run_on_dask_releases_the_local_exact_aggregates(
     entries = open_context(ws).ledger.entries()
     assert len(entries) == 7
     assert all(e.status == "published" for e in entries)
+
+
+@pytest.mark.slow
+def test_a_daily_run_not_on_dask_puts_itself_on_the_cluster(
+    scheduler: str, export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a deployment run of `mobility serve --executor dask` does: the served flow starts on
+    # Prefect's default task runner, and runs itself again as a subflow on a DaskTaskRunner.
+    ws = _sharded_workspace(tmp_path / "ws", export)
+    shutil.copytree(export / "raw", ws / "drops")
+    monkeypatch.setenv("MOBILITY_SECRET", KEY_ENVIRON["MOBILITY_SECRET"])
+    runners: list[bool] = []
+    real = flows.daily.aggregator_for
+
+    def spying(executor: Executor) -> Aggregator | None:
+        runners.append(on_dask())
+        return real(executor)
+
+    monkeypatch.setattr(flows.daily, "aggregator_for", spying)
+    result = daily_flow(str(ws), START, executor="dask", address=scheduler)
+    assert len(result["released"]) == 7
+    assert runners == [True] * 7
