@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 
 import matplotlib as mpl
 from matplotlib.collections import PatchCollection
-from matplotlib.colors import Normalize
+from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
-from matplotlib.patches import FancyArrowPatch
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyArrowPatch, Rectangle
 from matplotlib.patches import Polygon as PolygonPatch
 
 from aggregation.export.catalog import ReleaseCatalog
-from aggregation.export.drawing import Projection, rings
+from aggregation.export.drawing import Projection, busiest_region, legend_values, rings
 from aggregation.export.html_map import od_map_html
 from aggregation.export.series import DEFAULT_TOP, daily_series, default_baseline, flow_map
 from schemas.indicators import Indicator, Period
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
     from aggregation.export.catalog import ReleaseRecord
     from aggregation.export.series import FlowMap, Series
+    from aggregation.export.zones import Zone
     from schemas.geography import AdminLevel
 
 DPI = 150
@@ -65,55 +67,122 @@ def _draw_zones(ax: Axes, fmap: FlowMap) -> None:
     )
 
 
-def od_map_png(fmap: FlowMap, path: Path, *, title: str | None = None) -> Path:
-    """Draw ``fmap`` as a PNG at ``path``."""
-    fig = Figure(figsize=(9, 8.5), layout="constrained")
-    ax = fig.add_subplot()
-    proj = Projection.around(fmap.zones)
-    _draw_zones(ax, fmap)
+def _flow_width(total: float, top: float) -> float:
+    return 0.4 + 5.0 * total / top
+
+
+def _draw_flows(ax: Axes, fmap: FlowMap, norm: Normalize, cmap: Colormap, top: float) -> None:
     centroids = {z.zone_id: z.centroid for z in fmap.zones}
     flows = fmap.flows.sort("total")  # largest drawn last, on top
-    top = float(max(flows["total"].to_list(), default=1) or 1)
-    norm = Normalize(vmin=0, vmax=top)
-    cmap = mpl.colormaps[_COLORMAP]
     for origin, destination, total in flows.select("origin", "destination", "total").rows():
         if origin not in centroids or destination not in centroids:
             continue
-        width = 0.4 + 5.0 * total / top
         ax.add_patch(
             FancyArrowPatch(
                 centroids[origin], centroids[destination], connectionstyle="arc3,rad=0.18",
-                arrowstyle="-|>", mutation_scale=6 + 6 * total / top, linewidth=width,
-                color=cmap(norm(total)), alpha=0.85, shrinkA=2, shrinkB=2,
+                arrowstyle="-|>", mutation_scale=6 + 6 * total / top,
+                linewidth=_flow_width(total, top), color=cmap(norm(total)), alpha=0.85,
+                shrinkA=2, shrinkB=2,
             )
         )  # fmt: skip
-    _label_busiest(ax, fmap, centroids)
-    ax.set_xlim(proj.min_lon, proj.max_lon)
-    ax.set_ylim(proj.min_lat, proj.max_lat)
-    ax.set_aspect(proj.aspect)
-    ax.set_axis_off()
-    fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6,
+
+
+def _frame(ax: Axes, box: Projection) -> None:
+    ax.set_xlim(box.min_lon, box.max_lon)
+    ax.set_ylim(box.min_lat, box.max_lat)
+    ax.set_aspect(box.aspect)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _width_legend(ax: Axes, norm: Normalize, cmap: Colormap, top: float) -> None:
+    handles = [
+        Line2D([], [], linewidth=_flow_width(v, top), color=cmap(norm(v)), label=f"{v:,.6g}")
+        for v in legend_values(top)
+    ]
+    ax.legend(handles=handles, title="trips (width, colour)", loc="best", fontsize=7,
+              title_fontsize=7, framealpha=0.9)  # fmt: skip
+
+
+def od_map_png(fmap: FlowMap, path: Path, *, title: str | None = None) -> Path:
+    """Draw ``fmap`` as a PNG at ``path``: the map with a legend of widths and colours, and, when
+    the busiest flows crowd a small region, a zoom on it beside the map with its zones named."""
+    flows = fmap.flows.select("origin", "destination", "total").rows()
+    region = busiest_region(fmap.zones, flows)
+    fig = Figure(figsize=(15, 8.5) if region else (9, 8.5), layout="constrained")
+    zoom: Axes | None = None
+    if region:
+        ax, zoom = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.25, 1]})
+    else:
+        ax = fig.add_subplot()
+    top = float(max(fmap.flows["total"].to_list(), default=1) or 1)
+    norm, cmap = Normalize(vmin=0, vmax=top), mpl.colormaps[_COLORMAP]
+    for target, box in ((ax, Projection.around(fmap.zones)), (zoom, region)):
+        if target is None or box is None:
+            continue
+        _draw_zones(target, fmap)
+        _draw_flows(target, fmap, norm, cmap, top)
+        _frame(target, box)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    _label_busiest(ax, fmap, outside=region)
+    _width_legend(ax, norm, cmap, top)
+    if zoom is not None and region is not None:
+        ax.add_patch(
+            Rectangle((region.min_lon, region.min_lat), region.max_lon - region.min_lon,
+                      region.max_lat - region.min_lat, fill=False, linestyle="--",
+                      linewidth=1.0, edgecolor="#d62728")
+        )  # fmt: skip
+        _label_inside(zoom, fmap, region)
+        zoom.set_title("Zoom on the busiest region (dashed box)", fontsize=10)
+    fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap),
+                 ax=[a for a in (ax, zoom) if a is not None], shrink=0.6,
                  label="trips (sum of released daily values)")  # fmt: skip
-    ax.set_title(
-        title or f"Trips between {fmap.level} zones, {fmap.period} — {flows.height} largest flows"
+    fig.suptitle(
+        title
+        or f"Trips between {fmap.level} zones, {fmap.period} — {fmap.flows.height} largest flows"
     )
     fig.supxlabel(privacy_caption(fmap.releases), fontsize=7, color="#444444")
     fig.savefig(path, dpi=DPI)
     return path
 
 
-def _label_busiest(ax: Axes, fmap: FlowMap, centroids: dict[str, tuple[float, float]]) -> None:
+def _traffic(fmap: FlowMap) -> dict[str, float]:
     traffic: dict[str, float] = {}
     for origin, destination, total in fmap.flows.select("origin", "destination", "total").rows():
         for zone in (origin, destination):
             traffic[zone] = traffic.get(zone, 0.0) + total
-    names = {z.zone_id: z.name for z in fmap.zones}
-    for zone, _ in sorted(traffic.items(), key=lambda kv: -kv[1])[:_LABELLED]:
-        if zone in centroids:
-            x, y = centroids[zone]
-            ax.plot([x], [y], "o", color="#333333", markersize=3)
-            ax.annotate(names.get(zone, zone), (x, y), xytext=(4, 4),
-                        textcoords="offset points", fontsize=8)  # fmt: skip
+    return traffic
+
+
+def _label_busiest(ax: Axes, fmap: FlowMap, *, outside: Projection | None) -> None:
+    """Name the busiest zones on the map (those in the zoomed region are named in the zoom)."""
+    zones = {z.zone_id: z for z in fmap.zones}
+    shown = 0
+    for zone_id, _ in sorted(_traffic(fmap).items(), key=lambda kv: -kv[1]):
+        zone = zones.get(zone_id)
+        if zone is None or (outside is not None and outside.contains(*zone.centroid)):
+            continue
+        _name(ax, zone)
+        shown += 1
+        if shown == _LABELLED:
+            break
+
+
+def _label_inside(ax: Axes, fmap: FlowMap, region: Projection) -> None:
+    """Name every zone of the zoom that a drawn flow starts or ends in."""
+    traffic = _traffic(fmap)
+    for zone in fmap.zones:
+        if zone.zone_id in traffic and region.contains(*zone.centroid):
+            _name(ax, zone)
+
+
+def _name(ax: Axes, zone: Zone) -> None:
+    x, y = zone.centroid
+    ax.plot([x], [y], "o", color="#333333", markersize=3)
+    box = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7}
+    ax.annotate(zone.name, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=8,
+                bbox=box)  # fmt: skip
 
 
 def _series_panel(ax: Axes, series: Series) -> None:

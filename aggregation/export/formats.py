@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.parquet as pq
 import shapely
 from openpyxl import Workbook  # type: ignore[import-untyped]
+from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
 
 from aggregation.export.datapackage import DESCRIPTOR, NOTES, descriptor, mobility_block
 from aggregation.export.request import EXTENSIONS
@@ -127,12 +128,26 @@ def write_geojson(assembled: Assembled, path: Path, geography: Geography) -> Non
     path.write_text(json.dumps(document, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def _sheet_header(sheet: Any, columns: list[str], rows: int) -> None:
+    """Freeze the header row and put a filter on every column of a sheet of ``rows`` rows."""
+    sheet.freeze_panes = "A2"
+    sheet.auto_filter.ref = f"A1:{get_column_letter(max(1, len(columns)))}{rows + 1}"
+    sheet.append(columns)
+
+
+def notes_for(assembled: Assembled) -> list[str]:
+    """The notes that apply to this export (the scaled variant's only with a baseline)."""
+    scaled = assembled.request.baseline is not None
+    return [note for note in NOTES if scaled or "pct_change" not in note]
+
+
 def write_xlsx(assembled: Assembled, path: Path, geography: Geography) -> None:
-    """A workbook with the sheets ``data``, ``releases`` and ``notes``."""
+    """A workbook with the sheets ``data``, ``releases`` and ``notes``; the header row of the
+    first two is frozen and filtered."""
     del geography
     book = Workbook(write_only=True)
     data = book.create_sheet("data")
-    data.append(assembled.data.columns)
+    _sheet_header(data, assembled.data.columns, assembled.data.height)
     for row in assembled.data.iter_rows():
         data.append(list(row))
     releases = mobility_block(assembled)["releases"]
@@ -142,12 +157,12 @@ def write_xlsx(assembled: Assembled, path: Path, geography: Geography) -> None:
         "privacy_unit", "mechanism", "epsilon", "delta", "scale", "ci95_half_width", "k",
         "cells_total", "cells_released", "cells_suppressed", "created_at",
     ]  # fmt: skip
-    sheet.append([*columns, "period", "used"])
+    _sheet_header(sheet, [*columns, "period", "used"], len(releases))
     for x in releases:
         period = f"{x['period']['start']}..{x['period']['end']}"
         sheet.append([x[c] for c in columns] + [period, ", ".join(x["used"] or [])])
     notes = book.create_sheet("notes")
-    for note in NOTES:
+    for note in notes_for(assembled):
         notes.append([note])
     book.save(path)
 
