@@ -5,9 +5,9 @@ zones than ``max_zones_per_day`` …), the records kept are the first ones in a 
 rows are ranked by ``hash(secret, pseudonym, <the record's own fields>)`` within the subscriber-day,
 with the same fields as tie-breaks (:func:`aggregation.extract.keyed_order`). The rank of a record
 depends only on the secret and on that subscriber's own record, never on other subscribers' data
-(invariant 3 of DESIGN.md), so the kept set of one subscriber is the same whoever else is in the
-data, and a shard-by-shard run keeps the same records as a single run. Unlike "first by time", the
-random order does not favour morning trips. DuckDB refuses ``random()`` in a window's
+(guarantee 3 of docs/design.md), so the kept set of one subscriber is the same whoever else is in
+the data, and a shard-by-shard run keeps the same records as a single run. Unlike "first by
+time", the random order does not favour morning trips. DuckDB refuses ``random()`` in a window's
 ``ORDER BY``; the keyed hash is deterministic, so re-running gives the same exact aggregates.
 
 DuckDB's ``hash`` is a fast 64-bit non-cryptographic hash. The DP guarantee does not rest on it

@@ -1,7 +1,7 @@
 """Contribution bounding: caps hold, and which records are kept depends only on the subscriber.
 
-The kept set of a subscriber is compared with and without other subscribers present (invariant 3
-of DESIGN.md): it must be identical, for every indicator that bounds.
+The kept set of a subscriber is compared with and without other subscribers present (guarantee 3
+of docs/design.md): it must be identical, for every indicator that bounds.
 """
 
 from __future__ import annotations
