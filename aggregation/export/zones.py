@@ -1,8 +1,8 @@
 """The public geography an export needs: zone names, nesting, polygons and centroids.
 
 Zones are public (docs/design.md): every export may carry their names and shapes. A selection of
-zones may name zones of the export's level or of any coarser level (``NL01`` selects every admin2 zone
-inside admin1 ``NL01``), following ``parent_id`` up the hierarchy.
+zones may name zones of the export's level or of any coarser level (``NL01`` selects every admin2
+zone inside admin1 ``NL01``), following ``parent_id`` up the hierarchy.
 """
 
 from __future__ import annotations
