@@ -53,7 +53,9 @@ TRUE_STAYS = Contract(
         ),
         Column("anchor", pa.string(), "Kind of place.", allowed=ANCHOR_KINDS),
         Column("cell_id", pa.string(), "Cell serving the place."),
-        Column("admin3", pa.string(), "admin3 zone of the place."),
+        Column("admin3", pa.string(), "admin3 zone of the cell serving the place."),
+        Column("lat", pa.float64(), "Latitude of the place, WGS84.", unit="degrees"),
+        Column("lon", pa.float64(), "Longitude of the place, WGS84.", unit="degrees"),
     ),
 )
 

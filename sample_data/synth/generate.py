@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 import shapely
 
 from sample_data.synth.corruption import Injected, break_lines, corrupt
-from sample_data.synth.country import Country, build_country
+from sample_data.synth.country import Country, build_country, to_lonlat
 from sample_data.synth.events import cdr_events, gps_fixes
 from sample_data.synth.itinerary import ANCHOR_NAMES, plan_day, stays
 from sample_data.synth.population import NO_RELOCATION, build_chunk, evacuated_zone
@@ -209,6 +209,7 @@ def _subscriber_truth(subs: Subscribers, country: Country, config: SynthConfig) 
 def _stay_truth(
     subs: Subscribers, country: Country, date: dt.date, day_stays: Any, midnight: int
 ) -> pa.Table:
+    lon, lat = to_lonlat(day_stays.xy[:, 0], day_stays.xy[:, 1])
     return pa.table(
         {
             "date": pa.array([date] * day_stays.sub.size, pa.date32()),
@@ -219,6 +220,8 @@ def _stay_truth(
             "anchor": pa.array(np.array(ANCHOR_NAMES)[day_stays.anchor]),
             "cell_id": country.cells.column("cell_id").take(pa.array(day_stays.cell)),
             "admin3": country.cell_admin3[day_stays.cell],
+            "lat": pa.array(np.round(lat, 6)),
+            "lon": pa.array(np.round(lon, 6)),
         }
     )
 

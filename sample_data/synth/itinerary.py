@@ -104,7 +104,7 @@ def plan_day(
 
 @dataclass(frozen=True)
 class Stays:
-    """Merged stays (consecutive slots at the same cell joined, empty slots dropped)."""
+    """Merged stays (consecutive slots at the same place joined, empty slots dropped)."""
 
     sub: NDArray[np.int64]
     seq: NDArray[np.int64]
@@ -112,6 +112,8 @@ class Stays:
     end: NDArray[np.int64]
     anchor: NDArray[np.int8]
     cell: NDArray[np.int64]
+    xy: NDArray[np.float64]
+    """Position of the place (km)."""
 
 
 def stays(plan: DayPlan) -> Stays:
@@ -124,8 +126,10 @@ def stays(plan: DayPlan) -> Stays:
     start = plan.start.ravel()[keep]
     stop = end.ravel()[keep]
     anchor = plan.anchor.ravel()[keep]
+    xy = plan.xy.reshape(-1, 2)[keep]
     new = np.ones(sub.size, dtype=bool)
-    new[1:] = (sub[1:] != sub[:-1]) | (cell[1:] != cell[:-1])
+    moved = (xy[1:] != xy[:-1]).any(axis=1)
+    new[1:] = (sub[1:] != sub[:-1]) | (cell[1:] != cell[:-1]) | moved
     first = np.flatnonzero(new)
     last = np.append(first[1:], sub.size) - 1
     group_sub = sub[first]
@@ -138,4 +142,5 @@ def stays(plan: DayPlan) -> Stays:
         end=stop[last],
         anchor=anchor[first],
         cell=cell[first],
+        xy=xy[first],
     )

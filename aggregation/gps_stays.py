@@ -1,0 +1,172 @@
+"""Stays from app location fixes: where a device dwelt, from when to when.
+
+The rule (:class:`schemas.gps.StayRule`, defaults justified there): within one device-day, in
+time order, a stay starts at a fix and takes every following fix within ``radius_m`` of the
+stay's centre (the mean position of the fixes taken so far); up to ``max_outliers`` consecutive
+fixes outside the radius are skipped as position errors if a fix comes back inside; a fix outside
+after that, or a gap over ``max_gap_minutes``, ends the stay. The run is a stay if it spans at
+least ``min_dwell_minutes`` from its first fix to its last; otherwise the next fix starts a new
+candidate. Fixes less accurate than ``max_accuracy_m`` are left out first.
+
+Distances use a flat projection around the device's first fix (metres east and north): over the
+few kilometres a stay spans, its error is far below a fix's own error.
+
+This is one pass over fixes sorted by (device-day, time), compiled with numba: linear in the
+number of fixes, with no Python per device. Trips between stays are counted like CDR trips:
+consecutive stays in distinct zones.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numba
+import numpy as np
+import polars as pl
+
+from schemas.errors import ConfigurationError
+from schemas.gps import StayRule
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from aggregation.ingest.zones import ZoneIndex
+
+ADMIN = ("admin1", "admin2", "admin3")
+
+EARTH_RADIUS_M = 6_371_008.8
+"""Mean radius of the Earth (IUGG), metres."""
+
+FIX_COLUMNS = ("device", "day", "time_ms", "lat", "lon", "accuracy_m")
+"""Columns :func:`detect_stays` reads: a device key, its day (any sortable key), the fix time
+in milliseconds, WGS84 degrees, and the reported accuracy in metres (null: unknown, kept)."""
+
+STAY_SCHEMA = pl.Schema(
+    {
+        "device": pl.String,
+        "day": pl.Date,
+        "seq": pl.Int32,
+        "start_ms": pl.Int64,
+        "end_ms": pl.Int64,
+        "lat": pl.Float64,
+        "lon": pl.Float64,
+        "fixes": pl.Int32,
+    }
+)
+
+
+@numba.njit(nogil=True, cache=True)
+def _stays(
+    group: NDArray[np.int64],
+    time_ms: NDArray[np.int64],
+    lat: NDArray[np.float64],
+    lon: NDArray[np.float64],
+    radius_m: float,
+    min_dwell_ms: int,
+    max_outliers: int,
+    max_gap_ms: int,
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Stays of fixes sorted by (group, time): rows of (first fix, last fix, fixes taken) and
+    the centre (lat, lon) of each."""
+    n = len(time_ms)
+    bounds = np.empty((n, 3), dtype=np.int64)
+    centre = np.empty((n, 2), dtype=np.float64)
+    found = 0
+    to_rad = math.pi / 180.0
+    i = 0
+    while i < n:
+        g = group[i]
+        scale_x = EARTH_RADIUS_M * to_rad * math.cos(lat[i] * to_rad)
+        scale_y = EARTH_RADIUS_M * to_rad
+        sum_x = 0.0
+        sum_y = 0.0
+        count = 1
+        last = i
+        misses = 0
+        k = i + 1
+        while k < n and group[k] == g and time_ms[k] - time_ms[last] <= max_gap_ms:
+            cx = sum_x / count
+            cy = sum_y / count
+            dx = (lon[k] - lon[i]) * scale_x - cx
+            dy = (lat[k] - lat[i]) * scale_y - cy
+            if dx * dx + dy * dy <= radius_m * radius_m:
+                sum_x += (lon[k] - lon[i]) * scale_x
+                sum_y += (lat[k] - lat[i]) * scale_y
+                count += 1
+                last = k
+                misses = 0
+            else:
+                misses += 1
+                if misses > max_outliers:
+                    break
+            k += 1
+        if count >= 2 and time_ms[last] - time_ms[i] >= min_dwell_ms:  # noqa: PLR2004
+            bounds[found, 0] = i
+            bounds[found, 1] = last
+            bounds[found, 2] = count
+            centre[found, 0] = lat[i] + sum_y / count / scale_y
+            centre[found, 1] = lon[i] + sum_x / count / scale_x
+            found += 1
+            i = last + 1
+        else:
+            i += 1
+    return bounds[:found], centre[:found]
+
+
+def detect_stays(fixes: pl.DataFrame, rule: StayRule | None = None) -> pl.DataFrame:
+    """The stays in ``fixes`` (columns :data:`FIX_COLUMNS`), one row each (:data:`STAY_SCHEMA`):
+    device, day, their order in the day, first and last fix time, centre, number of fixes."""
+    rule = rule or StayRule()
+    missing = [c for c in FIX_COLUMNS if c not in fixes.columns]
+    if missing:
+        msg = f"detect_stays needs the columns {list(FIX_COLUMNS)}; missing {missing}."
+        raise ConfigurationError(msg)
+    usable = (
+        fixes.select(FIX_COLUMNS)
+        .filter(
+            pl.col("lat").is_not_null()
+            & pl.col("lon").is_not_null()
+            & (pl.col("accuracy_m").is_null() | (pl.col("accuracy_m") <= rule.max_accuracy_m))
+        )
+        .sort("device", "day", "time_ms")
+        .with_columns(pl.struct("device", "day").rank("dense").cast(pl.Int64).alias("_group"))
+    )
+    bounds, centre = _stays(
+        usable["_group"].to_numpy(),
+        usable["time_ms"].cast(pl.Int64).to_numpy(),
+        usable["lat"].cast(pl.Float64).to_numpy(),
+        usable["lon"].cast(pl.Float64).to_numpy(),
+        rule.radius_m,
+        round(rule.min_dwell_minutes * 60_000),
+        rule.max_outliers,
+        round(rule.max_gap_minutes * 60_000),
+    )
+    firsts = pl.Series(bounds[:, 0], dtype=pl.Int64)
+    lasts = pl.Series(bounds[:, 1], dtype=pl.Int64)
+    found = pl.DataFrame(
+        {
+            "device": usable["device"].gather(firsts),
+            "day": usable["day"].gather(firsts),
+            "start_ms": usable["time_ms"].gather(firsts).cast(pl.Int64),
+            "end_ms": usable["time_ms"].gather(lasts).cast(pl.Int64),
+            "lat": centre[:, 0],
+            "lon": centre[:, 1],
+            "fixes": pl.Series(bounds[:, 2], dtype=pl.Int32),
+        }
+    )
+    found = found.with_columns(
+        pl.int_range(pl.len(), dtype=pl.Int32).over("device", "day").alias("seq")
+    )
+    return found.select(STAY_SCHEMA.names()).cast(dict(STAY_SCHEMA))  # type: ignore[arg-type]
+
+
+def with_zones(stays: pl.DataFrame, zones: ZoneIndex) -> pl.DataFrame:
+    """``stays`` with the admin1-3 zones of their centres (null outside every zone)."""
+    found = zones.locate(stays["lon"].to_numpy(), stays["lat"].to_numpy())
+    codes = {name: zones.places[name].to_pylist() for name in ADMIN}
+    located = pl.DataFrame({"_zone": range(len(codes["admin3"])), **codes}).cast(
+        {"_zone": pl.Int64}
+    )
+    rows = pl.Series("_zone", found, dtype=pl.Int64)
+    return stays.with_columns(rows).join(located, on="_zone", how="left").drop("_zone")
