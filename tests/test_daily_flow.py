@@ -110,3 +110,16 @@ def test_ingest_is_retried_on_os_errors_only() -> None:
     assert ingest_new_drops.retries == IO_RETRIES
     assert ingest_new_drops.retry_condition_fn is os_error_only
     assert release_one.retries == 0
+
+
+def test_serve_refuses_an_address_without_the_dask_executor(
+    scheduled_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # never contacted
+    args = ["serve", "--workspace", str(scheduled_workspace), "--address", "tcp://10.0.0.5:8786"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert "use it with --executor dask" in result.output
+    bad = CliRunner().invoke(cli, [*args[:3], "--executor", "dask", "--address", "nowhere"])
+    assert bad.exit_code == 2
+    assert "tcp://HOST:PORT" in bad.output
