@@ -170,7 +170,7 @@ def test_the_html_map_has_a_legend_zone_names_and_a_zoom(tmp_path: Path) -> None
     found.feed(_rendered(page, tmp_path))
     assert "colour: trips" in found.legend_texts
     assert "width: trips" in found.legend_texts
-    assert {"0", "450", "900"} <= set(found.legend_texts)  # the colour scale's ticks
+    assert {"0", "450", "900"} <= set(found.legend_texts)  # the colour scale's ticks, rounded
     assert found.width_samples == len(legend_values(900)) == 3
     assert {"220", "450", "900"} <= set(found.legend_texts)  # the widths shown
     assert found.maps == ["OD flow map", "OD flow map, zoom on the busiest region"]

@@ -159,10 +159,10 @@ def _legend(top: float) -> str:
         '<text x="0" y="12">colour: trips</text>',
         '<rect x="0" y="18" width="220" height="12" fill="url(#scale)"/>',
     ]
-    for share in (0.0, 0.5, 1.0):
-        x = 220 * share
-        anchor = {0.0: "start", 0.5: "middle", 1.0: "end"}[share]
-        parts.append(f'<text x="{x:.0f}" y="46" text-anchor="{anchor}">{top * share:,.0f}</text>')
+    for value in (0.0, *legend_values(top)[-2:]):  # 0, about half, and the largest (rounded)
+        x = 220 * value / top if top else 0.0
+        anchor = "start" if value == 0 else "end" if x > 200 else "middle"  # noqa: PLR2004
+        parts.append(f'<text x="{x:.0f}" y="46" text-anchor="{anchor}">{value:,.6g}</text>')
     parts.append('<text x="260" y="12">width: trips</text>')
     x = 260.0
     for value in legend_values(top):
