@@ -123,3 +123,15 @@ def test_serve_refuses_an_address_without_the_dask_executor(
     bad = CliRunner().invoke(cli, [*args[:3], "--executor", "dask", "--address", "nowhere"])
     assert bad.exit_code == 2
     assert "tcp://HOST:PORT" in bad.output
+
+
+def test_serve_says_so_when_the_prefect_server_does_not_answer(
+    scheduled_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # nothing listens there
+    result = CliRunner().invoke(cli, ["serve", "--workspace", str(scheduled_workspace)])
+    assert result.exit_code == 1
+    assert "Cannot reach the Prefect server at PREFECT_API_URL=http://127.0.0.1:9/api" in (
+        result.output
+    )
+    assert "prefect server start" in result.output

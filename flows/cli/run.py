@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from flows.cli._common import JSON_OPTION, emit_json
-from schemas.errors import ConfigurationError
+from schemas.errors import ConfigurationError, MobilityError
 from schemas.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ _ADDRESS = click.option(
 )
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
+HTTP_OK = 200
 _WORKSPACE = click.option(
     "--workspace", type=click.Path(path_type=Path, file_okay=False), envvar="MOBILITY_WORKSPACE",
     required=True, help="The workspace (env: MOBILITY_WORKSPACE).",
@@ -103,6 +104,25 @@ def run(
         click.echo(summarise(days))
 
 
+def _require_server(url: str) -> None:
+    """Fail in one line, before anything is registered, if the Prefect API does not answer."""
+    import httpx  # noqa: PLC0415
+
+    try:
+        healthy = httpx.get(f"{url.rstrip('/')}/health", timeout=10).status_code == HTTP_OK
+    except httpx.HTTPError as exc:
+        healthy, why = False, str(exc) or type(exc).__name__
+    else:
+        why = "it did not answer its health check"
+    if not healthy:
+        msg = (
+            f"Cannot reach the Prefect server at PREFECT_API_URL={url} ({why}). Start it "
+            "(prefect server start --host 127.0.0.1) or correct PREFECT_API_URL, then run "
+            "mobility serve again."
+        )
+        raise MobilityError(msg)
+
+
 @click.command()
 @_WORKSPACE
 @click.option(
@@ -135,6 +155,7 @@ def serve(*, workspace: Path, name: str, executor: str, address: str | None) -> 
             "without a server, use 'mobility run --date YYYY-MM-DD'."
         )
         raise ConfigurationError(msg)
+    _require_server(os.environ["PREFECT_API_URL"])
     from prefect import serve as prefect_serve  # noqa: PLC0415
 
     from flows.daily import schedule_of  # noqa: PLC0415
