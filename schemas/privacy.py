@@ -93,6 +93,45 @@ def _check_probability(name: str, value: float) -> None:
     )
 
 
+EPSILON_RANGE = (1e-3, 100.0)
+"""The ε one release may ask for (per value column, after the policy's defaults are applied).
+
+Below 1e-3 the noise drowns any count a mobility indicator can hold (scale >= 1 000 × L1) and
+the noise arithmetic degenerates (ε = 1e-300 spun for ever computing a 95 % interval); above 100
+a release is not private in any useful sense and OpenDP's maps overflow (ε = 1e308)."""
+
+DELTA_RANGE = (1e-15, 1e-3)
+"""The δ a release that needs one may be given (partition selection, Gaussian stated as DP)."""
+
+K_MAX = 1_000_000_000
+"""The largest suppression threshold k: beyond it no cell of any indicator could be published
+and OpenDP's partition thresholds overflow."""
+
+
+def release_parameter_problems(
+    *, epsilon: float | None = None, delta: float | None = None, k: int | None = None
+) -> list[str]:
+    """What is out of range in a release's ε, δ and k (empty when all is well).
+
+    The one validation of these numbers: :class:`~schemas.release.ReleaseSpec` (every door:
+    CLI, API, flows), :class:`BudgetPolicy` (the defaults of ``mobility.toml``) and the release
+    plan (the resolved ε) all call it, so a bad value is refused up front, before any noise or
+    ledger work, with the same message everywhere.
+    """
+    problems: list[str] = []
+    low, high = EPSILON_RANGE
+    if epsilon is not None and not (
+        _is_number(epsilon) and math.isfinite(epsilon) and low <= epsilon <= high
+    ):
+        problems.append(f"epsilon must be a number from {low:g} to {high:g}; got {epsilon!r}")
+    low, high = DELTA_RANGE
+    if delta is not None and not (_is_number(delta) and low <= delta <= high):
+        problems.append(f"delta must be a number from {low:g} to {high:g}; got {delta!r}")
+    if k is not None and not (isinstance(k, int) and not isinstance(k, bool) and 0 <= k <= K_MAX):
+        problems.append(f"k must be a whole number from 0 to {K_MAX:,}; got {k!r}")
+    return problems
+
+
 @dataclass(frozen=True, slots=True)
 class PrivacyCost:
     """What one release costs each accounting window it reads, as OpenDP's privacy map states it.
@@ -254,8 +293,12 @@ class BudgetPolicy:
             "zcdp composition converts ρ to ε at the window's δ, so delta_per_window must be "
             f"positive; got {self.delta_per_window!r}.",
         )
+        if self.default_delta > 0:
+            problems = release_parameter_problems(delta=self.default_delta)
+            _require(not problems, f"default_{'; '.join(problems)}.")
         for indicator, epsilon in self.default_epsilon.items():
-            _check_positive(f"epsilon.{indicator}", epsilon)
+            problems = release_parameter_problems(epsilon=epsilon)
+            _require(not problems, f"epsilon.{indicator}: {'; '.join(problems)}.")
         object.__setattr__(self, "default_epsilon", MappingProxyType(dict(self.default_epsilon)))
 
     def epsilon_for(self, indicator: str) -> float:

@@ -8,7 +8,6 @@ absent from the data files; their number is in the metadata.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -19,7 +18,7 @@ from schemas.contract import Column, Contract
 from schemas.errors import ConfigurationError
 from schemas.geography import ADMIN_LEVELS, AdminLevel
 from schemas.indicators import ContributionBounds, Indicator, Period, Scope, spec
-from schemas.privacy import MECHANISMS, Mechanism
+from schemas.privacy import MECHANISMS, Mechanism, release_parameter_problems
 
 HOME_WINDOW_DAYS = 7
 """Home zones of daily home-based indicators are computed over the 7 days ending on the last day
@@ -68,10 +67,7 @@ class ReleaseSpec:
             problems.append(f"--to {self.end} is before --date {self.start}")
         if self.level not in ADMIN_LEVELS:
             problems.append(f"level must be one of {list(ADMIN_LEVELS)}, got {self.level!r}")
-        if self.epsilon is not None and not (math.isfinite(self.epsilon) and self.epsilon > 0):
-            problems.append(f"epsilon must be a positive number, got {self.epsilon!r}")
-        if self.k < 0:
-            problems.append(f"k must be non-negative, got {self.k}")
+        problems += release_parameter_problems(epsilon=self.epsilon, k=self.k)
         if self.mechanism is not None and self.mechanism not in MECHANISMS:
             problems.append(f"mechanism must be one of {list(MECHANISMS)}, got {self.mechanism!r}")
         columns = spec(self.indicator).value_columns

@@ -94,7 +94,7 @@ def test_parses_the_privacy_section_of_mobility_toml() -> None:
         ),
         ({"epsilon": {"od_trip": 1.0}}, ["epsilon.od_trip", "unknown indicator", "od_trips"]),
         ({"epsilon": {"od_trips": "high"}}, ["epsilon.od_trips", "must be a number"]),
-        ({"epsilon": {"od_trips": 0}}, ["epsilon.od_trips", "positive", "0.0"]),
+        ({"epsilon": {"od_trips": 0}}, ["epsilon.od_trips", "from 0.001 to 100", "0.0"]),
         ({"epsilon": 1.0}, ["epsilon", "table"]),
     ],
 )

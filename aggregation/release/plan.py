@@ -11,8 +11,10 @@ from aggregation.indicators import AggregateRequest
 from aggregation.ledger import ReleaseRequest
 from aggregation.mechanisms import explain_partitions, explain_vector
 from aggregation.release.context import code_version
+from schemas.errors import ConfigurationError
 from schemas.indicators import Indicator
 from schemas.indicators import spec as indicator_spec
+from schemas.privacy import release_parameter_problems
 
 if TYPE_CHECKING:
     from aggregation.release.context import ReleaseContext
@@ -72,6 +74,15 @@ def plan_release(
     mechanism = spec.mechanism or policy.mechanism
     needs_delta = mechanism == "discrete_gaussian" or spec.keys == "private"
     delta = policy.default_delta if needs_delta else 0.0
+    problems = release_parameter_problems(epsilon=epsilon, delta=delta if needs_delta else None)
+    if problems:
+        msg = (
+            f"Bad release request: {spec.indicator} ({spec.value_column}) resolves to "
+            f"ε={epsilon:g}, δ={delta:g} under [privacy] of mobility.toml: "
+            + "; ".join(problems)
+            + ". Ask for another ε, or change the defaults in [privacy]."
+        )
+        raise ConfigurationError(msg)
     if spec.keys == "private":
         noise = explain_partitions(
             mechanism, sensitivity, epsilon=epsilon, delta=delta,
