@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +53,11 @@ def _input_fingerprint(files: list[str]) -> str:
 def plan_release(
     ctx: ReleaseContext, spec: ReleaseSpec, *, fingerprint: bool = True
 ) -> ReleasePlan:
-    """Work out ``spec`` in ``ctx``: everything but the data and the noise."""
+    """Work out ``spec`` in ``ctx``: everything but the data and the noise.
+
+    The plan's spec is the *resolved* question (the policy's mechanism filled in), whose
+    parameters make the release key: asking with or without the default gives the same key.
+    """
     policy = ctx.policy
     ind = indicator_spec(spec.indicator)
     scope = spec.scope()
@@ -72,6 +76,9 @@ def plan_release(
     if len(ind.value_columns) > 1:
         epsilon /= len(ind.value_columns)  # the indicator's ε is shared by its value columns
     mechanism = spec.mechanism or policy.mechanism
+    # The resolved question: defaults applied, so that every door (CLI, API, flow) asking it
+    # gets the same parameters, hence the same release key (issue 16.2).
+    spec = replace(spec, mechanism=mechanism)
     needs_delta = mechanism == "discrete_gaussian" or spec.keys == "private"
     delta = policy.default_delta if needs_delta else 0.0
     problems = release_parameter_problems(epsilon=epsilon, delta=delta if needs_delta else None)
