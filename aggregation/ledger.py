@@ -70,7 +70,7 @@ from aggregation.budget import (
     window_budget,
 )
 from schemas.errors import BudgetExceededError, InternalError, MobilityError
-from schemas.privacy import BudgetPolicy, NoiseSpec, PrivacyCost
+from schemas.privacy import BudgetPolicy, NoiseSpec, PrivacyCost, windows_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -772,6 +772,16 @@ class Ledger:
 
     def _append_or_refuse(self, request: ReleaseRequest) -> LedgerEntry:
         """Check the budget; record a refusal and raise, or append a pending entry."""
+        unit = self.policy.accounting_window
+        if request.privacy_unit != f"subscriber-{unit}" or request.windows != windows_of(
+            request.windows, unit
+        ):
+            msg = (
+                f"A release of {request.indicator} states privacy unit {request.privacy_unit!r} "
+                f"and windows {[str(w) for w in request.windows]}, but the policy's accounting "
+                f"window is {unit!r} (windows named by their first day): a bug."
+            )
+            raise InternalError(msg)
         cost = request.noise.cost
         reasons = refusal_reasons(
             self.policy, self._relevant_charges(request.windows), Charge(request.windows, cost)

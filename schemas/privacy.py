@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from types import MappingProxyType
 from typing import Literal, TypeVar
 
@@ -19,6 +20,25 @@ AccountingWindow = Literal["day", "week", "month"]
 
 Mechanism = Literal["discrete_laplace", "discrete_gaussian"]
 """Noise mechanisms: discrete Laplace (pure ε-DP, default) or discrete Gaussian (ρ-zCDP)."""
+
+
+def window_of(day: date, window: AccountingWindow) -> date:
+    """The accounting window ``day`` belongs to, named by its first day.
+
+    ``day``: the day itself; ``week``: the Monday of its ISO week; ``month``: the first of its
+    month. The ledger charges windows by these names, so that every release touching any day of
+    a week (or month) is charged to, and capped by, that one week (or month).
+    """
+    if window == "day":
+        return day
+    if window == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)  # month
+
+
+def windows_of(days: Collection[date], window: AccountingWindow) -> tuple[date, ...]:
+    """The accounting windows (see :func:`window_of`) the ``days`` read fall in, in order."""
+    return tuple(sorted({window_of(d, window) for d in days}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from aggregation.release.context import code_version
 from schemas.errors import ConfigurationError
 from schemas.indicators import Indicator
 from schemas.indicators import spec as indicator_spec
-from schemas.privacy import release_parameter_problems
+from schemas.privacy import release_parameter_problems, windows_of
 
 if TYPE_CHECKING:
     from aggregation.release.context import ReleaseContext
@@ -104,7 +104,7 @@ def plan_release(
     request = ReleaseRequest(
         indicator=str(spec.indicator),
         parameters=spec.parameters(),
-        windows=aggregate.days_read(),
+        windows=windows_of(aggregate.days_read(), policy.accounting_window),
         privacy_unit=f"subscriber-{policy.accounting_window}",
         noise=noise,
         input_fingerprint=_input_fingerprint(files),
