@@ -159,8 +159,8 @@ def _verification_html(v: VerifyReport) -> str:
     anchor = (
         "The ledger is empty."
         if head is None
-        else f"Ledger head: seq {head.seq}, entry_hash <code>{escape(head.entry_hash)}</code> "
-        f"({escape(head.status)}). Keep it outside the workspace and pass it to "
+        else f"Ledger head: seq {head.seq} ({escape(head.kind)}), hash "
+        f"<code>{escape(head.record_hash)}</code>. Keep it outside the workspace and pass it to "
         "<code>mobility audit verify --expect-head</code> next time."
     )
     return (

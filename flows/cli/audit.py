@@ -37,7 +37,7 @@ EXPECT_HEAD_OPTION = click.option(
     "--expect-head",
     metavar="HASH",
     default=None,
-    help="An entry_hash noted at an earlier audit (12+ hex digits): fail unless the ledger "
+    help="A ledger head hash noted at an earlier audit (12+ hex digits): fail unless the ledger "
     "still holds it (detects a ledger cut short or rewritten).",
 )
 
@@ -73,8 +73,8 @@ def _verify_text(report: VerifyReport) -> str:
     head = report.snapshot.head
     if head is not None:
         lines.append(
-            f"  ledger head: seq {head.seq} entry_hash {head.entry_hash} ({head.status}); note "
-            "it outside the workspace and pass --expect-head next time"
+            f"  ledger head: seq {head.seq} ({head.kind}) hash {head.record_hash}; note it "
+            "outside the workspace and pass --expect-head next time"
         )
     lines += [f.line() for f in (*report.failures, *report.warnings)]
     verdict = (
