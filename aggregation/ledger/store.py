@@ -271,6 +271,7 @@ class Ledger:
 
     def _append_or_refuse(self, request: ReleaseRequest) -> LedgerEntry:
         """Check the budget; record a refusal and raise, or append a pending entry."""
+        records = self._record_policy()
         unit = self.policy.accounting_window
         if request.privacy_unit != f"subscriber-{unit}" or request.windows != windows_of(
             request.windows, unit
@@ -281,7 +282,6 @@ class Ledger:
                 f"window is {unit!r} (windows named by their first day): a bug."
             )
             raise InternalError(msg)
-        records = self._record_policy()
         cost = request.noise.cost
         new = Charge(request.windows, cost)
         nearby = self._nearby_entries(request.windows, records)
