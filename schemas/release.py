@@ -180,7 +180,7 @@ METADATA_JSON_SCHEMA: dict[str, Any] = {
         "release_id", "ledger_entry_id", "indicator", "value_column", "level", "period",
         "scope", "privacy_unit", "mechanism", "epsilon", "delta", "rho", "sensitivity", "scale",
         "ci95_half_width", "confidence", "k", "cells_total", "cells_released", "cells_suppressed",
-        "contribution_bounds", "input_fingerprint", "code_version", "created_at", "files",
+        "contribution_bounds", "code_version", "created_at", "files",
         "columns",
     ],
     "properties": {
@@ -215,7 +215,6 @@ METADATA_JSON_SCHEMA: dict[str, Any] = {
         "cells_released": {"type": "integer", "minimum": 0},
         "cells_suppressed": {"type": "integer", "minimum": 0},
         "contribution_bounds": {"type": "object"},
-        "input_fingerprint": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
         "code_version": {"type": "string"},
         "created_at": {"type": "string"},
         "files": {

@@ -28,6 +28,7 @@ from aggregation.audit.noise_models import noise_model
 from aggregation.audit.rebuild import rebuild_spec
 from aggregation.audit.residuals import DEFAULT_ALPHA, Residuals, run_noise_tests
 from aggregation.indicators import exact_aggregate
+from aggregation.ledger import files_digest
 from aggregation.release import open_context, plan_release
 from aggregation.release.publish import sha256_file
 from schemas.errors import MobilityError
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from aggregation.audit.residuals import NoiseTests, Verdict
-    from aggregation.ledger import LedgerEntry
+    from aggregation.ledger import FileDigest, LedgerEntry
     from aggregation.release import ReleaseContext
 
 KeySet = Literal["public", "private"]
@@ -209,15 +210,24 @@ def _residuals(
     return data, problems
 
 
-def _notes(ctx: ReleaseContext, entry: LedgerEntry, fingerprint: str) -> list[str]:
-    if fingerprint == entry.input_fingerprint:
+def _notes(entry: LedgerEntry, inputs: tuple[FileDigest, ...]) -> list[str]:
+    """A note naming the staged files that differ from those the release read, if any."""
+    if files_digest(inputs) == entry.input_fingerprint:
         return []
+    then = {f.path: f.sha256 for f in entry.inputs}
+    now = {f.path: f.sha256 for f in inputs}
+    changed = sorted(p for p in then.keys() & now.keys() if then[p] != now[p])
+    gone, added = sorted(then.keys() - now.keys()), sorted(now.keys() - then.keys())
+    parts = [
+        f"{label} {', '.join(paths[:3])}{' …' if len(paths) > 3 else ''}"  # noqa: PLR2004
+        for label, paths in (("changed:", changed), ("gone:", gone), ("added:", added))
+        if paths
+    ]
     note = (
-        "the input fingerprint differs from the one recorded at release time: the staged files "
-        "were re-ingested or touched, or this is a copy of the workspace (the fingerprint covers "
-        f"absolute paths and modification times under {ctx.workspace.staged}). If the staged "
-        "data changed, the exact aggregates differ from those released and a failure may come "
-        "from that rather than from the noise."
+        "the input fingerprint differs from the one recorded at release time (staged files "
+        f"by relative path and content; {'; '.join(parts) or 'not listed in the entry'}): the "
+        "staged data were re-ingested or changed since, so the exact aggregates may differ "
+        "from those released and a failure may come from that rather than from the noise."
     )
     return [note]
 
@@ -270,5 +280,5 @@ def audit_noise(
         cells_released=int(data.residuals.size),
         tests=tests,
         problems=tuple(problems),
-        notes=tuple(_notes(ctx, entry, plan.request.input_fingerprint)),
+        notes=tuple(_notes(entry, plan.request.inputs)),
     )

@@ -120,7 +120,6 @@ def release_entry(record: ReleaseRecord, role: str, days: list[str] | None) -> d
         "cells_suppressed": m["cells_suppressed"],
         "contribution_bounds": dict(m["contribution_bounds"]),
         "windows_charged": list(m["scope"].get("windows_charged", [])),
-        "input_fingerprint": m["input_fingerprint"],
         "code_version": m["code_version"],
         "created_at": m["created_at"],
         "files": dict(m["files"]),

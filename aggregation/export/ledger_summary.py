@@ -29,11 +29,14 @@ def entry_summary(entry: LedgerEntry) -> dict[str, Any]:
         "cells_released": entry.cells_released,
         "cells_suppressed": entry.cells_suppressed,
         "outputs": [{"path": o.path, "sha256": o.sha256} for o in entry.outputs],
+        "input_fingerprint": entry.input_fingerprint,
+        "inputs": [{"path": i.path, "sha256": i.sha256} for i in entry.inputs],
         "status": entry.status,
         "created_at": entry.created_at.isoformat(),
         "published_at": entry.published_at.isoformat() if entry.published_at else None,
         "prev_hash": entry.prev_hash,
         "entry_hash": entry.entry_hash,
+        "publication_hash": entry.publication.record_hash if entry.publication else None,
     }
 
 
@@ -42,6 +45,7 @@ def ledger_summary(ctx: ReleaseContext) -> dict[str, Any]:
     ledger, policy = ctx.ledger, ctx.policy
     entries = ledger.entries()
     refusals = ledger.refusals()
+    head = ledger.head()
     return {
         "ledger": ctx.workspace.ledger.relative_to(ctx.workspace.root).as_posix(),
         "policy": {
@@ -56,7 +60,7 @@ def ledger_summary(ctx: ReleaseContext) -> dict[str, Any]:
         "published": sum(e.status == "published" for e in entries),
         "pending": sum(e.status == "pending" for e in entries),
         "refusals": len(refusals),
-        "head_hash": entries[-1].entry_hash if entries else None,
+        "head_hash": head.record_hash if head is not None else None,
         "windows": [
             {
                 "window": str(b.window),

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aggregation.indicators import AggregateRequest
-from aggregation.ledger import ReleaseRequest
+from aggregation.ledger import FileDigest, ReleaseRequest, files_digest
 from aggregation.mechanisms import explain_partitions, explain_vector
 from aggregation.release.context import code_version
+from aggregation.release.publish import sha256_file
 from schemas.errors import ConfigurationError
 from schemas.indicators import Indicator
 from schemas.indicators import spec as indicator_spec
@@ -41,13 +41,18 @@ class ReleasePlan:
         return self.request.privacy_unit
 
 
-def _input_fingerprint(files: list[str]) -> str:
-    """SHA-256 over the staged files read (path, size, modification time), in order."""
-    digest = hashlib.sha256()
-    for name in files:
-        st = Path(name).stat()
-        digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+def input_files(staged: Path, files: list[str]) -> tuple[FileDigest, ...]:
+    """The staged files read, each by its path relative to the staged directory (POSIX, e.g.
+    ``date=2026-03-02/shard=003/cdr_2026-03-02.parquet``) and the SHA-256 of its bytes.
+
+    Relative paths and content hashes make the fingerprint the same on an auditor's copy of the
+    workspace, and change it exactly when the data read change (hashing costs one read of the
+    files, less than the aggregate query that reads them anyway).
+    """
+    return tuple(
+        FileDigest(Path(name).relative_to(staged).as_posix(), sha256_file(Path(name)))
+        for name in files
+    )
 
 
 def plan_release(
@@ -101,13 +106,15 @@ def plan_release(
             mechanism, sensitivity, epsilon=epsilon, delta=delta, confidence=spec.confidence
         )
     files = ctx.source.files_for(aggregate.days_read()) if fingerprint else []
+    inputs = input_files(ctx.workspace.staged, files)
     request = ReleaseRequest(
         indicator=str(spec.indicator),
         parameters=spec.parameters(),
         windows=windows_of(aggregate.days_read(), policy.accounting_window),
         privacy_unit=f"subscriber-{policy.accounting_window}",
         noise=noise,
-        input_fingerprint=_input_fingerprint(files),
+        input_fingerprint=files_digest(inputs),
+        inputs=inputs,
         code_version=code_version(),
         k_threshold=spec.k,
     )

@@ -115,7 +115,7 @@ class _SharedAggregate:
     ``subscribers``) is released once per column, each a release of its own with its own ledger
     entry, but all from one exact aggregate. This keeps that aggregate, in this process only,
     until the next release that asks for the same request, bounding key and input fingerprint
-    (the staged files, their sizes and times) and drops it then, or when another release
+    (the staged files, by content) and drops it then, or when another release
     comes first. Single-column indicators are never kept.
     """
 
@@ -318,7 +318,6 @@ def _metadata(
         "cells_released": released,
         "cells_suppressed": suppressed,
         "contribution_bounds": spec.parameters()["bounds"],
-        "input_fingerprint": entry.input_fingerprint,
         "code_version": entry.code_version,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": {},
