@@ -161,8 +161,11 @@ def release_contract(indicator: Indicator | str) -> Contract:
         Column(
             "ci95",
             pa.int64(),
-            "Half-width of the 95 % interval of the noise: the true bounded value lies in "
-            "value ± ci95 with 95 % probability (bounding bias not included).",
+            "Half-width of the 95 % interval of the noise added to the cell (the noise lies "
+            "within ± ci95 with 95 % probability; bounding bias not included). A noise "
+            "interval, not a confidence interval for a published cell: cells are published "
+            "only when their noisy value reaches k, so near k the bounded value lies in value "
+            "± ci95 less often (about 78 % for a true 0 published at k = 10, noise scale 6).",
         ),
     ]
     return Contract(

@@ -179,6 +179,20 @@ def test_a_private_key_set_is_tested_on_the_keys_observed(
     assert result.threshold > spec.k
     assert result.cells_candidate < 300
     assert result.passed == bool(factor), result.summary()
+    # The number of non-empty keys is itself private: never shown, and the output says it stays
+    # inside the data holder.
+    assert result.as_dict()["cells_candidate"] is None
+    cli_result = _noise_cli(workspace, result.release_id)
+    doc = json.loads(cli_result.output)
+    assert doc["cells_candidate"] is None
+    assert "keep it inside the data holder" in doc["notice"]
+    text = (
+        CliRunner()
+        .invoke(cli, ["audit", "noise", result.release_id, "--workspace", str(workspace)])
+        .output
+    )
+    assert "keep it inside the data holder" in text
+    assert f"{result.cells_candidate} candidate" not in text
 
 
 def test_too_few_cells_is_inconclusive_not_a_pass(

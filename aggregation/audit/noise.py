@@ -1,7 +1,9 @@
 """``audit noise``: recompute a release's exact bounded aggregates from the staged data and test
 its residuals (released - exact) against the noise it declares.
 
-For an auditor inside the data holder: it needs the staged data the release read and the
+For an auditor inside the data holder, and its output stays there (:data:`CONFIDENTIAL`: it is
+computed from exact data; the count of non-empty keys of a private key set is not shown). It
+needs the staged data the release read and the
 workspace secret (it keys the random order of contribution bounding, so the same records are
 kept as when the release was made). The question is rebuilt from the ledger entry alone
 (:func:`~aggregation.audit.rebuild.rebuild_spec`), the exact aggregate recomputed with the same
@@ -41,6 +43,12 @@ if TYPE_CHECKING:
     from aggregation.ledger import FileDigest, LedgerEntry
     from aggregation.release import ReleaseContext
 
+CONFIDENTIAL = (
+    "For the data holder's auditors only: this output is computed from the exact, non-private "
+    "data (residuals, fitted scales, p-values); keep it inside the data holder, never publish it."
+)
+"""Printed with every ``audit noise`` result."""
+
 KeySet = Literal["public", "private"]
 
 
@@ -60,6 +68,12 @@ class NoiseAudit:
     tests: NoiseTests
     problems: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+
+    @property
+    def candidates_shown(self) -> int | None:
+        """The number of candidate cells, as it may be shown: None for a private key set, where
+        it is the exact number of non-empty keys (itself private)."""
+        return None if self.keys == "private" else self.cells_candidate
 
     @property
     def verdict(self) -> Verdict:
@@ -104,7 +118,8 @@ class NoiseAudit:
             "declared_scale": self.declared_scale,
             "keys": self.keys,
             "threshold": self.threshold,
-            "cells_candidate": self.cells_candidate,
+            "notice": CONFIDENTIAL,
+            "cells_candidate": self.candidates_shown,
             "cells_released": self.cells_released,
             "alpha": t.alpha,
             "verdict": self.verdict,

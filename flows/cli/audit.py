@@ -21,6 +21,7 @@ from aggregation.audit import (
     verify_workspace,
     write_report,
 )
+from aggregation.audit.noise import CONFIDENTIAL
 from flows.cli._common import JSON_OPTION, emit_json
 
 if TYPE_CHECKING:
@@ -149,12 +150,14 @@ def report(workspace: Path, out: Path | None, expect_head: str | None, as_json: 
 
 
 def _noise_text(result: NoiseAudit) -> str:
+    shown = result.candidates_shown
+    of = f" of {shown} candidate cells" if shown is not None else ""
     lines = [
+        CONFIDENTIAL,
         (
             f"Release {result.release_id} ({result.indicator}, {result.value_column}): "
             f"{result.mechanism} scale {result.declared_scale:g}, {result.keys} keys, "
-            f"threshold {result.threshold}; {result.cells_released} of {result.cells_candidate} "
-            "candidate cells released"
+            f"threshold {result.threshold}; {result.cells_released} cells released{of}"
         ),
         f"Verdict: {result.verdict.upper()}. {result.summary()}",
     ]
