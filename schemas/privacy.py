@@ -264,7 +264,11 @@ class BudgetPolicy:
     ``delta_per_window``, or any span of ``rolling_days`` consecutive days that contains one of its
     windows over ``epsilon_rolling``. The rolling spend of a span is the sum, over the windows that
     start in the span, of what each window has spent (for zCDP: see :mod:`aggregation.budget`).
-    ``default_epsilon`` gives the ε of each indicator when a release does not ask for one;
+    Under group privacy a release reading m windows of a span is (m·ε, m·e^((m-1)·ε)·δ)-DP for
+    the subscriber's data in the span; the sum of those δ over the span must stay within
+    ``delta_rolling`` (default: ``rolling_days × delta_per_window``, which releases reading one
+    window each can never exceed). ``default_epsilon`` gives the ε of each indicator when a
+    release does not ask for one;
     ``default_delta`` is the δ given to a release that needs one (partition selection, or a
     discrete Gaussian stated as (ε, δ)-DP).
     """
@@ -275,6 +279,7 @@ class BudgetPolicy:
     rolling_days: int = 30
     epsilon_rolling: float = 20.0
     default_delta: float = 1e-7
+    delta_rolling: float | None = None
     accounting_window: AccountingWindow = "day"
     mechanism: Mechanism = "discrete_laplace"
     default_epsilon: Mapping[str, float] = field(default_factory=dict, hash=False)
@@ -297,6 +302,10 @@ class BudgetPolicy:
         _check_positive("epsilon_rolling", self.epsilon_rolling)
         _check_probability("delta_per_window", self.delta_per_window)
         _check_probability("default_delta", self.default_delta)
+        if self.delta_rolling is None:
+            object.__setattr__(self, "delta_rolling", self.rolling_days * self.delta_per_window)
+        else:
+            _check_probability("delta_rolling", self.delta_rolling)
         _require(
             isinstance(self.rolling_days, int)
             and not isinstance(self.rolling_days, bool)
@@ -343,6 +352,7 @@ class BudgetPolicy:
             "rolling_days": self.rolling_days,
             "epsilon_rolling": self.epsilon_rolling,
             "default_delta": self.default_delta,
+            "delta_rolling": self.delta_rolling,
             "accounting_window": self.accounting_window,
             "mechanism": self.mechanism,
             "epsilon": dict(self.default_epsilon),
@@ -372,6 +382,7 @@ _POLICY_KEYS = (
     "rolling_days",
     "epsilon_rolling",
     "default_delta",
+    "delta_rolling",
     "accounting_window",
     "mechanism",
     "epsilon",
@@ -439,6 +450,9 @@ def _policy_from_mapping(
             rolling_days=section.whole("rolling_days", defaults.rolling_days),
             epsilon_rolling=section.number("epsilon_rolling", defaults.epsilon_rolling),
             default_delta=section.number("default_delta", defaults.default_delta),
+            delta_rolling=(
+                section.number("delta_rolling", 0.0) if "delta_rolling" in values else None
+            ),
             accounting_window=section.choice(
                 "accounting_window", ACCOUNTING_WINDOWS, defaults.accounting_window
             ),

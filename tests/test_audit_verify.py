@@ -342,3 +342,13 @@ def test_caps_are_replayed_under_the_composition_the_ledger_states(tmp_path: Pat
     (finding,) = check_caps(records, basic, [*entries, forged])
     assert finding.where == f"ledger entry seq 99 (od_trips, id {'f' * 32})"
     assert "ρ=0.5" in finding.message
+
+
+def test_an_extra_file_in_a_release_folder_fails(workspace: Path) -> None:
+    entry = _entries(workspace)[0]
+    folder = workspace / "releases" / entry.indicator / entry.entry_id
+    (folder / "data_corrected.csv").write_text("date,zone,hour,value,ci95\n")
+    report = verify_workspace(workspace)
+    where = f"releases/{entry.indicator}/{entry.entry_id}"
+    assert _failures(report) == [("files", where)]
+    assert "data_corrected.csv" in report.failures[0].message
