@@ -30,6 +30,8 @@ def test_a_raised_cap_applies_to_new_windows_only(tmp_path: Path) -> None:
     path = tmp_path / "ledger.duckdb"
     publish(Ledger(path, BudgetPolicy(epsilon_per_window=1.0)), request(1.0, run=1))
     raised = Ledger(path, BudgetPolicy(epsilon_per_window=3.0))
+    assert raised.refusal_reasons(request(1.0, run=2))  # explain says so too
+    assert raised.window_budgets([DAY])[0].epsilon_cap == 1.0
     with pytest.raises(BudgetExceededError, match=r"window 2024-03-05: .*cap ε=1"):
         publish(raised, request(1.0, run=2))  # the spent window keeps its cap of 1
     publish(raised, request(2.5, (DAY + timedelta(days=1),), run=3))  # a new window: cap 3

@@ -36,7 +36,12 @@ from aggregation.ledger.chain import (
 )
 from aggregation.ledger.hashing import GENESIS_HASH
 from aggregation.ledger.locks import flock, now
-from aggregation.ledger.policies import governing, policy_of, require_change_allowed
+from aggregation.ledger.policies import (
+    change_problem,
+    governing,
+    policy_of,
+    require_change_allowed,
+)
 from aggregation.ledger.records import (
     LedgerEntry,
     PolicyRecord,
@@ -190,10 +195,17 @@ class Ledger:
         return sorted({w for charge in self.charges() for w in charge.windows})
 
     def window_budgets(self, windows: Iterable[date] | None = None) -> list[WindowBudget]:
-        """Spend, cap and budget left of ``windows`` (default: every charged window)."""
-        charges = self.charges()
+        """Spend, cap and budget left of ``windows`` (default: every charged window), each under
+        the strictest policy that governs it (:mod:`aggregation.ledger.policies`)."""
+        entries, records = self.entries(), self.policies()
+        charges = [e.as_charge() for e in entries]
         wanted = sorted(set(windows)) if windows is not None else self.windows()
-        return [window_budget(self.policy, charges, w) for w in wanted]
+        budgets = []
+        for w in wanted:
+            policies = governing(self.policy, records, entries, [w])
+            strictest = min(policies, key=lambda p: (p.epsilon_per_window, p.delta_per_window))
+            budgets.append(window_budget(strictest, charges, w))
+        return budgets
 
     def rolling_budget(self, end: date) -> RollingBudget:
         """Spend, cap and budget left of the rolling span ending on ``end``."""
@@ -203,8 +215,17 @@ class Ledger:
         """Why ``request`` would be refused now (empty if it would be charged); writes nothing."""
         if self.find(request.release_key) or self.pending(request.release_key):
             return []
+        entries, records = self.entries(), self.policies()
+        last = policy_of(records[-1]) if records else None
+        problem = change_problem(self.policy, last, charged=bool(entries))
+        if problem is not None:
+            return [problem]
         new = Charge(request.windows, request.noise.cost)
-        return refusal_reasons(self.policy, self.charges(), new)
+        charges = [e.as_charge() for e in entries]
+        reasons: list[str] = []
+        for policy in governing(self.policy, records, entries, request.windows):
+            reasons += [r for r in refusal_reasons(policy, charges, new) if r not in reasons]
+        return reasons
 
     # -- charging ---------------------------------------------------------------------------
 
