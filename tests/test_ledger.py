@@ -414,9 +414,11 @@ def test_concurrent_processes_never_overspend(tmp_path: Path) -> None:
     entries = ledger.entries()
     assert len(entries) == 4
     assert len(ledger.refusals()) == 2
-    for before, after in itertools.pairwise(entries):
-        assert after.prev_hash == before.entry_hash
-        assert after.entry_hash == compute_entry_hash(after)
+    links = ledger.chain()  # one policy, 4 charges, 4 publications, 2 refusals: one chain
+    assert [link.seq for link in links] == list(range(1, 12))
+    for before, after in itertools.pairwise(links):
+        assert after.prev_hash == before.record_hash
+    assert all(link.intact for link in links)
 
 
 # -- noise on disk, schema version ----------------------------------------------------------------
