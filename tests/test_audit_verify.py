@@ -15,6 +15,7 @@ import aggregation.release.run as release_run
 from aggregation.audit import verify_workspace
 from aggregation.audit.caps import check_caps, recorded_policy
 from aggregation.audit.costs import recompute_cost
+from aggregation.audit.findings import entry_label
 from aggregation.ledger import Ledger, OutputFile, ReleaseRequest
 from aggregation.mechanisms import plan_partitions, plan_vector
 from aggregation.release import open_context, release
@@ -352,3 +353,16 @@ def test_an_extra_file_in_a_release_folder_fails(workspace: Path) -> None:
     where = f"releases/{entry.indicator}/{entry.entry_id}"
     assert _failures(report) == [("files", where)]
     assert "data_corrected.csv" in report.failures[0].message
+
+
+def test_an_edited_input_fingerprint_is_detected(workspace: Path) -> None:
+    db = workspace / "ledger.duckdb"
+    execute(db, "UPDATE ledger_entries SET input_fingerprint = repeat('0', 64) WHERE seq = 2")
+    report = verify_workspace(workspace)
+    assert [f.check for f in report.failures] == ["chain", "files"]
+    assert "edited after it was written" in report.failures[0].message
+    assert "not the digest" in report.failures[1].message
+    entries = _entries(workspace)  # a careful forger rehashes: the files check still sees it
+    forged = dataclasses.replace(entries[0], inputs=entries[0].inputs[1:])
+    forge(db, [forged, *entries[1:]])
+    assert _failures(verify_workspace(workspace)) == [("files", entry_label(forged))]

@@ -81,6 +81,7 @@ def test_the_cli_refuses_fast_with_exit_status_2(
     assert not (bare_workspace / "ledger.duckdb").exists()
 
 
+@pytest.mark.slow  # an interpreter start (~5 s); the in-process tests above cover the default run
 def test_a_tiny_epsilon_no_longer_hangs_the_command(bare_workspace: Path) -> None:
     """In a separate process, so that the old endless loop fails the test instead of hanging it."""
     code = "from flows.cli import main; main()"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from aggregation.audit.findings import entry_label, fail, warn
+from aggregation.ledger import files_digest
 from aggregation.release.publish import METADATA_FILE, TMP_PREFIX, sha256_file
 
 if TYPE_CHECKING:
@@ -250,9 +251,16 @@ def check_leftovers(root: Path, entries: Sequence[LedgerEntry]) -> list[Finding]
 def check_files(
     root: Path, entries: Sequence[LedgerEntry], dirs: Sequence[ReleaseDirectory]
 ) -> list[Finding]:
-    """Findings about published files: hashes, self-descriptions, and unpaid directories."""
+    """Findings about published files (hashes, self-descriptions, unpaid directories) and about
+    the input files each entry lists (their digest must be its fingerprint)."""
     findings: list[Finding] = []
     for entry in entries:
+        if files_digest(entry.inputs) != entry.input_fingerprint:
+            text = (
+                f"its input fingerprint {entry.input_fingerprint[:16]}… is not the digest of the "
+                f"{len(entry.inputs)} input file(s) it lists: one of them was rewritten."
+            )
+            findings.append(fail("files", entry_label(entry), text))
         if entry.status != "published":
             continue
         problems, good = _check_outputs(root, entry)
