@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from aggregation.ledger.policies import policy_of
+
 if TYPE_CHECKING:
     from aggregation.ledger import LedgerEntry
     from aggregation.release import ReleaseContext
@@ -41,13 +43,18 @@ def entry_summary(entry: LedgerEntry) -> dict[str, Any]:
 
 
 def ledger_summary(ctx: ReleaseContext) -> dict[str, Any]:
-    """Policy, counts and spend per accounting window. Reads the ledger; writes nothing."""
-    ledger, policy = ctx.ledger, ctx.policy
+    """Policy (the one the ledger recorded last), counts and spend per accounting window.
+    Reads the ledger; writes nothing."""
+    ledger = ctx.ledger
     entries = ledger.entries()
     refusals = ledger.refusals()
     head = ledger.head()
+    records = ledger.policies()
+    policy = policy_of(records[-1]) if records else ctx.policy
     return {
         "ledger": ctx.workspace.ledger.relative_to(ctx.workspace.root).as_posix(),
+        "policy_source": "ledger" if records else "mobility.toml",
+        "policy_differs_from_mobility_toml": policy != ctx.policy,
         "policy": {
             "composition": policy.composition,
             "accounting_window": policy.accounting_window,
