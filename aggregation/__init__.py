@@ -7,7 +7,8 @@ Modules and packages:
     indicators    -- exact bounded aggregates of every indicator over its public key set.
     mechanisms    -- OpenDP measurements: vector noise, partition selection, error bars.
     budget        -- composition and caps: what a window has spent and has left.
-    ledger        -- the persistent, hash-chained privacy ledger (DuckDB), charged before release.
+    ledger        -- the persistent privacy ledger (DuckDB): charges, publications, refusals and
+                     budget policies in one hash chain, charged before release.
     release       -- privatise, suppress, publish: a paid-for, self-describing release.
     unprotected   -- the no-privacy reference aggregates (never published; for accuracy/benchmarks).
 """

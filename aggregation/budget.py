@@ -18,7 +18,11 @@ a subscriber's data in the span form a group of m privacy units for a release re
 windows, so by group privacy the release costs m·ε there (pure DP) or m²·ρ (zCDP). The span's
 ε is the sum of m·ε over releases (``basic``; equal to the sum of the per-window ε of the windows
 in the span), or, under ``zcdp``, the ε of the summed m²·ρ converted at δ = ``delta_per_window``.
-It must stay within ``epsilon_rolling``. Windows are identified by their first day.
+It must stay within ``epsilon_rolling``. The δ of the group guarantee grows too: a release
+reading m windows of the span is (m·ε, m·e^((m-1)·ε)·δ)-DP there (group privacy), so the span's
+δ is the sum of m·e^((m-1)·ε)·δ over releases (δ: the release's δ under ``basic``, its zCDP δ
+under ``zcdp``) and must stay within ``delta_rolling``. Windows are identified by their first
+day.
 
 Sums are :func:`math.fsum` (correctly rounded, independent of order) compared with ``<=``.
 """
@@ -88,6 +92,9 @@ class RollingBudget:
     epsilon_spent: float
     epsilon_cap: float
     epsilon_left: float
+    delta_spent: float = 0.0
+    delta_cap: float = 1.0
+    delta_left: float = 1.0
 
 
 def epsilon_from_rho(rho: float, delta: float) -> float:
@@ -167,24 +174,45 @@ def rolling_budget(policy: BudgetPolicy, charges: Iterable[Charge], end: date) -
     """What the span of ``policy.rolling_days`` days ending on ``end`` has spent (group privacy)."""
     start = end - timedelta(days=policy.rolling_days - 1)
     terms: list[float] = []
+    deltas: list[float] = []
     for charge in charges:
         inside = sum(1 for w in charge.windows if start <= w <= end)
         if not inside:
             continue
+        cost = charge.cost
         if policy.composition == "basic":
-            terms.append(inside * charge.cost.epsilon)
+            terms.append(inside * cost.epsilon)
+            deltas.append(_group_delta(inside, cost.epsilon, cost.delta))
         else:
-            terms.append(inside * inside * _rho(charge.cost))
+            terms.append(inside * inside * _rho(cost))
+            deltas.append(_group_delta(inside, cost.epsilon, cost.zcdp_delta))
     spent = math.fsum(terms)
     if policy.composition == "zcdp":
         spent = epsilon_from_rho(spent, policy.delta_per_window)
+    delta = math.fsum(deltas)
+    delta_cap = policy.delta_rolling if policy.delta_rolling is not None else 1.0
     return RollingBudget(
         start=start,
         end=end,
         epsilon_spent=spent,
         epsilon_cap=policy.epsilon_rolling,
         epsilon_left=max(0.0, policy.epsilon_rolling - spent),
+        delta_spent=delta,
+        delta_cap=delta_cap,
+        delta_left=max(0.0, delta_cap - delta),
     )
+
+
+_MAX_EXPONENT = 700.0
+"""Beyond e^700 a float overflows: the group δ is then infinite (and refused)."""
+
+
+def _group_delta(m: int, epsilon: float, delta: float) -> float:
+    """δ of a group of m privacy units for an (ε, δ)-DP release: m·e^((m-1)·ε)·δ."""
+    if delta == 0:
+        return 0.0
+    exponent = (m - 1) * epsilon
+    return math.inf if exponent > _MAX_EXPONENT else m * math.exp(exponent) * delta
 
 
 def _window_reason(before: WindowBudget, after: WindowBudget, cost: PrivacyCost) -> str | None:
@@ -236,21 +264,38 @@ def _rolling_reason(
     with_new = [*charges, new]
     for end in _span_ends(policy, new.windows):
         after = rolling_budget(policy, with_new, end)
-        if after.epsilon_spent <= after.epsilon_cap:
+        if after.epsilon_spent <= after.epsilon_cap and after.delta_spent <= after.delta_cap:
             continue
         over += 1
-        if worst is None or after.epsilon_spent > worst[1].epsilon_spent:
+        if worst is None or _overspend(after) > _overspend(worst[1]):
             worst = (rolling_budget(policy, charges, end), after)
     if worst is None:
         return None
     before, after = worst
-    added = after.epsilon_spent - before.epsilon_spent
-    reason = (
-        f"{policy.rolling_days}-day span {before.start.isoformat()}..{before.end.isoformat()}: "
-        f"this release adds ε={added:g}; the span has already spent ε={before.epsilon_spent:g} "
-        f"of its rolling cap ε={before.epsilon_cap:g} (left: ε={before.epsilon_left:g})"
-    )
-    return reason, over
+    parts = []
+    if after.epsilon_spent > after.epsilon_cap:
+        added = after.epsilon_spent - before.epsilon_spent
+        parts.append(
+            f"this release adds ε={added:g}; the span has already spent "
+            f"ε={before.epsilon_spent:g} of its rolling cap ε={before.epsilon_cap:g} "
+            f"(left: ε={before.epsilon_left:g})"
+        )
+    if after.delta_spent > after.delta_cap:
+        added = after.delta_spent - before.delta_spent
+        parts.append(
+            f"this release adds δ={added:g} under group privacy (it reads several windows of the "
+            f"span); the span has already spent δ={before.delta_spent:g} of its rolling cap "
+            f"δ={before.delta_cap:g} (left: δ={before.delta_left:g})"
+        )
+    span = f"{before.start.isoformat()}..{before.end.isoformat()}"
+    return f"{policy.rolling_days}-day span {span}: " + "; ".join(parts), over
+
+
+def _overspend(budget: RollingBudget) -> float:
+    """How far over its caps a span is, as the larger relative excess of ε and δ."""
+    eps = budget.epsilon_spent / budget.epsilon_cap
+    delta = budget.delta_spent / budget.delta_cap if budget.delta_cap > 0 else math.inf
+    return max(eps, delta if budget.delta_spent > 0 else 0.0)
 
 
 def refusal_reasons(policy: BudgetPolicy, charges: Sequence[Charge], new: Charge) -> list[str]:

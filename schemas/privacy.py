@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from types import MappingProxyType
 from typing import Literal, TypeVar
 
@@ -19,6 +20,25 @@ AccountingWindow = Literal["day", "week", "month"]
 
 Mechanism = Literal["discrete_laplace", "discrete_gaussian"]
 """Noise mechanisms: discrete Laplace (pure ε-DP, default) or discrete Gaussian (ρ-zCDP)."""
+
+
+def window_of(day: date, window: AccountingWindow) -> date:
+    """The accounting window ``day`` belongs to, named by its first day.
+
+    ``day``: the day itself; ``week``: the Monday of its ISO week; ``month``: the first of its
+    month. The ledger charges windows by these names, so that every release touching any day of
+    a week (or month) is charged to, and capped by, that one week (or month).
+    """
+    if window == "day":
+        return day
+    if window == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)  # month
+
+
+def windows_of(days: Collection[date], window: AccountingWindow) -> tuple[date, ...]:
+    """The accounting windows (see :func:`window_of`) the ``days`` read fall in, in order."""
+    return tuple(sorted({window_of(d, window) for d in days}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +111,45 @@ def _check_probability(name: str, value: float) -> None:
         _is_number(value) and 0 <= value < 1,
         f"{name} must be a probability in [0, 1); got {value!r}.",
     )
+
+
+EPSILON_RANGE = (1e-3, 100.0)
+"""The ε one release may ask for (per value column, after the policy's defaults are applied).
+
+Below 1e-3 the noise drowns any count a mobility indicator can hold (scale >= 1 000 × L1) and
+the noise arithmetic degenerates (ε = 1e-300 spun for ever computing a 95 % interval); above 100
+a release is not private in any useful sense and OpenDP's maps overflow (ε = 1e308)."""
+
+DELTA_RANGE = (1e-15, 1e-3)
+"""The δ a release that needs one may be given (partition selection, Gaussian stated as DP)."""
+
+K_MAX = 1_000_000_000
+"""The largest suppression threshold k: beyond it no cell of any indicator could be published
+and OpenDP's partition thresholds overflow."""
+
+
+def release_parameter_problems(
+    *, epsilon: float | None = None, delta: float | None = None, k: int | None = None
+) -> list[str]:
+    """What is out of range in a release's ε, δ and k (empty when all is well).
+
+    The one validation of these numbers: :class:`~schemas.release.ReleaseSpec` (every door:
+    CLI, API, flows), :class:`BudgetPolicy` (the defaults of ``mobility.toml``) and the release
+    plan (the resolved ε) all call it, so a bad value is refused up front, before any noise or
+    ledger work, with the same message everywhere.
+    """
+    problems: list[str] = []
+    low, high = EPSILON_RANGE
+    if epsilon is not None and not (
+        _is_number(epsilon) and math.isfinite(epsilon) and low <= epsilon <= high
+    ):
+        problems.append(f"epsilon must be a number from {low:g} to {high:g}; got {epsilon!r}")
+    low, high = DELTA_RANGE
+    if delta is not None and not (_is_number(delta) and low <= delta <= high):
+        problems.append(f"delta must be a number from {low:g} to {high:g}; got {delta!r}")
+    if k is not None and not (isinstance(k, int) and not isinstance(k, bool) and 0 <= k <= K_MAX):
+        problems.append(f"k must be a whole number from 0 to {K_MAX:,}; got {k!r}")
+    return problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +264,11 @@ class BudgetPolicy:
     ``delta_per_window``, or any span of ``rolling_days`` consecutive days that contains one of its
     windows over ``epsilon_rolling``. The rolling spend of a span is the sum, over the windows that
     start in the span, of what each window has spent (for zCDP: see :mod:`aggregation.budget`).
-    ``default_epsilon`` gives the ε of each indicator when a release does not ask for one;
+    Under group privacy a release reading m windows of a span is (m·ε, m·e^((m-1)·ε)·δ)-DP for
+    the subscriber's data in the span; the sum of those δ over the span must stay within
+    ``delta_rolling`` (default: ``rolling_days × delta_per_window``, which releases reading one
+    window each can never exceed). ``default_epsilon`` gives the ε of each indicator when a
+    release does not ask for one;
     ``default_delta`` is the δ given to a release that needs one (partition selection, or a
     discrete Gaussian stated as (ε, δ)-DP).
     """
@@ -216,6 +279,7 @@ class BudgetPolicy:
     rolling_days: int = 30
     epsilon_rolling: float = 20.0
     default_delta: float = 1e-7
+    delta_rolling: float | None = None
     accounting_window: AccountingWindow = "day"
     mechanism: Mechanism = "discrete_laplace"
     default_epsilon: Mapping[str, float] = field(default_factory=dict, hash=False)
@@ -238,6 +302,10 @@ class BudgetPolicy:
         _check_positive("epsilon_rolling", self.epsilon_rolling)
         _check_probability("delta_per_window", self.delta_per_window)
         _check_probability("default_delta", self.default_delta)
+        if self.delta_rolling is None:
+            object.__setattr__(self, "delta_rolling", self.rolling_days * self.delta_per_window)
+        else:
+            _check_probability("delta_rolling", self.delta_rolling)
         _require(
             isinstance(self.rolling_days, int)
             and not isinstance(self.rolling_days, bool)
@@ -254,8 +322,12 @@ class BudgetPolicy:
             "zcdp composition converts ρ to ε at the window's δ, so delta_per_window must be "
             f"positive; got {self.delta_per_window!r}.",
         )
+        if self.default_delta > 0:
+            problems = release_parameter_problems(delta=self.default_delta)
+            _require(not problems, f"default_{'; '.join(problems)}.")
         for indicator, epsilon in self.default_epsilon.items():
-            _check_positive(f"epsilon.{indicator}", epsilon)
+            problems = release_parameter_problems(epsilon=epsilon)
+            _require(not problems, f"epsilon.{indicator}: {'; '.join(problems)}.")
         object.__setattr__(self, "default_epsilon", MappingProxyType(dict(self.default_epsilon)))
 
     def epsilon_for(self, indicator: str) -> float:
@@ -280,6 +352,7 @@ class BudgetPolicy:
             "rolling_days": self.rolling_days,
             "epsilon_rolling": self.epsilon_rolling,
             "default_delta": self.default_delta,
+            "delta_rolling": self.delta_rolling,
             "accounting_window": self.accounting_window,
             "mechanism": self.mechanism,
             "epsilon": dict(self.default_epsilon),
@@ -309,6 +382,7 @@ _POLICY_KEYS = (
     "rolling_days",
     "epsilon_rolling",
     "default_delta",
+    "delta_rolling",
     "accounting_window",
     "mechanism",
     "epsilon",
@@ -376,6 +450,9 @@ def _policy_from_mapping(
             rolling_days=section.whole("rolling_days", defaults.rolling_days),
             epsilon_rolling=section.number("epsilon_rolling", defaults.epsilon_rolling),
             default_delta=section.number("default_delta", defaults.default_delta),
+            delta_rolling=(
+                section.number("delta_rolling", 0.0) if "delta_rolling" in values else None
+            ),
             accounting_window=section.choice(
                 "accounting_window", ACCOUNTING_WINDOWS, defaults.accounting_window
             ),

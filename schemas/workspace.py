@@ -98,6 +98,8 @@ accounting_window = "day"
 epsilon_per_window = 6.0
 delta_per_window = 1e-6
 # Cap over any rolling span of days (a release reading m days of the span counts m times).
+# Its δ is capped too (group privacy: m·e^((m-1)·ε)·δ a release); delta_rolling defaults to
+# rolling_days × delta_per_window.
 rolling_days = 30
 epsilon_rolling = 160.0
 mechanism = "discrete_laplace"

@@ -192,10 +192,16 @@ def test_auditor_reads_the_ledger(server: Server) -> None:
     ledger = open_context(server.workspace, need_secret=False).ledger
     assert summary["entries"] == len(ledger.entries()) == len(entries)
     assert summary["policy"]["epsilon_per_window"] == 5.0
+    assert summary["policy_source"] == "ledger"
+    assert summary["policy_differs_from_mobility_toml"] is False
     by_window = {w["window"]: w for w in summary["windows"]}
     for budget in ledger.window_budgets():
         assert by_window[str(budget.window)]["epsilon_spent"] == pytest.approx(budget.epsilon_spent)
-    assert entries[-1]["entry_hash"] == summary["head_hash"]
+    head = ledger.head()
+    assert head is not None
+    assert summary["head_hash"] == head.record_hash
+    assert entries[-1]["inputs"]  # the auditor sees the inputs: relative paths, content hashes
+    assert all(i["path"].startswith("date=") for i in entries[-1]["inputs"])
     assert len(listed) == len(entries)
 
 

@@ -179,6 +179,20 @@ def test_a_private_key_set_is_tested_on_the_keys_observed(
     assert result.threshold > spec.k
     assert result.cells_candidate < 300
     assert result.passed == bool(factor), result.summary()
+    # The number of non-empty keys is itself private: never shown, and the output says it stays
+    # inside the data holder.
+    assert result.as_dict()["cells_candidate"] is None
+    cli_result = _noise_cli(workspace, result.release_id)
+    doc = json.loads(cli_result.output)
+    assert doc["cells_candidate"] is None
+    assert "keep it inside the data holder" in doc["notice"]
+    text = (
+        CliRunner()
+        .invoke(cli, ["audit", "noise", result.release_id, "--workspace", str(workspace)])
+        .output
+    )
+    assert "keep it inside the data holder" in text
+    assert f"{result.cells_candidate} candidate" not in text
 
 
 def test_too_few_cells_is_inconclusive_not_a_pass(
@@ -191,15 +205,22 @@ def test_too_few_cells_is_inconclusive_not_a_pass(
     assert result.verdict != "pass", result.summary()
 
 
-def test_a_copied_workspace_is_noted_and_still_tested(
+def test_a_copied_workspace_gets_no_note_but_changed_data_do(
     workspace: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     release_id = _release(workspace, EVENTS, monkeypatch, 1)
     copy = copy_workspace(workspace, tmp_path / "elsewhere")
     result = audit_noise(copy, release_id, alpha=HONEST_ALPHA)
     assert result.verdict == "pass", result.summary()
-    (note,) = result.notes
+    assert result.notes == ()  # relative paths and content hashes: the same on a copy
+    staged = sorted((copy / "staged").rglob(f"date={DAY3}/*/*.parquet"))
+    victim = staged[0]
+    victim.write_bytes(victim.read_bytes())  # touched, same content: still no note
+    assert audit_noise(copy, release_id, alpha=HONEST_ALPHA).notes == ()
+    victim.unlink()  # a file gone
+    (note,) = audit_noise(copy, release_id, alpha=HONEST_ALPHA).notes
     assert "fingerprint differs" in note
+    assert f"gone: {victim.relative_to(copy / 'staged').as_posix()}" in note
 
 
 def test_audit_noise_without_the_secret_says_how_to_fix_it(

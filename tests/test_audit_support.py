@@ -16,11 +16,30 @@ import duckdb
 import pytest
 
 from aggregation.ingest import ingest_files
-from aggregation.ledger import LedgerEntry, canonical_json, compute_entry_hash
+from aggregation.ledger import (
+    GENESIS_HASH,
+    Ledger,
+    LedgerEntry,
+    PolicyRecord,
+    Publication,
+    Refusal,
+    compute_entry_hash,
+    policy_hash,
+    publication_hash,
+    refusal_hash,
+)
+from aggregation.ledger.chain import (
+    ENTRY_COLUMNS,
+    POLICY_COLUMNS,
+    PUBLICATION_COLUMNS,
+    REFUSAL_COLUMNS,
+)
+from aggregation.ledger.tables import INSERTS, row_of
 from aggregation.release import open_context, release
 from sample_data.synth import SynthConfig, generate
 from schemas.errors import BudgetExceededError
 from schemas.indicators import Indicator
+from schemas.privacy import BudgetPolicy
 from schemas.release import ReleaseSpec
 from schemas.workspace import init_workspace
 from tests.conftest import KEY_ENVIRON, START
@@ -74,33 +93,55 @@ def copy_workspace(template: Path, target: Path) -> Path:
     return target
 
 
-def _row(entry: LedgerEntry) -> list[object]:
-    values: list[object] = []
-    for f in dataclasses.fields(LedgerEntry):
-        value = getattr(entry, f.name)
-        if f.name == "parameters":
-            value = canonical_json(dict(value)).decode("utf-8")
-        elif f.name == "windows":
-            value = list(value)
-        elif f.name == "outputs":
-            value = [{"path": o.path, "sha256": o.sha256} for o in value]
-        values.append(value)
-    return values
+def forge(ledger: Path, entries: Sequence[LedgerEntry]) -> None:
+    """Replace the ledger's charges (and their publications) with ``entries``, then renumber and
+    rehash every record into a valid chain, as a careful forger with the file would.
 
-
-def write_entries(ledger: Path, entries: Sequence[LedgerEntry]) -> None:
-    """Replace every row of ``ledger_entries`` with ``entries`` (as a forger with the file)."""
-    names = [f.name for f in dataclasses.fields(LedgerEntry)]
-    sql = (
-        f"INSERT INTO ledger_entries ({', '.join(names)}) "  # noqa: S608 - our column names
-        f"VALUES ({', '.join('?' for _ in names)})"
-    )
+    Records keep their order by ``seq`` (give a forged entry a large ``seq`` to append it).
+    """
+    honest = Ledger(ledger, BudgetPolicy())
+    items: list[tuple[int, object]] = [(p.seq, p) for p in honest.policies()]
+    items += [(r.seq, r) for r in honest.refusals()]
+    for entry in entries:
+        items.append((entry.seq, dataclasses.replace(entry, publication=None)))
+        if entry.publication is not None:
+            items.append((entry.publication.seq, entry.publication))
+    items.sort(key=lambda item: item[0])
+    rows: list[tuple[str, list[object]]] = []
+    prev = GENESIS_HASH
+    for seq, (_, record) in enumerate(items, start=1):
+        if isinstance(record, LedgerEntry):
+            entry = dataclasses.replace(record, seq=seq, prev_hash=prev, entry_hash="")
+            entry = dataclasses.replace(entry, entry_hash=compute_entry_hash(entry))
+            prev = entry.entry_hash
+            rows.append(("charge", row_of(entry, ENTRY_COLUMNS)))
+        elif isinstance(record, Publication):
+            pub = dataclasses.replace(record, seq=seq, prev_hash=prev, record_hash="")
+            pub = dataclasses.replace(pub, record_hash=publication_hash(pub))
+            prev = pub.record_hash
+            rows.append(("publication", row_of(pub, PUBLICATION_COLUMNS)))
+        elif isinstance(record, Refusal):
+            ref = dataclasses.replace(record, seq=seq, prev_hash=prev, record_hash="")
+            ref = dataclasses.replace(ref, record_hash=refusal_hash(ref))
+            prev = ref.record_hash
+            rows.append(("refusal", row_of(ref, REFUSAL_COLUMNS)))
+        elif isinstance(record, PolicyRecord):
+            pol = dataclasses.replace(record, seq=seq, prev_hash=prev, record_hash="")
+            pol = dataclasses.replace(pol, record_hash=policy_hash(pol))
+            prev = pol.record_hash
+            rows.append(("policy", row_of(pol, POLICY_COLUMNS)))
     con = duckdb.connect(str(ledger))
     try:
         con.execute("BEGIN TRANSACTION")
-        con.execute("DELETE FROM ledger_entries")
-        for entry in entries:
-            con.execute(sql, _row(entry))
+        for statement in (
+            "DELETE FROM ledger_entries",
+            "DELETE FROM ledger_publications",
+            "DELETE FROM ledger_refusals",
+            "DELETE FROM ledger_policies",
+        ):
+            con.execute(statement)
+        for kind, row in rows:
+            con.execute(INSERTS[kind], row)
         con.execute("COMMIT")
     finally:
         con.close()
@@ -113,15 +154,3 @@ def execute(ledger: Path, sql: str, params: Sequence[object] = ()) -> None:
         con.execute(sql, list(params))
     finally:
         con.close()
-
-
-def rehash(entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
-    """``entries`` renumbered 1, 2, … with a recomputed, valid hash chain (a careful forger)."""
-    chained: list[LedgerEntry] = []
-    prev = "0" * 64
-    for seq, entry in enumerate(entries, start=1):
-        draft = dataclasses.replace(entry, seq=seq, prev_hash=prev, entry_hash="")
-        final = dataclasses.replace(draft, entry_hash=compute_entry_hash(draft))
-        chained.append(final)
-        prev = final.entry_hash
-    return chained

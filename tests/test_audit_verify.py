@@ -13,8 +13,9 @@ from click.testing import CliRunner
 
 import aggregation.release.run as release_run
 from aggregation.audit import verify_workspace
-from aggregation.audit.caps import check_caps, stated_policy
+from aggregation.audit.caps import check_caps, recorded_policy
 from aggregation.audit.costs import recompute_cost
+from aggregation.audit.findings import entry_label
 from aggregation.ledger import Ledger, OutputFile, ReleaseRequest
 from aggregation.mechanisms import plan_partitions, plan_vector
 from aggregation.release import open_context, release
@@ -30,8 +31,7 @@ from tests.test_audit_support import (
     audit_template,
     copy_workspace,
     execute,
-    rehash,
-    write_entries,
+    forge,
 )
 
 if TYPE_CHECKING:
@@ -70,43 +70,48 @@ def test_an_honest_workspace_verifies_on_a_copy(workspace: Path) -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
     assert doc["passed"] is True
-    assert doc["head"]["entry_hash"] == report.snapshot.entries[-1].entry_hash
+    head = report.snapshot.head
+    assert head is not None
+    assert head.kind == "refusal"  # policy, 3 × (charge, publication), the refusal
+    assert doc["head"] == {"seq": 8, "hash": head.record_hash, "record": "refusal"}
     text = _verify_cli(workspace)
     assert text.exit_code == 0
     assert "all checks hold" in text.output
 
 
 def test_editing_an_entry_is_detected(workspace: Path) -> None:
-    execute(workspace / "ledger.duckdb", "UPDATE ledger_entries SET epsilon = 0.1 WHERE seq = 2")
+    db = workspace / "ledger.duckdb"
+    execute(db, "UPDATE ledger_entries SET epsilon = 0.1 WHERE indicator = 'od_trips'")
     report = verify_workspace(workspace)
-    label = next(f.where for f in report.failures if f.check == "chain")
-    assert label.startswith("ledger entry seq 2 (od_trips")
-    assert ("cost", label) in _failures(report)  # ε below what OpenDP's map gives: under-charged
+    where = next(f.where for f in report.failures if f.check == "chain")
+    assert where.startswith("entry seq 4 (od_trips")
+    od = _entries(workspace)[1]
+    assert ("cost", f"ledger entry seq 4 (od_trips, id {od.entry_id})") in _failures(report)
     result = _verify_cli(workspace)
     assert result.exit_code == 1
-    assert "FAIL [chain] ledger entry seq 2" in result.output
+    assert "FAIL [chain] entry seq 4" in result.output
     assert "edited after it was written" in result.output
 
 
 def test_deleting_an_entry_is_detected(workspace: Path) -> None:
     deleted = _entries(workspace)[1]
-    execute(workspace / "ledger.duckdb", "DELETE FROM ledger_entries WHERE seq = 2")
+    execute(workspace / "ledger.duckdb", "DELETE FROM ledger_entries WHERE seq = 4")
     report = verify_workspace(workspace)
     messages = [f.line() for f in report.failures]
-    assert any("seq 3" in m and "expected seq 2" in m for m in messages)
-    assert any("seq 3" in m and "prev_hash" in m for m in messages)
+    assert any("seq 5" in m and "expected seq 4" in m for m in messages)
+    assert any("seq 5" in m and "prev_hash" in m for m in messages)
     orphan = f"releases/od_trips/{deleted.entry_id}"
     assert ("files", orphan) in _failures(report)  # published without a ledger entry
 
 
 def test_reordering_entries_is_detected(workspace: Path) -> None:
     db = workspace / "ledger.duckdb"
-    execute(db, "UPDATE ledger_entries SET seq = 99 WHERE seq = 1")
-    execute(db, "UPDATE ledger_entries SET seq = 1 WHERE seq = 2")
-    execute(db, "UPDATE ledger_entries SET seq = 2 WHERE seq = 99")
+    execute(db, "UPDATE ledger_entries SET seq = 99 WHERE seq = 2")
+    execute(db, "UPDATE ledger_entries SET seq = 2 WHERE seq = 4")
+    execute(db, "UPDATE ledger_entries SET seq = 4 WHERE seq = 99")
     report = verify_workspace(workspace)
     chain = [f for f in report.failures if f.check == "chain"]
-    assert {f.where.split(" (")[0] for f in chain} >= {"ledger entry seq 1", "ledger entry seq 2"}
+    assert {f.where.split(" (")[0] for f in chain} >= {"entry seq 2", "entry seq 4"}
     assert any("prev_hash" in f.message for f in chain)
 
 
@@ -114,18 +119,24 @@ def test_cutting_the_ledger_short_is_caught_by_its_files_or_the_recorded_head(
     workspace: Path,
 ) -> None:
     entries = _entries(workspace)
-    head = entries[-1]
-    execute(workspace / "ledger.duckdb", "DELETE FROM ledger_entries WHERE seq = 3")
-    directory = f"releases/{head.indicator}/{head.entry_id}"
+    last = entries[-1]
+    noted = verify_workspace(workspace).snapshot.head
+    assert noted is not None
+    db = workspace / "ledger.duckdb"
+    execute(db, "DELETE FROM ledger_entries WHERE seq = 6")
+    directory = f"releases/{last.indicator}/{last.entry_id}"
     assert ("files", directory) in _failures(verify_workspace(workspace))
-    for output in head.outputs:  # a thorough forger removes the files too: the chain is valid
+    # A thorough forger removes the tail of the chain and the files too: the chain is valid.
+    execute(db, "DELETE FROM ledger_publications WHERE seq = 7")
+    execute(db, "DELETE FROM ledger_refusals WHERE seq = 8")
+    for output in last.outputs:
         (workspace / output.path).unlink()
     (workspace / directory).rmdir()
     assert verify_workspace(workspace).passed
-    report = verify_workspace(workspace, expected_head=head.entry_hash[:16])
+    report = verify_workspace(workspace, expected_head=noted.record_hash[:16])
     assert _failures(report) == [("head", "--expect-head")]
     assert verify_workspace(workspace, expected_head=entries[1].entry_hash).passed
-    assert _verify_cli(workspace, "--expect-head", head.entry_hash).exit_code == 1
+    assert _verify_cli(workspace, "--expect-head", noted.record_hash).exit_code == 1
 
 
 def test_editing_or_removing_a_published_file_is_detected(workspace: Path) -> None:
@@ -154,11 +165,10 @@ def _forged_over_cap(entries: list[LedgerEntry]) -> LedgerEntry:
         scale=noise.scale,
         epsilon=noise.cost.epsilon,
         rho=noise.cost.rho,
-        outputs=(),
         parameters={**model.parameters, "k": 11},
         k_threshold=11,
-        status="pending",  # charged, never published: no files to fake
-        published_at=None,
+        seq=10**6,  # appended at the end of the chain
+        publication=None,  # charged, never published: no files to fake
     )
 
 
@@ -166,21 +176,21 @@ def test_a_forged_entry_over_the_cap_is_detected_even_with_a_valid_chain(
     workspace: Path,
 ) -> None:
     entries = _entries(workspace)
-    write_entries(workspace / "ledger.duckdb", rehash([*entries, _forged_over_cap(entries)]))
+    forge(workspace / "ledger.duckdb", [*entries, _forged_over_cap(entries)])
     report = verify_workspace(workspace)
-    assert _failures(report) == [("budget", f"ledger entry seq 4 (od_trips, id {'f' * 32})")]
+    assert _failures(report) == [("budget", f"ledger entry seq 9 (od_trips, id {'f' * 32})")]
     (finding,) = report.failures
     assert "window 2026-03-02" in finding.message
     assert "already spent ε=1.5 of its cap ε=6" in finding.message
     result = _verify_cli(workspace)
     assert result.exit_code == 1
-    assert "FAIL [budget] ledger entry seq 4" in result.output
+    assert "FAIL [budget] ledger entry seq 9" in result.output
 
 
 def test_a_rewritten_chain_cannot_hide_a_lowered_cost(workspace: Path) -> None:
     entries = _entries(workspace)
     cheaper = dataclasses.replace(entries[0], epsilon=0.05, rho=0.00125)
-    write_entries(workspace / "ledger.duckdb", rehash([cheaper, *entries[1:]]))
+    forge(workspace / "ledger.duckdb", [cheaper, *entries[1:]])
     report = verify_workspace(workspace)
     checks = {f.check: f.message for f in report.failures}
     assert set(checks) == {"metadata", "cost"}  # metadata.json still states ε = 0.5
@@ -201,8 +211,11 @@ def test_a_rewritten_chain_cannot_hide_a_lowered_sensitivity_or_a_rewritten_meta
         OutputFile(o.path, sha256_file(workspace / o.path)) if o == meta_path else o
         for o in smaller.outputs
     )
-    forged = dataclasses.replace(smaller, outputs=outputs)
-    write_entries(workspace / "ledger.duckdb", rehash([entries[0], forged, entries[2]]))
+    assert od.publication is not None
+    forged = dataclasses.replace(
+        smaller, publication=dataclasses.replace(od.publication, outputs=outputs)
+    )
+    forge(workspace / "ledger.duckdb", [entries[0], forged, entries[2]])
     report = verify_workspace(workspace)
     checks = {f.check: f.message for f in report.failures}
     assert set(checks) == {"sensitivity", "metadata"}
@@ -210,12 +223,27 @@ def test_a_rewritten_chain_cannot_hide_a_lowered_sensitivity_or_a_rewritten_meta
     assert "epsilon 0.01 (ledger: 1.0)" in checks["metadata"]
 
 
-def test_a_refusal_the_ledger_cannot_explain_is_a_warning(workspace: Path) -> None:
-    execute(workspace / "ledger.duckdb", "UPDATE ledger_refusals SET epsilon = 0.01")
+def test_editing_or_deleting_a_refusal_is_detected(workspace: Path) -> None:
+    db = workspace / "ledger.duckdb"
+    execute(db, "UPDATE ledger_refusals SET epsilon = 0.01")
     report = verify_workspace(workspace)
-    assert report.passed
-    assert [f.check for f in report.warnings] == ["refusals"]
-    assert "not hash-chained" in report.warnings[0].message
+    assert ("chain", next(f.where for f in report.failures)) in _failures(report)
+    assert report.failures[0].where.startswith("refusal seq 8 (presence")
+    assert "edited after it was written" in report.failures[0].message
+    assert [f.check for f in report.warnings] == ["refusals"]  # and it no longer explains itself
+    execute(db, "DELETE FROM ledger_refusals")
+    assert verify_workspace(workspace).passed  # the tail of a chain: only a noted head shows it
+    head = _entries(workspace)[-1].publication
+    assert head is not None
+    assert verify_workspace(workspace, expected_head=head.record_hash).passed
+
+
+def test_deleting_a_refusal_inside_the_chain_is_detected(workspace: Path) -> None:
+    ctx = open_context(workspace, environ=KEY_ENVIRON)
+    release(ctx, ReleaseSpec(Indicator.PRESENCE, DAY3, DAY3, epsilon=0.5))  # after the refusal
+    execute(workspace / "ledger.duckdb", "DELETE FROM ledger_refusals")
+    messages = [f.line() for f in verify_workspace(workspace).failures]
+    assert any("expected seq 8" in m for m in messages)
 
 
 def test_verification_runs_while_a_release_is_being_published(
@@ -245,8 +273,13 @@ def test_verification_runs_while_a_release_is_being_published(
     assert during.passed, [f.line() for f in during.findings]
     head = during.snapshot.head
     assert head is not None
-    assert head.status == "pending"
-    assert verify_workspace(workspace).passed  # and after it is published
+    assert head.kind == "charge"
+    assert during.snapshot.entries[-1].status == "pending"
+    # The head noted while the release was pending stays in the chain once it is published.
+    after = verify_workspace(workspace, expected_head=head.record_hash)
+    assert after.passed, [f.line() for f in after.findings]
+    assert after.snapshot.entries[-1].entry_hash == head.record_hash
+    assert after.snapshot.entries[-1].status == "published"
 
 
 def test_an_empty_workspace_verifies(tmp_path: Path) -> None:
@@ -297,15 +330,39 @@ def test_caps_are_replayed_under_the_composition_the_ledger_states(tmp_path: Pat
         )
         with ledger.charge(request) as tx:
             tx.publish(outputs=[], cells_released=0, cells_suppressed=0)
-    entries = ledger.entries()
+    entries, records = ledger.entries(), ledger.policies()
     # Two releases at ε = 0.5 each: 1.0 under basic composition, within the cap; under zCDP
     # their ρ add up to well below what ε = 1 at δ = 1e-6 allows.
-    assert check_caps(zcdp, entries) == []
-    policy, notes = stated_policy(BudgetPolicy(composition="basic"), entries)
-    assert policy.composition == "zcdp"
+    basic = BudgetPolicy(composition="basic")
+    assert check_caps(records, basic, entries) == []  # the recorded policy, not mobility.toml's
+    policy, notes = recorded_policy(basic, records)
+    assert policy == zcdp
     assert [(n.severity, n.check) for n in notes] == [("warn", "budget")]
-    forged = dataclasses.replace(entries[-1], seq=3, entry_id="f" * 32, rho=0.5)
-    (finding,) = check_caps(zcdp, [*entries, forged])
-    assert finding.where == f"ledger entry seq 3 (od_trips, id {'f' * 32})"
-    assert "zcdp composition" in finding.message
+    assert "composition = 'basic' (recorded: 'zcdp')" in notes[0].message
+    forged = dataclasses.replace(entries[-1], seq=99, entry_id="f" * 32, rho=0.5)
+    (finding,) = check_caps(records, basic, [*entries, forged])
+    assert finding.where == f"ledger entry seq 99 (od_trips, id {'f' * 32})"
     assert "ρ=0.5" in finding.message
+
+
+def test_an_extra_file_in_a_release_folder_fails(workspace: Path) -> None:
+    entry = _entries(workspace)[0]
+    folder = workspace / "releases" / entry.indicator / entry.entry_id
+    (folder / "data_corrected.csv").write_text("date,zone,hour,value,ci95\n")
+    report = verify_workspace(workspace)
+    where = f"releases/{entry.indicator}/{entry.entry_id}"
+    assert _failures(report) == [("files", where)]
+    assert "data_corrected.csv" in report.failures[0].message
+
+
+def test_an_edited_input_fingerprint_is_detected(workspace: Path) -> None:
+    db = workspace / "ledger.duckdb"
+    execute(db, "UPDATE ledger_entries SET input_fingerprint = repeat('0', 64) WHERE seq = 2")
+    report = verify_workspace(workspace)
+    assert [f.check for f in report.failures] == ["chain", "files"]
+    assert "edited after it was written" in report.failures[0].message
+    assert "not the digest" in report.failures[1].message
+    entries = _entries(workspace)  # a careful forger rehashes: the files check still sees it
+    forged = dataclasses.replace(entries[0], inputs=entries[0].inputs[1:])
+    forge(db, [forged, *entries[1:]])
+    assert _failures(verify_workspace(workspace)) == [("files", entry_label(forged))]

@@ -94,7 +94,7 @@ def test_parses_the_privacy_section_of_mobility_toml() -> None:
         ),
         ({"epsilon": {"od_trip": 1.0}}, ["epsilon.od_trip", "unknown indicator", "od_trips"]),
         ({"epsilon": {"od_trips": "high"}}, ["epsilon.od_trips", "must be a number"]),
-        ({"epsilon": {"od_trips": 0}}, ["epsilon.od_trips", "positive", "0.0"]),
+        ({"epsilon": {"od_trips": 0}}, ["epsilon.od_trips", "from 0.001 to 100", "0.0"]),
         ({"epsilon": 1.0}, ["epsilon", "table"]),
     ],
 )
@@ -301,3 +301,25 @@ def test_zcdp_rolling_span_uses_group_privacy_m_squared() -> None:
     weekly = Charge(days(date(2024, 3, 1), 7), PrivacyCost(epsilon=1.0, rho=0.01))
     spent = rolling_budget(policy, [weekly], date(2024, 3, 30))
     assert spent.epsilon_spent == pytest.approx(epsilon_from_rho(49 * 0.01, 1e-6))
+
+
+# -- δ under group privacy (issue 16.9) ------------------------------------------------------------
+
+
+def test_the_rolling_cap_counts_delta_under_group_privacy() -> None:
+    policy = BudgetPolicy()
+    assert policy.delta_rolling == pytest.approx(30 * 1e-6)  # rolling_days × delta_per_window
+    # A week-long release at ε = 1, δ = 1e-7 is (7, 7·e^6·1e-7 ≈ 2.8e-4)-DP for one subscriber's
+    # week: within every per-window cap (δ 1e-7 ≤ 1e-6, ε 1 ≤ 2) and the rolling ε (7 ≤ 20), but
+    # its group δ is far over the span's 3e-5.
+    week = Charge(days(DAY, 7), PrivacyCost(epsilon=1.0, delta=1e-7))
+    span = rolling_budget(policy, [week], DAY + timedelta(days=6))
+    assert span.epsilon_spent == pytest.approx(7.0)
+    assert span.delta_spent == pytest.approx(7 * math.exp(6) * 1e-7)
+    (reason,) = refusal_reasons(policy, [], week)
+    assert "under group privacy" in reason
+    assert "rolling cap δ=3e-05" in reason
+    # One window at a time, the same δ never binds: 30 daily releases fit.
+    daily = [Charge((d,), PrivacyCost(epsilon=0.5, delta=9e-7)) for d in days(DAY, 29)]
+    assert refusal_reasons(policy, daily, Charge((DAY + timedelta(days=29),), daily[0].cost)) == []
+    assert BudgetPolicy.from_mapping({"delta_rolling": 1e-3}).delta_rolling == 1e-3

@@ -99,7 +99,12 @@ def test_a_published_release_records_everything(ledger: Ledger) -> None:
     (entry,) = ledger.entries()
     assert entry == final
     assert entry.status == "published"
-    assert entry.seq == 1
+    assert entry.seq == 2  # seq 1 records the budget policy it was charged under
+    (policy,) = ledger.policies()
+    assert policy.seq == 1
+    assert dict(policy.policy) == BudgetPolicy().as_dict()
+    assert entry.publication is not None
+    assert entry.publication.seq == 3  # publication is a record of its own
     assert entry.release_key == req.release_key
     assert entry.indicator == "od_trips"
     assert dict(entry.parameters) == {"level": "admin2", "max_trips": 4, "run": 0}
@@ -155,11 +160,12 @@ def test_the_file_is_plain_duckdb_an_auditor_can_query(ledger: Ledger) -> None:
     con = duckdb.connect(str(ledger.path), read_only=True)
     try:
         rows = con.execute(
-            "SELECT indicator, epsilon, status, unnest(windows) FROM ledger_entries"
+            "SELECT indicator, epsilon, p.seq IS NOT NULL AS published, unnest(windows) "
+            "FROM ledger_entries LEFT JOIN ledger_publications p USING (entry_id)"
         ).fetchall()
     finally:
         con.close()
-    assert rows == [("od_trips", 0.5, "published", DAY)]
+    assert rows == [("od_trips", 0.5, True, DAY)]
 
 
 def test_reading_a_ledger_that_does_not_exist_yet_is_empty(tmp_path: Path) -> None:
@@ -173,14 +179,20 @@ def test_reading_a_ledger_that_does_not_exist_yet_is_empty(tmp_path: Path) -> No
 # -- hash chain -----------------------------------------------------------------------------------
 
 
-def test_entries_form_a_hash_chain(ledger: Ledger) -> None:
+def test_every_record_forms_one_hash_chain(ledger: Ledger) -> None:
     for run in range(3):
         publish(ledger, request(0.25, run=run))
+    with pytest.raises(BudgetExceededError):
+        publish(ledger, request(1.5, run=9))
+    links = ledger.chain()
+    kinds = [link.kind for link in links]
+    assert kinds == ["policy", *["charge", "publication"] * 3, "refusal"]
+    assert [link.seq for link in links] == list(range(1, 9))
+    assert links[0].prev_hash == GENESIS_HASH
+    for before, after in itertools.pairwise(links):
+        assert after.prev_hash == before.record_hash
+    assert all(link.intact for link in links)
     entries = ledger.entries()
-    assert [e.seq for e in entries] == [1, 2, 3]
-    assert entries[0].prev_hash == GENESIS_HASH
-    for before, after in itertools.pairwise(entries):
-        assert after.prev_hash == before.entry_hash
     for entry in entries:
         assert entry.entry_hash == compute_entry_hash(entry)
         content = json.loads(canonical_entry_json(entry))
@@ -300,12 +312,13 @@ def test_an_exception_before_publication_leaves_no_charge(ledger: Ledger) -> Non
     with pytest.raises(RuntimeError, match="disk full"):
         fail_while_writing()
     assert spent_meanwhile == [1.5]
-    assert [e.seq for e in ledger.entries()] == [1]
+    assert len(ledger.entries()) == 1
     assert ledger.window_budgets([DAY])[0].epsilon_spent == 0.5
     publish(ledger, request(1.0, run=2))  # the re-run is charged normally, chain intact
-    first, second = ledger.entries()
-    assert second.seq == 2
-    assert second.prev_hash == first.entry_hash
+    assert len(ledger.entries()) == 2
+    links = ledger.chain()
+    assert [link.seq for link in links] == list(range(1, len(links) + 1))
+    assert all(b.prev_hash == a.record_hash for a, b in itertools.pairwise(links))
 
 
 def test_a_failure_while_moving_files_into_place_keeps_the_charge(ledger: Ledger) -> None:
@@ -317,11 +330,15 @@ def test_a_failure_while_moving_files_into_place_keeps_the_charge(ledger: Ledger
     (entry,) = ledger.entries()
     assert entry.status == "pending"  # charged, perhaps published: stays spent
     assert ledger.window_budgets([DAY])[0].epsilon_spent == 0.5
-    # The same question is not "already answered": a re-run is charged afresh.
+    # A re-run of the same question resumes the pending charge: no second charge.
     with ledger.charge(request(0.5)) as tx:
+        assert tx.resumed
         assert not tx.reused
+        assert tx.entry == entry
         tx.publish(outputs=[], cells_released=1, cells_suppressed=0)
-    assert ledger.window_budgets([DAY])[0].epsilon_spent == 1.0
+    (entry,) = ledger.entries()
+    assert entry.status == "published"
+    assert ledger.window_budgets([DAY])[0].epsilon_spent == 0.5
 
 
 def test_the_move_runs_after_the_charge_and_before_the_entry_is_published(ledger: Ledger) -> None:
@@ -397,6 +414,46 @@ def test_concurrent_processes_never_overspend(tmp_path: Path) -> None:
     entries = ledger.entries()
     assert len(entries) == 4
     assert len(ledger.refusals()) == 2
-    for before, after in itertools.pairwise(entries):
-        assert after.prev_hash == before.entry_hash
-        assert after.entry_hash == compute_entry_hash(after)
+    links = ledger.chain()  # one policy, 4 charges, 4 publications, 2 refusals: one chain
+    assert [link.seq for link in links] == list(range(1, 12))
+    for before, after in itertools.pairwise(links):
+        assert after.prev_hash == before.record_hash
+    assert all(link.intact for link in links)
+
+
+# -- noise on disk, schema version ----------------------------------------------------------------
+
+
+def test_a_charge_whose_noise_may_be_on_disk_is_kept_until_the_noise_is_destroyed(
+    ledger: Ledger,
+) -> None:
+    def fail_after_drawing(run: int, *, destroyed: bool) -> None:
+        with ledger.charge(request(0.5, run=run)) as tx:
+            tx.noise_at_risk()
+            if destroyed:
+                tx.noise_destroyed()
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full") as kept:
+        fail_after_drawing(0, destroyed=False)
+    (entry,) = ledger.entries()
+    assert entry.status == "pending"  # paid: noise may have reached the disk
+    assert any("Run the same release again" in note for note in kept.value.__notes__)
+    with pytest.raises(OSError, match="disk full"):
+        fail_after_drawing(1, destroyed=True)
+    assert ledger.entries() == [entry]  # the destroyed one was rolled back
+
+
+def test_a_ledger_of_an_older_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.duckdb"
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("CREATE TABLE ledger_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+        con.execute("INSERT INTO ledger_meta VALUES ('schema_version', '1')")
+    finally:
+        con.close()
+    ledger = Ledger(path, BudgetPolicy())
+    with pytest.raises(MobilityError, match=r"schema version 1; .*re-create"):
+        ledger.entries()
+    with pytest.raises(MobilityError, match=r"schema version 1; .*re-create"):
+        publish(ledger, request(0.5))

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 import aggregation.release.run as release_run
 from aggregation.indicators import AggregateRequest, exact_aggregate
 from aggregation.ingest import ingest_files
+from aggregation.ledger import files_digest
 from aggregation.release import explain, open_context, release
 from aggregation.release.publish import sha256_file
 from flows.cli import cli
@@ -120,6 +121,13 @@ def test_release_publishes_self_describing_files_paid_for_in_the_ledger(workspac
     assert entry.entry_id == meta["ledger_entry_id"]
     assert entry.epsilon == pytest.approx(1.0)
     assert entry.scale == pytest.approx(4.0)
+    # The input fingerprint is for auditors (the ledger), not analysts: relative paths and
+    # content hashes of the staged files read, absent from metadata.json.
+    assert "input_fingerprint" not in meta
+    assert entry.inputs
+    for staged in entry.inputs:
+        assert staged.sha256 == sha256_file(workspace / "staged" / staged.path)
+    assert entry.input_fingerprint == files_digest(entry.inputs)
     recorded = {Path(o.path).name: o.sha256 for o in entry.outputs}
     for name in ("data.parquet", "data.csv", "metadata.json"):
         assert recorded[name] == sha256_file(out.directory / name)
@@ -302,6 +310,6 @@ def test_the_columns_of_one_aggregate_share_one_computation(workspace: Path) -> 
     # the same aggregate after the staged data changed is computed again
     release(ctx, _distance("distance_m", epsilon=0.3), aggregator=counted)
     day = next((workspace / "staged").glob(f"date={START.isoformat()}/shard=*/*.parquet"))
-    os.utime(day, ns=(day.stat().st_atime_ns, day.stat().st_mtime_ns + 1_000_000))
+    pq.write_table(pq.read_table(day), day, compression="gzip")  # other bytes, re-staged
     release(ctx, _distance("subscribers", epsilon=0.3), aggregator=counted)
     assert calls[-2:] == ["mobility_distance", "mobility_distance"]

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from aggregation.audit.findings import entry_label, fail, warn
-from aggregation.release.publish import METADATA_FILE, sha256_file
+from aggregation.ledger import files_digest
+from aggregation.release.publish import METADATA_FILE, TMP_PREFIX, sha256_file
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -209,17 +210,57 @@ def _check_directories(
         listed = {PurePosixPath(o.path).name for o in entry.outputs}
         extra = sorted(found.files - listed)
         if extra:
-            text = f"holds {extra}, which the ledger does not list: their content is not covered."
-            findings.append(warn("files", found.relative, text))
+            text = (
+                f"holds {extra}, which the ledger does not list: their content was never "
+                "checked or paid for, and analysts would take them for part of the release. "
+                "Remove them (or find out who put them there)."
+            )
+            findings.append(fail("files", found.relative, text))
+    return findings
+
+
+def check_leftovers(root: Path, entries: Sequence[LedgerEntry]) -> list[Finding]:
+    """Temporary release folders (``releases/.tmp-<id>``): noisy values not published.
+
+    A folder whose entry is pending was paid for: rerunning the same release finishes it (a
+    warning). Any other holds noise no charge pays for (a failure): destroy it.
+    """
+    releases = root / "releases"
+    if not releases.is_dir():
+        return []
+    pending = {e.entry_id: e for e in entries if e.status == "pending"}
+    findings: list[Finding] = []
+    for leftover in sorted(releases.glob(f"{TMP_PREFIX}*")):
+        where = leftover.relative_to(root).as_posix()
+        entry = pending.get(leftover.name.removeprefix(TMP_PREFIX))
+        if entry is not None:
+            text = (
+                f"a temporary folder of {entry_label(entry)}, charged and interrupted before "
+                "publication: run the same release again to finish it (no second charge)."
+            )
+            findings.append(warn("files", where, text))
+        else:
+            text = (
+                "a temporary release folder with no pending charge: it may hold noisy values "
+                "that no ledger entry pays for. Delete it; never publish from it."
+            )
+            findings.append(fail("files", where, text))
     return findings
 
 
 def check_files(
     root: Path, entries: Sequence[LedgerEntry], dirs: Sequence[ReleaseDirectory]
 ) -> list[Finding]:
-    """Findings about published files: hashes, self-descriptions, and unpaid directories."""
+    """Findings about published files (hashes, self-descriptions, unpaid directories) and about
+    the input files each entry lists (their digest must be its fingerprint)."""
     findings: list[Finding] = []
     for entry in entries:
+        if files_digest(entry.inputs) != entry.input_fingerprint:
+            text = (
+                f"its input fingerprint {entry.input_fingerprint[:16]}… is not the digest of the "
+                f"{len(entry.inputs)} input file(s) it lists: one of them was rewritten."
+            )
+            findings.append(fail("files", entry_label(entry), text))
         if entry.status != "published":
             continue
         problems, good = _check_outputs(root, entry)

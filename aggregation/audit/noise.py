@@ -1,7 +1,9 @@
 """``audit noise``: recompute a release's exact bounded aggregates from the staged data and test
 its residuals (released - exact) against the noise it declares.
 
-For an auditor inside the data holder: it needs the staged data the release read and the
+For an auditor inside the data holder, and its output stays there (:data:`CONFIDENTIAL`: it is
+computed from exact data; the count of non-empty keys of a private key set is not shown). It
+needs the staged data the release read and the
 workspace secret (it keys the random order of contribution bounding, so the same records are
 kept as when the release was made). The question is rebuilt from the ledger entry alone
 (:func:`~aggregation.audit.rebuild.rebuild_spec`), the exact aggregate recomputed with the same
@@ -28,6 +30,7 @@ from aggregation.audit.noise_models import noise_model
 from aggregation.audit.rebuild import rebuild_spec
 from aggregation.audit.residuals import DEFAULT_ALPHA, Residuals, run_noise_tests
 from aggregation.indicators import exact_aggregate
+from aggregation.ledger import files_digest
 from aggregation.release import open_context, plan_release
 from aggregation.release.publish import sha256_file
 from schemas.errors import MobilityError
@@ -37,8 +40,14 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from aggregation.audit.residuals import NoiseTests, Verdict
-    from aggregation.ledger import LedgerEntry
+    from aggregation.ledger import FileDigest, LedgerEntry
     from aggregation.release import ReleaseContext
+
+CONFIDENTIAL = (
+    "For the data holder's auditors only: this output is computed from the exact, non-private "
+    "data (residuals, fitted scales, p-values); keep it inside the data holder, never publish it."
+)
+"""Printed with every ``audit noise`` result."""
 
 KeySet = Literal["public", "private"]
 
@@ -59,6 +68,12 @@ class NoiseAudit:
     tests: NoiseTests
     problems: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+
+    @property
+    def candidates_shown(self) -> int | None:
+        """The number of candidate cells, as it may be shown: None for a private key set, where
+        it is the exact number of non-empty keys (itself private)."""
+        return None if self.keys == "private" else self.cells_candidate
 
     @property
     def verdict(self) -> Verdict:
@@ -103,7 +118,8 @@ class NoiseAudit:
             "declared_scale": self.declared_scale,
             "keys": self.keys,
             "threshold": self.threshold,
-            "cells_candidate": self.cells_candidate,
+            "notice": CONFIDENTIAL,
+            "cells_candidate": self.candidates_shown,
             "cells_released": self.cells_released,
             "alpha": t.alpha,
             "verdict": self.verdict,
@@ -209,15 +225,24 @@ def _residuals(
     return data, problems
 
 
-def _notes(ctx: ReleaseContext, entry: LedgerEntry, fingerprint: str) -> list[str]:
-    if fingerprint == entry.input_fingerprint:
+def _notes(entry: LedgerEntry, inputs: tuple[FileDigest, ...]) -> list[str]:
+    """A note naming the staged files that differ from those the release read, if any."""
+    if files_digest(inputs) == entry.input_fingerprint:
         return []
+    then = {f.path: f.sha256 for f in entry.inputs}
+    now = {f.path: f.sha256 for f in inputs}
+    changed = sorted(p for p in then.keys() & now.keys() if then[p] != now[p])
+    gone, added = sorted(then.keys() - now.keys()), sorted(now.keys() - then.keys())
+    parts = [
+        f"{label} {', '.join(paths[:3])}{' …' if len(paths) > 3 else ''}"  # noqa: PLR2004
+        for label, paths in (("changed:", changed), ("gone:", gone), ("added:", added))
+        if paths
+    ]
     note = (
-        "the input fingerprint differs from the one recorded at release time: the staged files "
-        "were re-ingested or touched, or this is a copy of the workspace (the fingerprint covers "
-        f"absolute paths and modification times under {ctx.workspace.staged}). If the staged "
-        "data changed, the exact aggregates differ from those released and a failure may come "
-        "from that rather than from the noise."
+        "the input fingerprint differs from the one recorded at release time (staged files "
+        f"by relative path and content; {'; '.join(parts) or 'not listed in the entry'}): the "
+        "staged data were re-ingested or changed since, so the exact aggregates may differ "
+        "from those released and a failure may come from that rather than from the noise."
     )
     return [note]
 
@@ -270,5 +295,5 @@ def audit_noise(
         cells_released=int(data.residuals.size),
         tests=tests,
         problems=tuple(problems),
-        notes=tuple(_notes(ctx, entry, plan.request.input_fingerprint)),
+        notes=tuple(_notes(entry, plan.request.inputs)),
     )

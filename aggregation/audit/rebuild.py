@@ -19,7 +19,7 @@ from aggregation.ledger import canonical_json
 from schemas.errors import MobilityError
 from schemas.indicators import ContributionBounds, Indicator, Period
 from schemas.indicators import spec as indicator_spec
-from schemas.privacy import ACCOUNTING_WINDOWS, AccountingWindow
+from schemas.privacy import ACCOUNTING_WINDOWS, AccountingWindow, windows_of
 from schemas.release import ReleaseSpec
 
 if TYPE_CHECKING:
@@ -176,7 +176,7 @@ def _check_entry(entry: LedgerEntry) -> list[Finding]:
                 "keys under its bounds: its δ was computed for too few keys."
             )
             findings.append(fail("sensitivity", where, text))
-    read = set(scope.days_read())
+    read = set(windows_of(scope.days_read(), window))
     unpaid = sorted(read - set(entry.windows))
     if unpaid:
         shown = ", ".join(str(d) for d in unpaid[:_SHOWN]) + (" …" if len(unpaid) > _SHOWN else "")
@@ -184,8 +184,19 @@ def _check_entry(entry: LedgerEntry) -> list[Finding]:
             fail(
                 "sensitivity",
                 where,
-                f"the release read {len(read)} day(s) but charged only {len(entry.windows)}: "
-                f"{shown} were read and not charged.",
+                f"the release read {len(read)} {window} window(s) but charged only "
+                f"{len(entry.windows)}: the {window}s starting {shown} were read and not charged.",
+            )
+        )
+    stray = sorted(set(entry.windows) - read)
+    if stray:
+        findings.append(
+            fail(
+                "sensitivity",
+                where,
+                f"charged {', '.join(str(d) for d in stray[:_SHOWN])}, which are not the first "
+                f"days of {window} windows it read: its spend is booked to windows the caps do "
+                "not recognise.",
             )
         )
     if entry.k_threshold != spec.k:

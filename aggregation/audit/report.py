@@ -32,17 +32,17 @@ JSON_FILE = "report.json"
 
 LIMITATIONS = (
     (
-        "Caps are read from [privacy] in mobility.toml, which is not hash-protected: compare "
-        "them with the approved policy."
+        "The caps checked are the budget policy recorded in the ledger (hash-chained), which the "
+        "data holder sets: compare it with the approved policy."
     ),
     (
-        "Refusals are not hash-chained: a refusal can be deleted or edited without detection. "
-        "They are re-checked against the entries before them; nothing is published for one."
-    ),
-    (
-        "A ledger cut short together with the release files of its last entries, or rebuilt "
+        "A ledger cut short together with the release files of its last records, or rebuilt "
         "whole with recomputed hashes, keeps a valid chain: note the head hash of every audit "
         "outside the workspace and pass it to `audit verify --expect-head` next time."
+    ),
+    (
+        "Group privacy across windows is accounted as m·ε and m·e^((m-1)ε)·δ per release over a "
+        "rolling span: valid, and loose for long releases with a δ."
     ),
     "Noise is checked statistically only by `audit noise`, inside the data holder.",
 )
@@ -159,8 +159,8 @@ def _verification_html(v: VerifyReport) -> str:
     anchor = (
         "The ledger is empty."
         if head is None
-        else f"Ledger head: seq {head.seq}, entry_hash <code>{escape(head.entry_hash)}</code> "
-        f"({escape(head.status)}). Keep it outside the workspace and pass it to "
+        else f"Ledger head: seq {head.seq} ({escape(head.kind)}), hash "
+        f"<code>{escape(head.record_hash)}</code>. Keep it outside the workspace and pass it to "
         "<code>mobility audit verify --expect-head</code> next time."
     )
     return (

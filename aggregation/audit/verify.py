@@ -3,19 +3,23 @@
 Checks, in order (each one names what failed and where; see :class:`~aggregation.audit.findings.
 Finding`):
 
-1. ``chain``       -- every entry's hash covers its content and its predecessor's hash; ``seq``
-                      runs 1, 2, 3, … (edited, deleted, inserted or reordered entries).
-2. ``head``        -- optionally, the ledger still holds an entry hash recorded earlier
+1. ``chain``       -- every record's hash (charges, publications, refusals, policies) covers
+                      its content and its predecessor's hash; ``seq`` runs 1, 2, 3, … (edited,
+                      deleted, inserted or reordered records).
+2. ``head``        -- optionally, the ledger still holds a record hash noted earlier
                       (a ledger cut short or rewritten with recomputed hashes).
 3. ``files``       -- every published file exists with its recorded SHA-256; no release
-                      directory exists without a ledger entry.
+                      directory exists without a ledger entry, nor with files it does not
+                      list; no temporary release folder is left (noisy values: unpaid ones
+                      fail, those of a pending charge are reported for a rerun to finish).
 4. ``metadata``    -- each ``metadata.json`` states what the ledger charged; ``data.parquet``
                       holds the recorded number of cells, none below k.
 5. ``cost``        -- ε, δ, ρ recomputed with OpenDP from mechanism, sensitivity and scale.
 6. ``sensitivity`` -- the sensitivity, windows and k follow from the recorded parameters.
 7. ``budget``      -- replaying the entries in order, no window or rolling span goes over its
-                      cap under the composition the ledger states.
-8. ``refusals``    -- refusals (not hash-chained) are re-checked; unexplained ones are warnings.
+                      cap under the budget policy the ledger recorded (a mobility.toml that
+                      differs is reported).
+8. ``refusals``    -- refusals are re-checked; unexplained ones are warnings.
 
 Reading is safe while a flow runs: only the ledger's shared read lock is taken (never the
 writer lock), release directories are listed before the ledger is read, and an entry still
@@ -31,33 +35,36 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from aggregation.audit.caps import check_caps, check_refusals, stated_policy
+from aggregation.audit.caps import check_caps, check_refusals, recorded_policy
 from aggregation.audit.chain import check_chain, check_head
 from aggregation.audit.costs import check_costs
-from aggregation.audit.files import check_files, count_outputs, scan_release_dirs
+from aggregation.audit.files import check_files, check_leftovers, count_outputs, scan_release_dirs
 from aggregation.audit.findings import fail
 from aggregation.audit.rebuild import check_sensitivities
+from aggregation.ledger import chain_links
 from aggregation.release import open_context
-from schemas.errors import InternalError
+from schemas.errors import InternalError, MobilityError
 
 if TYPE_CHECKING:
     from aggregation.audit.findings import Finding
-    from aggregation.ledger import LedgerEntry, Refusal
+    from aggregation.ledger import ChainLink, LedgerEntry, PolicyRecord, Refusal
     from schemas.privacy import BudgetPolicy
 
 
 @dataclass(frozen=True)
 class LedgerSnapshot:
-    """What one read of the ledger returned (entries in ``seq`` order, refusals by time)."""
+    """What one read of the ledger returned (each kind in ``seq`` order, and the whole chain)."""
 
     entries: tuple[LedgerEntry, ...]
     refusals: tuple[Refusal, ...]
+    policies: tuple[PolicyRecord, ...] = ()
+    links: tuple[ChainLink, ...] = ()
     problem: Finding | None = None
 
     @property
-    def head(self) -> LedgerEntry | None:
-        """The last entry, if any."""
-        return self.entries[-1] if self.entries else None
+    def head(self) -> ChainLink | None:
+        """The last record of the chain, if any."""
+        return self.links[-1] if self.links else None
 
 
 @dataclass(frozen=True)
@@ -99,7 +106,7 @@ class VerifyReport:
             "files_checked": self.files_checked,
             "head": None
             if head is None
-            else {"seq": head.seq, "entry_hash": head.entry_hash, "status": head.status},
+            else {"seq": head.seq, "hash": head.record_hash, "record": head.kind},
             "policy": self.policy.as_dict(),
             "failures": [f.as_dict() for f in self.failures],
             "warnings": [f.as_dict() for f in self.warnings],
@@ -107,26 +114,29 @@ class VerifyReport:
 
 
 def read_snapshot(root: Path) -> tuple[BudgetPolicy, LedgerSnapshot]:
-    """The workspace policy and the ledger's entries and refusals, read under the shared lock."""
+    """The workspace policy and the ledger's records, read under the shared lock."""
     ctx = open_context(root, need_secret=False)
     try:
         entries = tuple(ctx.ledger.entries())
+        publications = ctx.ledger.publications()
         refusals = tuple(ctx.ledger.refusals())
-    except (duckdb.Error, InternalError) as err:
+        policies = tuple(ctx.ledger.policies())
+    except (duckdb.Error, InternalError, MobilityError) as err:
         problem = fail(
             "ledger",
             str(ctx.workspace.ledger),
             f"the ledger cannot be read as a ledger ({err}); it is damaged or was altered "
             "outside this program. Restore it from a backup.",
         )
-        return ctx.policy, LedgerSnapshot((), (), problem)
-    return ctx.policy, LedgerSnapshot(entries, refusals)
+        return ctx.policy, LedgerSnapshot((), (), problem=problem)
+    links = tuple(chain_links(entries, publications, refusals, policies))
+    return ctx.policy, LedgerSnapshot(entries, refusals, policies, links)
 
 
 def verify_workspace(root: Path | str, *, expected_head: str | None = None) -> VerifyReport:
     """Run every check of ``audit verify`` on the workspace at ``root`` (a copy will do).
 
-    ``expected_head`` is an ``entry_hash`` (or a prefix of at least 12 hex digits) noted from an
+    ``expected_head`` is a record hash (or a prefix of at least 12 hex digits) noted from an
     earlier audit; the ledger must still hold it.
     """
     root = Path(root).expanduser().resolve()
@@ -134,13 +144,14 @@ def verify_workspace(root: Path | str, *, expected_head: str | None = None) -> V
     policy, snapshot = read_snapshot(root)
     entries = snapshot.entries
     findings: list[Finding] = [snapshot.problem] if snapshot.problem else []
-    findings += check_chain(entries)
-    findings += check_head(entries, expected_head)
+    findings += check_chain(snapshot.links, entries)
+    findings += check_head(snapshot.links, expected_head)
     findings += check_files(root, entries, dirs)
+    findings += check_leftovers(root, entries)
     findings += check_costs(entries)
     findings += check_sensitivities(entries)
-    stated, policy_findings = stated_policy(policy, entries)
+    recorded, policy_findings = recorded_policy(policy, snapshot.policies)
     findings += policy_findings
-    findings += check_caps(stated, entries)
-    findings += check_refusals(stated, entries, snapshot.refusals)
-    return VerifyReport(root, stated, snapshot, count_outputs(entries), tuple(findings))
+    findings += check_caps(snapshot.policies, policy, entries)
+    findings += check_refusals(snapshot.policies, policy, entries, snapshot.refusals)
+    return VerifyReport(root, recorded, snapshot, count_outputs(entries), tuple(findings))

@@ -42,8 +42,13 @@ COLUMN_DOCS: dict[str, str] = {
         "Released value: the exact bounded aggregate plus differential-privacy noise; cells "
         "whose noisy value was below k are not published (absent)."
     ),
-    "ci95": "Half-width of the 95 % interval of the noise: the true bounded value lies in "
-    "value ± ci95 with 95 % probability.",
+    "ci95": (
+        "Half-width of the 95 % interval of the noise added to the cell (the noise lies within "
+        "± ci95 with 95 % probability). A noise interval, not a confidence interval for a "
+        "published cell: cells are published only when their noisy value reaches k, so near k "
+        "the bounded value lies in value ± ci95 less often (about 78 % for a true 0 published "
+        "at k = 10, noise scale 6)."
+    ),
     "baseline": "Mean released value of the same cell over the baseline period.",
     "baseline_n": "Number of baseline days (or periods) in which this cell was released.",
     "pct_change": "100 · (value - baseline) / baseline; empty without a positive baseline.",
@@ -120,7 +125,6 @@ def release_entry(record: ReleaseRecord, role: str, days: list[str] | None) -> d
         "cells_suppressed": m["cells_suppressed"],
         "contribution_bounds": dict(m["contribution_bounds"]),
         "windows_charged": list(m["scope"].get("windows_charged", [])),
-        "input_fingerprint": m["input_fingerprint"],
         "code_version": m["code_version"],
         "created_at": m["created_at"],
         "files": dict(m["files"]),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from aggregation.ledger.policies import policy_of
+
 if TYPE_CHECKING:
     from aggregation.ledger import LedgerEntry
     from aggregation.release import ReleaseContext
@@ -29,21 +31,30 @@ def entry_summary(entry: LedgerEntry) -> dict[str, Any]:
         "cells_released": entry.cells_released,
         "cells_suppressed": entry.cells_suppressed,
         "outputs": [{"path": o.path, "sha256": o.sha256} for o in entry.outputs],
+        "input_fingerprint": entry.input_fingerprint,
+        "inputs": [{"path": i.path, "sha256": i.sha256} for i in entry.inputs],
         "status": entry.status,
         "created_at": entry.created_at.isoformat(),
         "published_at": entry.published_at.isoformat() if entry.published_at else None,
         "prev_hash": entry.prev_hash,
         "entry_hash": entry.entry_hash,
+        "publication_hash": entry.publication.record_hash if entry.publication else None,
     }
 
 
 def ledger_summary(ctx: ReleaseContext) -> dict[str, Any]:
-    """Policy, counts and spend per accounting window. Reads the ledger; writes nothing."""
-    ledger, policy = ctx.ledger, ctx.policy
+    """Policy (the one the ledger recorded last), counts and spend per accounting window.
+    Reads the ledger; writes nothing."""
+    ledger = ctx.ledger
     entries = ledger.entries()
     refusals = ledger.refusals()
+    head = ledger.head()
+    records = ledger.policies()
+    policy = policy_of(records[-1]) if records else ctx.policy
     return {
         "ledger": ctx.workspace.ledger.relative_to(ctx.workspace.root).as_posix(),
+        "policy_source": "ledger" if records else "mobility.toml",
+        "policy_differs_from_mobility_toml": policy != ctx.policy,
         "policy": {
             "composition": policy.composition,
             "accounting_window": policy.accounting_window,
@@ -56,7 +67,7 @@ def ledger_summary(ctx: ReleaseContext) -> dict[str, Any]:
         "published": sum(e.status == "published" for e in entries),
         "pending": sum(e.status == "pending" for e in entries),
         "refusals": len(refusals),
-        "head_hash": entries[-1].entry_hash if entries else None,
+        "head_hash": head.record_hash if head is not None else None,
         "windows": [
             {
                 "window": str(b.window),

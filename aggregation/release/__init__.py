@@ -5,8 +5,11 @@ Modules:
     plan      -- :func:`plan_release` and :func:`explain`: sensitivity, noise, cost, budget left,
                  before any data are touched.
     suppress  -- the k-threshold, applied to noisy values only (post-processing).
-    publish   -- release files written aside, hashed, then moved into place atomically.
-    run       -- :func:`release`: the whole sequence, charged before publication, idempotent.
+    publish   -- release files written aside, hashed, then moved into place atomically; the
+                 complete files an interrupted run left, recovered.
+    run       -- :func:`release`: the whole sequence, charged before publication, idempotent,
+                 finishing an interrupted run of the same question under its one charge.
+    checkpoints -- named steps of a release where the crash tests kill the process.
 """
 
 from aggregation.release.context import ReleaseContext, open_context

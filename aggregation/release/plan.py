@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aggregation.indicators import AggregateRequest
-from aggregation.ledger import ReleaseRequest
+from aggregation.ledger import FileDigest, ReleaseRequest, files_digest
 from aggregation.mechanisms import explain_partitions, explain_vector
 from aggregation.release.context import code_version
+from aggregation.release.publish import sha256_file
+from schemas.errors import ConfigurationError
 from schemas.indicators import Indicator
 from schemas.indicators import spec as indicator_spec
+from schemas.privacy import release_parameter_problems, windows_of
 
 if TYPE_CHECKING:
     from aggregation.release.context import ReleaseContext
@@ -39,19 +41,28 @@ class ReleasePlan:
         return self.request.privacy_unit
 
 
-def _input_fingerprint(files: list[str]) -> str:
-    """SHA-256 over the staged files read (path, size, modification time), in order."""
-    digest = hashlib.sha256()
-    for name in files:
-        st = Path(name).stat()
-        digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+def input_files(staged: Path, files: list[str]) -> tuple[FileDigest, ...]:
+    """The staged files read, each by its path relative to the staged directory (POSIX, e.g.
+    ``date=2026-03-02/shard=003/cdr_2026-03-02.parquet``) and the SHA-256 of its bytes.
+
+    Relative paths and content hashes make the fingerprint the same on an auditor's copy of the
+    workspace, and change it exactly when the data read change (hashing costs one read of the
+    files, less than the aggregate query that reads them anyway).
+    """
+    return tuple(
+        FileDigest(Path(name).relative_to(staged).as_posix(), sha256_file(Path(name)))
+        for name in files
+    )
 
 
 def plan_release(
     ctx: ReleaseContext, spec: ReleaseSpec, *, fingerprint: bool = True
 ) -> ReleasePlan:
-    """Work out ``spec`` in ``ctx``: everything but the data and the noise."""
+    """Work out ``spec`` in ``ctx``: everything but the data and the noise.
+
+    The plan's spec is the *resolved* question (the policy's mechanism filled in), whose
+    parameters make the release key: asking with or without the default gives the same key.
+    """
     policy = ctx.policy
     ind = indicator_spec(spec.indicator)
     scope = spec.scope()
@@ -70,8 +81,20 @@ def plan_release(
     if len(ind.value_columns) > 1:
         epsilon /= len(ind.value_columns)  # the indicator's ε is shared by its value columns
     mechanism = spec.mechanism or policy.mechanism
+    # The resolved question: defaults applied, so that every door (CLI, API, flow) asking it
+    # gets the same parameters, hence the same release key (issue 16.2).
+    spec = replace(spec, mechanism=mechanism)
     needs_delta = mechanism == "discrete_gaussian" or spec.keys == "private"
     delta = policy.default_delta if needs_delta else 0.0
+    problems = release_parameter_problems(epsilon=epsilon, delta=delta if needs_delta else None)
+    if problems:
+        msg = (
+            f"Bad release request: {spec.indicator} ({spec.value_column}) resolves to "
+            f"ε={epsilon:g}, δ={delta:g} under [privacy] of mobility.toml: "
+            + "; ".join(problems)
+            + ". Ask for another ε, or change the defaults in [privacy]."
+        )
+        raise ConfigurationError(msg)
     if spec.keys == "private":
         noise = explain_partitions(
             mechanism, sensitivity, epsilon=epsilon, delta=delta,
@@ -83,13 +106,15 @@ def plan_release(
             mechanism, sensitivity, epsilon=epsilon, delta=delta, confidence=spec.confidence
         )
     files = ctx.source.files_for(aggregate.days_read()) if fingerprint else []
+    inputs = input_files(ctx.workspace.staged, files)
     request = ReleaseRequest(
         indicator=str(spec.indicator),
         parameters=spec.parameters(),
-        windows=aggregate.days_read(),
+        windows=windows_of(aggregate.days_read(), policy.accounting_window),
         privacy_unit=f"subscriber-{policy.accounting_window}",
         noise=noise,
-        input_fingerprint=_input_fingerprint(files),
+        input_fingerprint=files_digest(inputs),
+        inputs=inputs,
         code_version=code_version(),
         k_threshold=spec.k,
     )

@@ -1,8 +1,12 @@
 """Release files: written aside, hashed, then made visible by one atomic rename.
 
 Layout: ``releases/<indicator>/<release_id>/{data.parquet, data.csv, metadata.json}``. Until the
-rename, files live in ``releases/.tmp-<release_id>/``, which readers ignore; a failed run removes
-it, and a crash leaves only such a folder behind (cleaned by the next release).
+rename, files live in ``releases/.tmp-<release_id>/``, which readers ignore. ``metadata.json``
+is written last, itself by a rename, and lists the SHA-256 of the data files: a folder whose
+metadata is present and whose data match it is complete (:func:`recover`), whatever moment a
+crash interrupted its writer. A temporary folder holds noisy values, so it is only ever created
+under a committed ledger charge, and destroyed (:func:`discard_aside`) before a charge is
+released.
 """
 
 from __future__ import annotations
@@ -16,15 +20,19 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 import pyarrow.parquet as pq
 
+from aggregation.release import checkpoints
+from schemas.errors import MobilityError
 from schemas.release import METADATA_JSON_SCHEMA, release_contract
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
     from pathlib import Path
 
     import polars as pl
 
 DATA_FILES = ("data.parquet", "data.csv")
 METADATA_FILE = "metadata.json"
+TMP_PREFIX = ".tmp-"
 
 
 def sha256_file(path: Path) -> str:
@@ -36,44 +44,108 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def tmp_dir(releases: Path, release_id: str) -> Path:
+    """The temporary folder of release ``release_id``."""
+    return releases / f"{TMP_PREFIX}{release_id}"
+
+
 @dataclass(frozen=True)
 class StagedRelease:
-    """Files of one release written aside and hashed, ready to be moved into place."""
+    """Files of one release, complete and hashed, ready to be made visible (or already so)."""
 
-    tmp_dir: Path
+    folder: Path
     final_dir: Path
     hashes: dict[str, str]
+    metadata: dict[str, Any]
+
+    @property
+    def cells_released(self) -> int:
+        """Cells in the data files."""
+        return int(self.metadata["cells_released"])
+
+    @property
+    def cells_suppressed(self) -> int:
+        """Cells suppressed below k."""
+        return int(self.metadata["cells_suppressed"])
 
     def move(self) -> None:
-        """Make the release visible: one rename of the whole directory."""
-        self.final_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp_dir.replace(self.final_dir)
-
-    def discard(self) -> None:
-        """Remove the files written aside (a failed release publishes nothing)."""
-        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        """Make the release visible: one rename of the whole folder (nothing if in place)."""
+        if self.folder != self.final_dir:
+            self.final_dir.parent.mkdir(parents=True, exist_ok=True)
+            self.folder.replace(self.final_dir)
+        checkpoints.reach("moved")
 
 
 def write_aside(
     releases: Path, indicator: str, release_id: str, data: pl.DataFrame, metadata: dict[str, Any]
 ) -> StagedRelease:
-    """Write data and metadata into a temporary folder under ``releases``; hash everything."""
-    tmp = releases / f".tmp-{release_id}"
+    """Write data and metadata into the temporary folder under ``releases``; hash everything.
+
+    The caller destroys the folder (:func:`discard_aside`) if this raises.
+    """
+    tmp = tmp_dir(releases, release_id)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     table = data.to_arrow().cast(release_contract(indicator).schema)
     release_contract(indicator).validate(table, source=f"release {release_id}")
     pq.write_table(table, tmp / "data.parquet", compression="zstd")
     data.write_csv(tmp / "data.csv")
+    checkpoints.reach("data_written")
     hashes = {name: sha256_file(tmp / name) for name in DATA_FILES}
     document = {**metadata, "files": hashes}
     jsonschema.validate(document, METADATA_JSON_SCHEMA)
-    (tmp / METADATA_FILE).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    part = tmp / (METADATA_FILE + ".part")
+    part.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    part.replace(tmp / METADATA_FILE)
     hashes[METADATA_FILE] = sha256_file(tmp / METADATA_FILE)
-    return StagedRelease(tmp, releases / indicator / release_id, hashes)
+    return StagedRelease(tmp, releases / indicator / release_id, hashes, document)
 
 
-def clean_leftovers(releases: Path) -> None:
-    """Remove folders of releases that never completed (crashed runs)."""
-    for leftover in releases.glob(".tmp-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+def discard_aside(releases: Path, release_id: str) -> None:
+    """Destroy the temporary folder of ``release_id``; raise if any of it is left."""
+    tmp = tmp_dir(releases, release_id)
+    shutil.rmtree(tmp, ignore_errors=True)
+    if tmp.exists():
+        msg = (
+            f"Could not remove {tmp}, which holds noisy values of a release that failed: its "
+            "ledger charge is kept (pending). Remove the folder by hand, then run the same "
+            "release again."
+        )
+        raise MobilityError(msg)
+
+
+def recover(releases: Path, indicator: str, release_id: str) -> StagedRelease | None:
+    """The complete files of ``release_id`` left by an interrupted run, in place or aside.
+
+    Complete: ``metadata.json`` names this release and the data files have the hashes it
+    lists. Returns None when there is nothing complete to finish with.
+    """
+    final = releases / indicator / release_id
+    for folder in (final, tmp_dir(releases, release_id)):
+        try:
+            document = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
+            listed = dict(document["files"])
+            if document.get("release_id") != release_id or set(listed) != set(DATA_FILES):
+                continue
+            hashes = {name: sha256_file(folder / name) for name in DATA_FILES}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if hashes == listed:
+            hashes[METADATA_FILE] = sha256_file(folder / METADATA_FILE)
+            return StagedRelease(folder, final, hashes, document)
+    return None
+
+
+def clean_leftovers(releases: Path, *, paid: Collection[str]) -> list[Path]:
+    """Destroy temporary folders whose release has no pending charge in ``paid``; return them.
+
+    Such a folder can only come from a run of older code, or from hands outside the pipeline:
+    its noise was never paid for, so it must not survive. Folders of pending charges are kept
+    for the rerun of their question to finish.
+    """
+    removed = []
+    for leftover in sorted(releases.glob(f"{TMP_PREFIX}*")):
+        if leftover.name.removeprefix(TMP_PREFIX) not in paid:
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(leftover)
+    return removed

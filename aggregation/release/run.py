@@ -6,10 +6,16 @@ Order matters for the guarantees (DESIGN.md, invariants 2-5 and 7):
    fresh noise, no second charge.
 2. Compute the exact bounded aggregate (no noise, nothing published, nothing charged yet).
 3. Charge the ledger, atomically; a refusal raises :class:`BudgetExceededError` and publishes
-   nothing.
+   nothing. If an earlier run of the same question was charged and then interrupted (kill -9,
+   power loss), its pending charge is resumed instead: no second charge.
 4. Add noise with the OpenDP measurement over the whole vector, suppress noisy cells below k,
-   write the files aside, hash them, then rename them into place and mark the entry published.
-   Any exception before the rename rolls the charge back and removes the files.
+   write the files aside, hash them, then rename them into place and record the publication.
+   A resumed run publishes the files its predecessor completed (same noise) and otherwise
+   destroys what it left and draws again. An exception before the rename destroys the files
+   first, and only then may the charge be rolled back: noise on disk is always paid for.
+
+The named :mod:`~aggregation.release.checkpoints` between these steps let the crash tests kill
+a release at each of them.
 """
 
 from __future__ import annotations
@@ -30,8 +36,16 @@ from aggregation.indicators import AggregateRequest
 from aggregation.indicators.shards import sharded_aggregate
 from aggregation.ledger import OutputFile
 from aggregation.mechanisms import plan_partitions, plan_vector
+from aggregation.release import checkpoints
 from aggregation.release.plan import plan_release
-from aggregation.release.publish import METADATA_FILE, clean_leftovers, write_aside
+from aggregation.release.publish import (
+    METADATA_FILE,
+    StagedRelease,
+    clean_leftovers,
+    discard_aside,
+    recover,
+    write_aside,
+)
 from aggregation.release.suppress import suppress_below
 from schemas.errors import InternalError, MobilityError
 from schemas.indicators import spec as indicator_spec
@@ -40,7 +54,7 @@ from schemas.release import release_contract
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from aggregation.ledger import LedgerEntry
+    from aggregation.ledger import ChargeTransaction, LedgerEntry
     from aggregation.release.context import ReleaseContext
     from aggregation.release.plan import ReleasePlan
     from schemas.release import ReleaseSpec
@@ -101,7 +115,7 @@ class _SharedAggregate:
     ``subscribers``) is released once per column, each a release of its own with its own ledger
     entry, but all from one exact aggregate. This keeps that aggregate, in this process only,
     until the next release that asks for the same request, bounding key and input fingerprint
-    (the staged files, their sizes and times) and drops it then, or when another release
+    (the staged files, by content) and drops it then, or when another release
     comes first. Single-column indicators are never kept.
     """
 
@@ -144,37 +158,70 @@ def release(
 
     _require_data(ctx, spec)
     exact = _SHARED.aggregate(plan, ctx.require_bounding_key(), aggregator)
-    keys = list(indicator_spec(spec.indicator).key_columns)
-    values = exact[spec.value_column].to_list()
-
     with ctx.ledger.charge(plan.request) as tx:
         if tx.reused:  # answered by another process meanwhile
             return stored_release(ctx, tx.entry)
-        clean_leftovers(ctx.workspace.releases)
-        noisy = _add_noise(plan, exact.select(keys), values)
-        published, suppressed = suppress_below(noisy, spec.k)
-        entry = tx.entry
-        metadata = _metadata(plan, entry, exact.height, published.height, suppressed)
-        staged = write_aside(
-            ctx.workspace.releases, str(spec.indicator), entry.entry_id, published, metadata
-        )
-        try:
-            root = ctx.workspace.root
-            outputs = [
-                OutputFile((staged.final_dir / name).relative_to(root).as_posix(), digest)
-                for name, digest in sorted(staged.hashes.items())
-            ]
-            tx.publish(
-                outputs=outputs,
-                cells_released=published.height,
-                cells_suppressed=suppressed,
-                move=staged.move,
+        checkpoints.reach("charged")
+        return _noise_and_publish(ctx, tx, plan, exact)
+
+
+def _noise_and_publish(
+    ctx: ReleaseContext, tx: ChargeTransaction, plan: ReleasePlan, exact: pl.DataFrame
+) -> ReleaseOutcome:
+    """Inside the charge: finish an interrupted run's files, or draw the noise and write them.
+
+    Noise is drawn to disk only under the charge, and destroyed before the charge may be
+    released (``tx.noise_destroyed``); a rerun after a crash publishes the files the crashed
+    run completed (same noise), or destroys its partial files and draws again, under the one
+    charge the crashed run paid.
+    """
+    spec, entry, releases = plan.spec, tx.entry, ctx.workspace.releases
+    indicator = str(spec.indicator)
+    paid = {e.entry_id for e in ctx.ledger.entries() if e.status == "pending"}
+    clean_leftovers(releases, paid=paid)
+    tx.noise_at_risk()
+    if tx.resumed:
+        finished = recover(releases, indicator, entry.entry_id)
+        if finished is not None:
+            return _publish(ctx, tx, finished)
+        if (releases / indicator / entry.entry_id).exists():
+            msg = (
+                f"{releases / indicator / entry.entry_id} is in place but incomplete (its files "
+                f"do not match its metadata), and ledger entry {entry.entry_id} is charged for "
+                "it: restore the folder from a backup, or remove it and run the release again "
+                "(the charge stays; no second charge is made)."
             )
-        except BaseException:
-            if not tx.committed:
-                staged.discard()
-            raise
-    return ReleaseOutcome(staged.final_dir, {**metadata, "files": staged.hashes}, reused=False)
+            raise MobilityError(msg)
+    try:
+        keys = list(indicator_spec(spec.indicator).key_columns)
+        noisy = _add_noise(plan, exact.select(keys), exact[spec.value_column].to_list())
+        checkpoints.reach("noised")
+        published, suppressed = suppress_below(noisy, spec.k)
+        metadata = _metadata(plan, entry, exact.height, published.height, suppressed)
+        staged = write_aside(releases, indicator, entry.entry_id, published, metadata)
+        checkpoints.reach("written")
+    except BaseException:
+        discard_aside(releases, entry.entry_id)  # raises (charge kept) if anything is left
+        tx.noise_destroyed()
+        raise
+    return _publish(ctx, tx, staged)
+
+
+def _publish(ctx: ReleaseContext, tx: ChargeTransaction, staged: StagedRelease) -> ReleaseOutcome:
+    """Move the complete files into place and record the publication."""
+    root = ctx.workspace.root
+    outputs = [
+        OutputFile((staged.final_dir / name).relative_to(root).as_posix(), digest)
+        for name, digest in sorted(staged.hashes.items())
+    ]
+    tx.publish(
+        outputs=outputs,
+        cells_released=staged.cells_released,
+        cells_suppressed=staged.cells_suppressed,
+        move=staged.move,
+    )
+    checkpoints.reach("published")
+    return ReleaseOutcome(staged.final_dir, dict(staged.metadata), reused=False)
 
 
 def _add_noise(plan: ReleasePlan, keys: pl.DataFrame, values: list[int]) -> pl.DataFrame:
@@ -271,7 +318,6 @@ def _metadata(
         "cells_released": released,
         "cells_suppressed": suppressed,
         "contribution_bounds": spec.parameters()["bounds"],
-        "input_fingerprint": entry.input_fingerprint,
         "code_version": entry.code_version,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": {},

@@ -51,7 +51,9 @@ class ReleaseBody(BaseModel):
     level: Level = "admin2"
     epsilon: float | None = Field(None, gt=0, description="[default: the workspace policy's]")
     k: int = Field(DEFAULT_K, ge=0, description="Publish a cell only if its noisy value >= k.")
-    mechanism: Literal["discrete_laplace", "discrete_gaussian"] = "discrete_laplace"
+    mechanism: Literal["discrete_laplace", "discrete_gaussian"] | None = Field(
+        None, description="[default: the workspace policy's]"
+    )
     value: str | None = Field(None, description="One value column [default: all, each charged].")
     baseline_from: date | None = None
     baseline_to: date | None = None

@@ -21,6 +21,7 @@ from aggregation.audit import (
     verify_workspace,
     write_report,
 )
+from aggregation.audit.noise import CONFIDENTIAL
 from flows.cli._common import JSON_OPTION, emit_json
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ EXPECT_HEAD_OPTION = click.option(
     "--expect-head",
     metavar="HASH",
     default=None,
-    help="An entry_hash noted at an earlier audit (12+ hex digits): fail unless the ledger "
+    help="A ledger head hash noted at an earlier audit (12+ hex digits): fail unless the ledger "
     "still holds it (detects a ledger cut short or rewritten).",
 )
 
@@ -73,8 +74,8 @@ def _verify_text(report: VerifyReport) -> str:
     head = report.snapshot.head
     if head is not None:
         lines.append(
-            f"  ledger head: seq {head.seq} entry_hash {head.entry_hash} ({head.status}); note "
-            "it outside the workspace and pass --expect-head next time"
+            f"  ledger head: seq {head.seq} ({head.kind}) hash {head.record_hash}; note it "
+            "outside the workspace and pass --expect-head next time"
         )
     lines += [f.line() for f in (*report.failures, *report.warnings)]
     verdict = (
@@ -149,12 +150,14 @@ def report(workspace: Path, out: Path | None, expect_head: str | None, as_json: 
 
 
 def _noise_text(result: NoiseAudit) -> str:
+    shown = result.candidates_shown
+    of = f" of {shown} candidate cells" if shown is not None else ""
     lines = [
+        CONFIDENTIAL,
         (
             f"Release {result.release_id} ({result.indicator}, {result.value_column}): "
             f"{result.mechanism} scale {result.declared_scale:g}, {result.keys} keys, "
-            f"threshold {result.threshold}; {result.cells_released} of {result.cells_candidate} "
-            "candidate cells released"
+            f"threshold {result.threshold}; {result.cells_released} cells released{of}"
         ),
         f"Verdict: {result.verdict.upper()}. {result.summary()}",
     ]

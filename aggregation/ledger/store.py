@@ -1,0 +1,467 @@
+"""The ledger of a workspace: a DuckDB file, read and appended under sidecar locks.
+
+See :mod:`aggregation.ledger` for the protocol of a charge; this module implements it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from aggregation.budget import (
+    Charge,
+    RollingBudget,
+    WindowBudget,
+    refusal_reasons,
+    rolling_budget,
+    summarise_reasons,
+    window_budget,
+)
+from aggregation.ledger.chain import (
+    ENTRY_COLUMNS,
+    POLICY_COLUMNS,
+    PUBLICATION_COLUMNS,
+    REFUSAL_COLUMNS,
+    ChainLink,
+    chain_links,
+    compute_entry_hash,
+    policy_hash,
+    publication_hash,
+    refusal_hash,
+)
+from aggregation.ledger.hashing import GENESIS_HASH
+from aggregation.ledger.locks import flock, now
+from aggregation.ledger.policies import (
+    change_problem,
+    governing,
+    policy_of,
+    require_change_allowed,
+)
+from aggregation.ledger.records import (
+    LedgerEntry,
+    PolicyRecord,
+    Publication,
+    Refusal,
+    frozen_mapping,
+)
+from aggregation.ledger.tables import (
+    DDL,
+    HEAD_SQL,
+    INSERTS,
+    Row,
+    check_schema_version,
+    entry_from,
+    has_tables,
+    policy_from,
+    publication_from,
+    refusal_from,
+    row_of,
+)
+from aggregation.ledger.transaction import ChargeTransaction
+from schemas.errors import BudgetExceededError, InternalError, MobilityError
+from schemas.privacy import BudgetPolicy, windows_of
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+    from datetime import date
+    from pathlib import Path
+
+    from aggregation.ledger.records import FileDigest, ReleaseRequest
+
+
+class Ledger:
+    """The privacy ledger of a workspace: a DuckDB file plus its sidecar lock files."""
+
+    def __init__(self, path: Path, policy: BudgetPolicy, *, lock_timeout: float = 60.0) -> None:
+        self.path = path
+        self.policy = policy
+        self.lock_timeout = lock_timeout
+        self.access_lock = self.path.with_name(self.path.name + ".lock")
+        self.writer_lock = self.path.with_name(self.path.name + ".writer.lock")
+
+    # -- connections ------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection inside one transaction, committed if the block succeeds."""
+        with flock(self.access_lock, exclusive=True, timeout=self.lock_timeout, purpose="writing"):
+            con = duckdb.connect(str(self.path))
+            try:
+                if has_tables(con):
+                    check_schema_version(con, self.path, stamp=False)
+                for statement in DDL:
+                    con.execute(statement)
+                check_schema_version(con, self.path, stamp=True)
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    yield con
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                con.execute("COMMIT")
+            finally:
+                con.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
+        """A read-only connection, or None while the ledger has no tables yet."""
+        with flock(self.access_lock, exclusive=False, timeout=self.lock_timeout, purpose="reading"):
+            if not self.path.exists():
+                yield None
+                return
+            con = duckdb.connect(str(self.path), read_only=True)
+            try:
+                if not has_tables(con):
+                    yield None
+                    return
+                check_schema_version(con, self.path, stamp=False)
+                yield con
+            finally:
+                con.close()
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        """Rows of a read-only query, or none while the ledger has no tables yet."""
+        with self._read() as con:
+            if con is None:
+                return []
+            cursor = con.execute(sql, list(params))
+            columns = [d[0] for d in cursor.description or ()]
+            return [Row(columns, row) for row in cursor.fetchall()]
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def publications(self) -> list[Publication]:
+        """Every publication record, in chain order."""
+        rows = self._query("SELECT * FROM ledger_publications ORDER BY seq")
+        return [publication_from(r) for r in rows]
+
+    def _entries(self, where: str = "", params: Sequence[object] = ()) -> list[LedgerEntry]:
+        rows = self._query(f"SELECT * FROM ledger_entries {where} ORDER BY seq", params)  # noqa: S608 - our own SQL
+        if not rows:
+            return []
+        published = {p.entry_id: p for p in self.publications()}
+        return [entry_from(r, published.get(r.text("entry_id"))) for r in rows]
+
+    def entries(self) -> list[LedgerEntry]:
+        """Every charge, in chain order, with its publication if it has one."""
+        return self._entries()
+
+    def entry(self, entry_id: str) -> LedgerEntry:
+        """The entry called ``entry_id``; :class:`MobilityError` if there is none."""
+        found = self._entries("WHERE entry_id = ?", [entry_id])
+        if not found:
+            msg = f"The privacy ledger {self.path} has no entry {entry_id!r}."
+            raise MobilityError(msg)
+        return found[0]
+
+    def find(self, key: str) -> LedgerEntry | None:
+        """The published entry with release key ``key``, if the question was answered already."""
+        found = [e for e in self._entries("WHERE release_key = ?", [key]) if e.publication]
+        return found[0] if found else None
+
+    def pending(self, key: str) -> LedgerEntry | None:
+        """The charged, unpublished entry of release key ``key`` (its run was interrupted)."""
+        found = [e for e in self._entries("WHERE release_key = ?", [key]) if not e.publication]
+        return found[0] if found else None
+
+    def refusals(self) -> list[Refusal]:
+        """Every refused request, in chain order."""
+        return [refusal_from(r) for r in self._query("SELECT * FROM ledger_refusals ORDER BY seq")]
+
+    def policies(self) -> list[PolicyRecord]:
+        """Every budget policy recorded, in chain order."""
+        return [policy_from(r) for r in self._query("SELECT * FROM ledger_policies ORDER BY seq")]
+
+    def chain(self) -> list[ChainLink]:
+        """Every record of every kind, as the hash chain sees it, in ``seq`` order."""
+        return chain_links(self.entries(), self.publications(), self.refusals(), self.policies())
+
+    def head(self) -> ChainLink | None:
+        """The last record of the chain, if any."""
+        links = self.chain()
+        return links[-1] if links else None
+
+    def charges(self) -> list[Charge]:
+        """Every entry (pending or published) as the budget sees it."""
+        return [entry.as_charge() for entry in self.entries()]
+
+    def windows(self) -> list[date]:
+        """Every accounting window any entry has charged, in order."""
+        return sorted({w for charge in self.charges() for w in charge.windows})
+
+    def window_budgets(self, windows: Iterable[date] | None = None) -> list[WindowBudget]:
+        """Spend, cap and budget left of ``windows`` (default: every charged window), each under
+        the strictest policy that governs it (:mod:`aggregation.ledger.policies`)."""
+        entries, records = self.entries(), self.policies()
+        charges = [e.as_charge() for e in entries]
+        wanted = sorted(set(windows)) if windows is not None else self.windows()
+        budgets = []
+        for w in wanted:
+            policies = governing(self.policy, records, entries, [w])
+            strictest = min(policies, key=lambda p: (p.epsilon_per_window, p.delta_per_window))
+            budgets.append(window_budget(strictest, charges, w))
+        return budgets
+
+    def rolling_budget(self, end: date) -> RollingBudget:
+        """Spend, cap and budget left of the rolling span ending on ``end``."""
+        return rolling_budget(self.policy, self.charges(), end)
+
+    def refusal_reasons(self, request: ReleaseRequest) -> list[str]:
+        """Why ``request`` would be refused now (empty if it would be charged); writes nothing."""
+        if self.find(request.release_key) or self.pending(request.release_key):
+            return []
+        entries, records = self.entries(), self.policies()
+        last = policy_of(records[-1]) if records else None
+        problem = change_problem(self.policy, last, charged=bool(entries))
+        if problem is not None:
+            return [problem]
+        new = Charge(request.windows, request.noise.cost)
+        charges = [e.as_charge() for e in entries]
+        reasons: list[str] = []
+        for policy in governing(self.policy, records, entries, request.windows):
+            reasons += [r for r in refusal_reasons(policy, charges, new) if r not in reasons]
+        return reasons
+
+    # -- charging ---------------------------------------------------------------------------
+
+    @contextmanager
+    def charge(self, request: ReleaseRequest) -> Iterator[ChargeTransaction]:
+        """Charge ``request`` before publication, atomically; see :mod:`aggregation.ledger`.
+
+        Yields a :class:`ChargeTransaction` whose ``entry`` is the new pending entry, the
+        pending entry of the same question left by an interrupted run (``resumed``: paid
+        already, to be finished), or the stored published entry (``reused``). Raises
+        :class:`~schemas.errors.BudgetExceededError` (and records the refusal) when any window
+        or rolling span would go over its cap.
+        """
+        with flock(
+            self.writer_lock, exclusive=True, timeout=self.lock_timeout, purpose="a release"
+        ):
+            stored = self.find(request.release_key)
+            if stored is not None:
+                yield ChargeTransaction(self._publish, stored, reused=True)
+                return
+            interrupted = self.pending(request.release_key)
+            if interrupted is not None:
+                transaction = ChargeTransaction(self._publish, interrupted, resumed=True)
+                yield transaction  # an exception leaves the paid charge pending, as it was
+                if not transaction.published:
+                    msg = f"The resumed charge {interrupted.entry_id} ended without publish()."
+                    raise InternalError(msg)
+                return
+            entry = self._append_or_refuse(request)
+            transaction = ChargeTransaction(self._publish, entry)
+            try:
+                yield transaction
+            except BaseException as error:
+                if transaction.may_roll_back:
+                    self._roll_back(entry, error)
+                else:
+                    error.add_note(
+                        f"Ledger entry {entry.entry_id} stays charged as 'pending': its noise "
+                        "may be on disk. Run the same release again to finish it (same noise, "
+                        "no second charge)."
+                    )
+                raise
+            if not transaction.published:
+                if transaction.may_roll_back:
+                    self._roll_back(entry, None)
+                msg = (
+                    f"The charge of {request.indicator} (entry {entry.entry_id}) ended without "
+                    "publish()."
+                )
+                raise InternalError(msg)
+
+    def _nearby_entries(
+        self, windows: Sequence[date], records: Sequence[PolicyRecord]
+    ) -> list[LedgerEntry]:
+        """Entries that share a window or a rolling span (of any policy) with ``windows``."""
+        days = max([self.policy.rolling_days, *(policy_of(r).rolling_days for r in records)])
+        reach = timedelta(days=days - 1)
+        rows = self._query(
+            "SELECT * FROM ledger_entries WHERE list_max(windows) >= ? AND list_min(windows) <= ? "
+            "ORDER BY seq",
+            [min(windows) - reach, max(windows) + reach],
+        )
+        return [entry_from(r, None) for r in rows]
+
+    def _append_or_refuse(self, request: ReleaseRequest) -> LedgerEntry:
+        """Check the budget; record a refusal and raise, or append a pending entry."""
+        records = self._record_policy()
+        unit = self.policy.accounting_window
+        if request.privacy_unit != f"subscriber-{unit}" or request.windows != windows_of(
+            request.windows, unit
+        ):
+            msg = (
+                f"A release of {request.indicator} states privacy unit {request.privacy_unit!r} "
+                f"and windows {[str(w) for w in request.windows]}, but the policy's accounting "
+                f"window is {unit!r} (windows named by their first day): a bug."
+            )
+            raise InternalError(msg)
+        cost = request.noise.cost
+        new = Charge(request.windows, cost)
+        nearby = self._nearby_entries(request.windows, records)
+        charges = [e.as_charge() for e in nearby]
+        reasons: list[str] = []
+        for policy in governing(self.policy, records, nearby, request.windows):
+            reasons += [r for r in refusal_reasons(policy, charges, new) if r not in reasons]
+        if reasons:
+            refusal = self._record_refusal(request, reasons)
+            msg = (
+                f"Refused by the privacy budget: releasing {request.indicator!r} for "
+                f"{_describe_windows(request.windows)} at {cost.describe()} would overspend "
+                f"({self.policy.composition} composition) — {summarise_reasons(reasons)}. "
+                f"Nothing was charged or published (refusal {refusal.refusal_id} is recorded in "
+                f"{self.path}). Ask for a smaller ε or fewer windows: spent budget never comes "
+                "back, and caps are set in [privacy] of mobility.toml."
+            )
+            raise BudgetExceededError(msg)
+        return self._append_entry(request)
+
+    @staticmethod
+    def _next(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
+        """``seq`` and ``prev_hash`` of the record to append."""
+        head = con.execute(HEAD_SQL).fetchall()
+        return (int(head[0][0]) + 1, str(head[0][1])) if head else (1, GENESIS_HASH)
+
+    def _record_policy(self) -> list[PolicyRecord]:
+        """Append the workspace's policy unless it is the one recorded last; return them all.
+
+        Refuses (:class:`~schemas.errors.ConfigurationError`) a change of accounting window or
+        composition in a ledger that holds charges (:mod:`aggregation.ledger.policies`).
+        """
+        recorded = self.policies()
+        last = policy_of(recorded[-1]) if recorded else None
+        if last == self.policy:
+            return recorded
+        charged = bool(self._query("SELECT seq FROM ledger_entries LIMIT 1"))
+        require_change_allowed(self.policy, last, charged=charged)
+        with self._write() as con:
+            seq, prev_hash = self._next(con)
+            wanted = frozen_mapping(self.policy.as_dict())
+            draft = PolicyRecord(seq, uuid.uuid4().hex, wanted, now(), prev_hash, "")
+            record = replace(draft, record_hash=policy_hash(draft))
+            con.execute(INSERTS["policy"], row_of(record, POLICY_COLUMNS))
+        return [*recorded, record]
+
+    def _record_refusal(self, request: ReleaseRequest, reasons: Sequence[str]) -> Refusal:
+        cost = request.noise.cost
+        with self._write() as con:
+            seq, prev_hash = self._next(con)
+            draft = Refusal(
+                seq=seq,
+                refusal_id=uuid.uuid4().hex,
+                release_key=request.release_key,
+                indicator=request.indicator,
+                parameters=request.parameters,
+                windows=request.windows,
+                mechanism=request.noise.mechanism,
+                epsilon=cost.epsilon,
+                delta=cost.delta,
+                rho=cost.rho,
+                reason="; ".join(reasons),
+                created_at=now(),
+                prev_hash=prev_hash,
+                record_hash="",
+            )
+            refusal = replace(draft, record_hash=refusal_hash(draft))
+            con.execute(INSERTS["refusal"], row_of(refusal, REFUSAL_COLUMNS))
+        return refusal
+
+    def _append_entry(self, request: ReleaseRequest) -> LedgerEntry:
+        """Append ``request`` as the new head of the chain, pending (committed)."""
+        noise, cost = request.noise, request.noise.cost
+        with self._write() as con:
+            seq, prev_hash = self._next(con)
+            draft = LedgerEntry(
+                seq=seq,
+                entry_id=uuid.uuid4().hex,
+                release_key=request.release_key,
+                indicator=request.indicator,
+                parameters=request.parameters,
+                privacy_unit=request.privacy_unit,
+                windows=request.windows,
+                composition=self.policy.composition,
+                mechanism=noise.mechanism,
+                l1=noise.sensitivity.l1,
+                l2=float(noise.sensitivity.l2),
+                linf=noise.sensitivity.linf,
+                scale=noise.scale,
+                epsilon=cost.epsilon,
+                delta=cost.delta,
+                rho=cost.rho,
+                zcdp_delta=cost.zcdp_delta,
+                partition_threshold=noise.threshold,
+                l0=noise.l0,
+                k_threshold=request.k_threshold,
+                input_fingerprint=request.input_fingerprint,
+                inputs=request.inputs,
+                code_version=request.code_version,
+                created_at=now(),
+                prev_hash=prev_hash,
+                entry_hash="",
+            )
+            entry = replace(draft, entry_hash=compute_entry_hash(draft))
+            con.execute(INSERTS["charge"], row_of(entry, ENTRY_COLUMNS))
+        return entry
+
+    def _publish(
+        self,
+        entry: LedgerEntry,
+        outputs: tuple[FileDigest, ...],
+        cells_released: int,
+        cells_suppressed: int,
+    ) -> LedgerEntry:
+        """Append the publication record of the pending ``entry``; return the entry with it."""
+        with self._write() as con:
+            done = con.execute(
+                "SELECT count(*) FROM ledger_publications WHERE entry_id = ?", [entry.entry_id]
+            ).fetchall()
+            if done[0][0]:
+                msg = f"Entry {entry.entry_id} is already published."
+                raise InternalError(msg)
+            seq, prev_hash = self._next(con)
+            draft = Publication(
+                seq=seq,
+                entry_id=entry.entry_id,
+                outputs=outputs,
+                cells_released=cells_released,
+                cells_suppressed=cells_suppressed,
+                published_at=now(),
+                prev_hash=prev_hash,
+                record_hash="",
+            )
+            publication = replace(draft, record_hash=publication_hash(draft))
+            con.execute(INSERTS["publication"], row_of(publication, PUBLICATION_COLUMNS))
+        return replace(entry, publication=publication)
+
+    def _roll_back(self, entry: LedgerEntry, error: BaseException | None) -> None:
+        """Delete the pending head entry: its noise never reached the disk, or was destroyed."""
+        try:
+            with self._write() as con:
+                head = con.execute(HEAD_SQL).fetchall()
+                if not head or int(head[0][0]) != entry.seq:
+                    msg = (
+                        f"Entry {entry.entry_id} (seq {entry.seq}) is no longer the head of the "
+                        "ledger chain while its writer lock is held."
+                    )
+                    raise InternalError(msg)
+                con.execute("DELETE FROM ledger_entries WHERE seq = ?", [entry.seq])
+        except Exception as failure:
+            if error is None:
+                raise
+            error.add_note(
+                f"Rolling back ledger entry {entry.entry_id} failed too ({failure}); it stays "
+                "charged as 'pending' (conservative)."
+            )
+
+
+def _describe_windows(windows: Sequence[date]) -> str:
+    if len(windows) == 1:
+        return windows[0].isoformat()
+    return f"{windows[0].isoformat()}..{windows[-1].isoformat()} ({len(windows)} windows)"
