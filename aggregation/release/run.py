@@ -1,6 +1,6 @@
 """``release``: exact bounded aggregate → ledger charge → OpenDP noise → k-threshold → files.
 
-Order matters for the guarantees (DESIGN.md, invariants 2-5 and 7):
+Order matters for the guarantees (docs/design.md, guarantees 2-5, 7 and 8):
 
 1. If the same question was answered before (same release key), return the stored release: no
    fresh noise, no second charge.
