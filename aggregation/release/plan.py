@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aggregation.indicators import AggregateRequest
-from aggregation.ledger import FileDigest, ReleaseRequest, files_digest
+from aggregation.ledger import ReleaseRequest, files_digest
 from aggregation.mechanisms import explain_partitions, explain_vector
 from aggregation.release.context import code_version
-from aggregation.release.publish import sha256_file
+from aggregation.release.digests import staged_digests
 from schemas.errors import ConfigurationError
 from schemas.indicators import Indicator
 from schemas.indicators import spec as indicator_spec
 from schemas.privacy import release_parameter_problems, windows_of
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from aggregation.ledger import FileDigest
     from aggregation.release.context import ReleaseContext
     from schemas.privacy import NoiseSpec, Sensitivity
     from schemas.release import ReleaseSpec
@@ -46,13 +48,10 @@ def input_files(staged: Path, files: list[str]) -> tuple[FileDigest, ...]:
     ``date=2026-03-02/shard=003/cdr_2026-03-02.parquet``) and the SHA-256 of its bytes.
 
     Relative paths and content hashes make the fingerprint the same on an auditor's copy of the
-    workspace, and change it exactly when the data read change (hashing costs one read of the
-    files, less than the aggregate query that reads them anyway).
+    workspace, and change it exactly when the data read change. Files unchanged since they were
+    last hashed are not read again (:mod:`aggregation.release.digests`).
     """
-    return tuple(
-        FileDigest(Path(name).relative_to(staged).as_posix(), sha256_file(Path(name)))
-        for name in files
-    )
+    return staged_digests(staged, files)
 
 
 def plan_release(
