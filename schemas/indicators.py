@@ -404,11 +404,6 @@ class IndicatorSpec:
     per_subscriber_keys: Callable[[ContributionBounds], int] = field(repr=False)
 
     @property
-    def uses_home(self) -> bool:
-        """Whether the indicator needs home zones (and so a :class:`HomeRule`)."""
-        return not self.day_local
-
-    @property
     def daily(self) -> bool:
         """Whether the vector has a ``date`` key (one block of cells per release day)."""
         return "date" in self.key_columns

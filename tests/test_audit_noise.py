@@ -27,8 +27,8 @@ from aggregation.release import open_context, plan_release, release
 from flows.cli import cli
 from schemas.indicators import Indicator
 from schemas.release import ReleaseSpec
+from tests.audit_support import DAY3, audit_template, copy_workspace
 from tests.conftest import KEY_ENVIRON
-from tests.test_audit_support import DAY3, audit_template, copy_workspace
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from aggregation.audit import build_report, write_report
 from flows.cli import cli
 from schemas.workspace import init_workspace
+from tests.audit_support import DAY2, audit_template, copy_workspace
 from tests.conftest import START
-from tests.test_audit_support import DAY2, audit_template, copy_workspace
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -25,14 +25,14 @@ from schemas.indicators import Indicator
 from schemas.privacy import BudgetPolicy, Sensitivity
 from schemas.release import ReleaseSpec
 from schemas.workspace import init_workspace
-from tests.conftest import KEY_ENVIRON, START
-from tests.test_audit_support import (
+from tests.audit_support import (
     DAY3,
     audit_template,
     copy_workspace,
     execute,
     forge,
 )
+from tests.conftest import KEY_ENVIRON, START
 
 if TYPE_CHECKING:
     from pathlib import Path

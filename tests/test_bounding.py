@@ -15,7 +15,6 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_indicators_helpers import ADMIN3, DAY0, KEY, OTHER_KEY, Ev, write_staged, zone_set
 
 from aggregation.bounding import BoundingKey
 from aggregation.extract import SqlPlan, StagedFiles, StagedSource, keyed_order, sql, staged_events
@@ -24,6 +23,7 @@ from aggregation.indicators.counts import event_counts
 from aggregation.indicators.od import od_trips
 from schemas.errors import ConfigurationError
 from schemas.indicators import ContributionBounds, HomeRule, Indicator, Period, Scope
+from tests.indicators_helpers import ADMIN3, DAY0, KEY, OTHER_KEY, Ev, write_staged, zone_set
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -11,7 +11,6 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_indicators_helpers import DAY0, KEY, OTHER_KEY, Ev, write_staged
 
 from aggregation.extract import (
     EARTH_RADIUS_KM,
@@ -28,6 +27,7 @@ from aggregation.extract import (
 )
 from schemas.errors import InternalError
 from schemas.indicators import HomeRule, Period, ZoneSet
+from tests.indicators_helpers import DAY0, KEY, OTHER_KEY, Ev, write_staged
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -12,7 +12,6 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 import pytest
-from test_indicators_helpers import ADMIN3, DAY0, KEY, Ev, parent, write_staged, zone_set
 
 from aggregation.extract import StagedSource
 from aggregation.indicators import AggregateRequest, bounded_contributions, exact_aggregate
@@ -29,6 +28,7 @@ from schemas.indicators import (
     spec,
 )
 from schemas.privacy import Sensitivity
+from tests.indicators_helpers import ADMIN3, DAY0, KEY, Ev, parent, write_staged, zone_set
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -17,7 +17,7 @@ from aggregation.ledger import Ledger
 from flows.cli import cli
 from schemas.errors import BudgetExceededError, ConfigurationError
 from schemas.privacy import BudgetPolicy
-from tests.test_audit_support import audit_template, copy_workspace, execute
+from tests.audit_support import audit_template, copy_workspace, execute
 from tests.test_ledger import publish, request
 
 if TYPE_CHECKING:

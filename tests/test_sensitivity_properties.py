@@ -18,11 +18,11 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
-from test_indicators_helpers import ADMIN3, DAY0, KEY, Ev, write_staged, zone_set
 
 from aggregation.extract import StagedFiles
 from aggregation.indicators import AggregateRequest, exact_aggregate
 from schemas.indicators import ContributionBounds, HomeRule, Indicator, Period, Scope
+from tests.indicators_helpers import ADMIN3, DAY0, KEY, Ev, write_staged, zone_set
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -83,21 +83,6 @@ class Source:
         """The raw contract of the file's feed."""
         return RAW_CONTRACTS[self.raw.feed]
 
-    def scan_sql(self, columns: list[str]) -> str:
-        """A DuckDB relation (bind ``$path``) of the well-formed rows: ``_row`` and ``columns``."""
-        unknown = [c for c in columns if c not in self.contract.names]
-        if unknown:
-            msg = f"{unknown} are not columns of the {self.contract.name!r} contract"
-            raise ValueError(msg)
-        cols = ", ".join(f'"{c}"' for c in columns)
-        # Only contract column names are interpolated; the path is a bound parameter.
-        if self.text:
-            return f"(SELECT {ROW}, {cols} FROM read_parquet($path) WHERE NOT {MALFORMED})"  # noqa: S608
-        return (
-            f"(SELECT file_row_number + 1 AS {ROW}, {cols} "  # noqa: S608
-            "FROM read_parquet($path, file_row_number = true))"
-        )
-
     def scan(self) -> pl.LazyFrame:
         """The rows in file order with the bookkeeping columns, lazily (typed or text)."""
         if self.text:
@@ -237,11 +222,6 @@ _CANONICAL: dict[Feed, dict[str, pl.DataType]] = {
         "accuracy_m": pl.Float64(),
     },
 }
-
-
-def canonical_types(feed: Feed) -> dict[str, pl.DataType]:
-    """The Polars type each raw column is read as, for typed (Parquet) sources."""
-    return _CANONICAL[feed]
 
 
 # --- CSV --------------------------------------------------------------------------------------

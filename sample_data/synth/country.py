@@ -52,11 +52,6 @@ def to_lonlat(x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray[n
     return LON0 + x / KM_PER_DEG_LON, LAT0 + y / KM_PER_DEG_LAT
 
 
-def to_km(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
-    """WGS84 (lon, lat) to plane kilometres."""
-    return (lon - LON0) * KM_PER_DEG_LON, (lat - LAT0) * KM_PER_DEG_LAT
-
-
 def _lonlat_geometry(geom: shapely.Geometry) -> shapely.Geometry:
     return shapely.transform(
         geom, lambda c: np.column_stack(to_lonlat(c[:, 0], c[:, 1])), include_z=False
