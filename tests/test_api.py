@@ -237,7 +237,7 @@ def test_operator_release_without_the_secret_is_503(
     [
         ("/v1/exports/od_trips", {"from": str(START), "format": "docx"}, "'csv', 'parquet'"),
         ("/v1/exports/od_trips", {"from": str(START), "level": "admin9"}, "'admin1'"),
-        ("/v1/exports/od_trips", {"from": "yesterday"}, "valid date"),
+        ("/v1/exports/od_trips", {"from": "yesterday"}, "use YYYY-MM-DD"),
         ("/v1/exports/od_trips", {}, "query parameter 'from'"),
         ("/v1/exports/od_trips", {"from": str(DAY2), "to": str(START)}, "before 'from'"),
         ("/v1/exports/od_trips", {"from": str(START), "zones": "XX"}, "unknown zone 'XX'"),

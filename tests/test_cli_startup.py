@@ -53,3 +53,13 @@ def test_help_lists_every_subcommand_and_loads_on_use() -> None:
     assert isinstance(cli, click.Group)
     assert isinstance(cli.get_command(click.Context(cli), "token"), click.Group)
     assert cli.get_command(click.Context(cli), "no-such-command") is None
+
+
+@pytest.mark.parametrize("module", ["flows.cli.export", "flows.cli.release"])
+def test_single_shot_commands_load_no_audit_plotting_or_workflow_library(module: str) -> None:
+    slow = {"scipy", "numba", "matplotlib", "prefect", "dask", "fastapi"}
+    assert set(_imported_after(f"import {module}")) & slow == set()
+
+
+def test_export_loads_no_opendp() -> None:
+    assert "opendp" not in _imported_after("import flows.cli.export")

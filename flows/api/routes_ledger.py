@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date  # noqa: TC003 - FastAPI and pydantic read annotations at run time
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
@@ -10,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aggregation.export.ledger_summary import entry_summary, ledger_summary
 from aggregation.release import explain, open_context, release
-from flows.api.params import Level  # noqa: TC001 - read by pydantic at run time
+from flows.api.params import EPSILON_MAX, K_MAX, Day, Level
+from flows.api.responses import errors
 from flows.api.security import require, workspace_root
 from schemas.errors import BudgetExceededError, ConfigurationError
 from schemas.indicators import Indicator
@@ -27,13 +27,19 @@ OPERATOR = [Depends(require("request_release"))]
     "/ledger/summary",
     summary="Privacy budget: policy, spend and what is left",
     dependencies=AUDITOR,
+    responses=errors(),
 )
 def summary(request: Request) -> dict[str, Any]:
     """Counts of entries and refusals, and ε spent, cap and left per accounting window."""
     return ledger_summary(open_context(workspace_root(request), need_secret=False))
 
 
-@router.get("/ledger/entries", summary="Every ledger entry, in chain order", dependencies=AUDITOR)
+@router.get(
+    "/ledger/entries",
+    summary="Every ledger entry, in chain order",
+    dependencies=AUDITOR,
+    responses=errors(),
+)
 def entries(request: Request) -> list[dict[str, Any]]:
     """What each release charged, for what, and its hash-chain fields."""
     ctx = open_context(workspace_root(request), need_secret=False)
@@ -46,15 +52,19 @@ class ReleaseBody(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     indicator: Indicator
-    start: date = Field(alias="from", description="First day released.")
-    end: date | None = Field(None, alias="to", description="Last day [default: from].")
+    start: Day = Field(alias="from", description="First day released (YYYY-MM-DD).")
+    end: Day | None = Field(None, alias="to", description="Last day [default: from].")
     level: Level = "admin2"
-    epsilon: float | None = Field(None, gt=0, description="[default: the workspace policy's]")
-    k: int = Field(DEFAULT_K, ge=0, description="Publish a cell only if its noisy value >= k.")
+    epsilon: float | None = Field(
+        None, gt=0, le=EPSILON_MAX, description="[default: the workspace policy's]"
+    )
+    k: int = Field(
+        DEFAULT_K, ge=0, le=K_MAX, description="Publish a cell only if its noisy value >= k."
+    )
     mechanism: Literal["discrete_laplace", "discrete_gaussian"] = "discrete_laplace"
     value: str | None = Field(None, description="One value column [default: all, each charged].")
-    baseline_from: date | None = None
-    baseline_to: date | None = None
+    baseline_from: Day | None = None
+    baseline_to: Day | None = None
 
     def specs(self) -> list[ReleaseSpec]:
         """One spec per value column released."""
@@ -76,8 +86,7 @@ class ReleaseBody(BaseModel):
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"description": "Already released: the stored release, nothing charged."},
-        409: {"description": "Refused by the privacy budget; nothing charged or published."},
-        503: {"description": "The server has no pseudonymisation secret and cannot release."},
+        **errors(400, 409, 422, 503),
     },
     dependencies=OPERATOR,
 )
