@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 import httpx
 import polars as pl
@@ -27,7 +28,7 @@ from tests.test_export import DAY2, DAY3, PNG, released  # noqa: F401 - fixture 
 from tests.test_release import staged_template  # noqa: F401 - fixture reused
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 
@@ -326,13 +327,41 @@ def test_every_request_is_logged_with_its_token_id_never_the_token(server: Serve
     summary = [x for x in lines if x["path"] == "/v1/ledger/summary" and x["status"] == 200]
     assert summary
     assert all(ids[x["token_id"]] == x["role"] == "auditor" for x in summary)
-    redacted = [x for x in lines if "redacted" in x["query"]]
-    assert redacted
-    assert redacted[-1]["token_id"] is None
-    assert redacted[-1]["status"] == 401
+    unauthenticated = [x for x in lines if x["query_names"] == ["token"]]
+    assert unauthenticated
+    assert unauthenticated[-1]["token_id"] is None
+    assert unauthenticated[-1]["status"] == 401
+    assert all("query" not in x for x in lines)
     stored = (server.workspace / "api" / "tokens.json").read_text(encoding="utf-8")
     for token in server.tokens.values():
         assert token not in stored
+
+
+@pytest.mark.parametrize("encode", [
+    lambda t: quote(t, safe=""),                                   # once: mdp_ stays plain
+    lambda t: t.replace("_", "%5F"),                               # the pattern's '_' hidden
+    lambda t: quote(quote(t.replace("_", "%5F"), safe=""), safe=""),  # twice over
+    lambda t: t[17:],                                              # the secret part alone
+])  # fmt: skip
+def test_a_token_however_encoded_in_a_url_never_reaches_the_log(
+    server: Server, encode: Callable[[str], str]
+) -> None:
+    token = server.tokens["analyst"]
+    secret = token[17:]  # after mdp_<12 hex>_
+    typed = encode(token)
+    with server.client("analyst") as http:
+        http.get(f"/v1/indicators?note={typed}&{typed}=1")
+        http.get(f"/v1/releases/od_trips/{typed}/data?format=csv")
+    log = (server.workspace / "api" / "requests.jsonl").read_text(encoding="utf-8")
+    for form in {token, secret, typed, quote(token, safe=""), token.replace("_", "%5F")}:
+        assert form not in log
+        assert unquote(unquote(form)) not in log
+    lines = [json.loads(line) for line in log.splitlines()][-2:]
+    assert lines[0]["path"] == "/v1/indicators"
+    assert lines[0]["query_names"] == ["[not logged]", "note"]
+    assert lines[1]["path"] == "/v1/releases/od_trips/[not logged]/data"
+    assert lines[1]["route"] == "/v1/releases/{indicator}/{release_id}/data"
+    assert {x["token_id"] for x in lines} == {token.split("_")[1]}
 
 
 def test_tokens_are_listed_without_secrets_and_revocation_is_checked(server: Server) -> None:
