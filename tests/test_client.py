@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -15,6 +17,7 @@ from mobility_client import (
     ApiError,
     BudgetRefusedError,
     Client,
+    Export,
     ForbiddenError,
     InvalidRequestError,
     NotFoundError,
@@ -141,3 +144,18 @@ def test_release_refusals_and_server_failures_are_typed(
         api.request_release("presence", START, epsilon=1.5)
     assert raised.value.status == status
     assert raised.value.detail == (body["detail"] if body else "Internal Server Error")
+
+
+def test_the_example_in_the_analysts_guide_runs(live_api: LiveServer) -> None:
+    guide = (Path(__file__).parents[1] / "docs" / "analysts.md").read_text(encoding="utf-8")
+    (example,) = re.findall(r"```python\n(.*?)```", guide, flags=re.DOTALL)
+    example = example.replace('url = "http://127.0.0.1:8000"', f'url = "{live_api.url}"')
+    namespace: dict[str, object] = {"token": live_api.tokens["analyst"]}
+    exec(compile(example, "docs/analysts.md", "exec"), namespace)  # noqa: S102 - our own docs
+    trips = namespace["trips"]
+    assert isinstance(trips, Export)
+    assert trips.data.height > 0
+    in_nl01 = trips.data.select(
+        pl.col("origin").str.starts_with("NL01") | pl.col("destination").str.starts_with("NL01")
+    )
+    assert in_nl01.to_series().all()  # flows into, out of or within the zones asked for
