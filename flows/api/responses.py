@@ -62,11 +62,13 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 def files(media_types: dict[str, str], description: str) -> dict[int | str, dict[str, Any]]:
     """The 200 of a route answering a file in one of ``media_types`` (name -> media type)."""
-    content: dict[str, dict[str, Any]] = {
-        media: {"schema": {"type": "string", "format": "binary"}}
-        for media in media_types.values()
-        if media != "application/json"
-    }
-    if "application/json" in media_types.values():
-        content["application/json"] = {"schema": {"type": "array", "items": {"type": "object"}}}
+    content: dict[str, dict[str, Any]] = {}
+    for media in media_types.values():
+        if media == "application/json":  # a release's rows
+            schema: dict[str, Any] = {"type": "array", "items": {"type": "object"}}
+        elif media.endswith("+json"):  # GeoJSON: one FeatureCollection
+            schema = {"type": "object", "description": "An RFC 7946 FeatureCollection."}
+        else:
+            schema = {"type": "string", "format": "binary"}
+        content[media] = {"schema": schema}
     return {200: {"description": description, "content": content}}

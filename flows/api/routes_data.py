@@ -20,6 +20,7 @@ from aggregation.export import (
 )
 from aggregation.export.datapackage import MEDIA_TYPES
 from aggregation.export.series import DEFAULT_TOP, daily_series, default_baseline, flow_map
+from flows.api.bodies import IndicatorSummary, ReleaseMetadata, ReleaseSummary
 from flows.api.params import ChartQuery, Day, LevelQuery, chart_query, export_request
 from flows.api.responses import errors, files
 from flows.api.security import require, workspace_root
@@ -54,6 +55,7 @@ def _file(content: bytes, name: str, media_type: str) -> Response:
     summary="Indicators and what was released of each",
     dependencies=READER,
     responses=errors(),
+    response_model=list[IndicatorSummary],
 )
 def indicators(request: Request) -> list[dict[str, Any]]:
     """Every indicator, its keys and value columns, and the days/levels released."""
@@ -72,7 +74,13 @@ def indicators(request: Request) -> list[dict[str, Any]]:
     return found
 
 
-@router.get("/releases", summary="List releases", dependencies=READER, responses=errors(422))
+@router.get(
+    "/releases",
+    summary="List releases",
+    dependencies=READER,
+    responses=errors(422),
+    response_model=list[ReleaseSummary],
+)
 def releases(
     request: Request,
     indicator: Annotated[Indicator | None, Query(description="Only this indicator.")] = None,
@@ -107,6 +115,7 @@ def _release(request: Request, indicator: Indicator, release_id: str) -> Release
     summary="One release's metadata",
     dependencies=READER,
     responses=errors(404, 422, 500),
+    response_model=ReleaseMetadata,
 )
 def release_metadata(request: Request, indicator: Indicator, release_id: str) -> dict[str, Any]:
     """The release's ``metadata.json`` and its ledger status."""
