@@ -109,3 +109,17 @@ def test_a_method_a_path_lacks_is_405_naming_every_method_it_has(live_api: LiveS
     response = httpx.delete(f"{live_api.url}/v1/releases", timeout=30)
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, POST"
+
+
+def test_a_rule_across_parameters_is_a_422_naming_where_the_parameters_are(
+    live_api: LiveServer,
+) -> None:
+    reversed_days = {"from": "2026-03-02", "to": "2026-03-01"}
+    response = _get(live_api, "/v1/exports/od_trips", **reversed_days)
+    assert "give the days in order" in _problem(response)
+    assert response.json()["errors"][0]["loc"] == ["query"]
+    headers = {"Authorization": f"Bearer {live_api.tokens['operator']}"}
+    posted = httpx.post(f"{live_api.url}/v1/releases", headers=headers, timeout=30,
+                        json={"indicator": "presence", **reversed_days})  # fmt: skip
+    assert "2026-03-01" in _problem(posted)
+    assert posted.json()["errors"][0]["loc"] == ["body"]

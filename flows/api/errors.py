@@ -50,9 +50,13 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     )  # fmt: skip
 
 
+def _parameters_of(request: Request) -> str:
+    """Where a request's parameters are: the body of a POST, the query string otherwise."""
+    return "body" if request.method == "POST" else "query"
+
+
 async def mobility_error(request: Request, exc: Exception) -> JSONResponse:
     """Map the project's errors onto statuses (see the module docstring)."""
-    del request
     if isinstance(exc, NotReleasedError):
         return JSONResponse(
             {"detail": str(exc), "release_command": exc.commands},
@@ -62,7 +66,7 @@ async def mobility_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
     if isinstance(exc, ConfigurationError):  # same shape as a validation error: one problem
         return JSONResponse(
-            {"detail": str(exc), "errors": [{"loc": ["query"], "msg": str(exc)}]},
+            {"detail": str(exc), "errors": [{"loc": [_parameters_of(request)], "msg": str(exc)}]},
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
     return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR)
