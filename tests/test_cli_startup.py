@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import TYPE_CHECKING
 
 import click
 import pytest
@@ -13,19 +14,24 @@ from click.testing import CliRunner
 
 from flows.cli import SUBCOMMANDS, cli
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.live_api import LiveServer
+
 HEAVY = (
     "scipy", "numba", "matplotlib", "prefect", "polars", "duckdb", "opendp", "pyarrow", "numpy",
     "shapely", "openpyxl", "fastapi", "pydantic", "uvicorn", "httpx", "jsonschema", "dask",
 )  # fmt: skip
 
 
-def _imported_after(code: str) -> list[str]:
+def _imported_after(code: str, extra: tuple[str, ...] = ()) -> list[str]:
     probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
     out = subprocess.run(
         [sys.executable, "-c", probe], check=True, capture_output=True, text=True
     ).stdout
     modules: list[str] = json.loads(out.splitlines()[-1])
-    return sorted({m.split(".")[0] for m in modules} & set(HEAVY))
+    return sorted({m.split(".")[0] for m in modules} & {*HEAVY, *extra})
 
 
 def test_importing_the_cli_loads_no_heavy_library() -> None:
@@ -63,3 +69,17 @@ def test_single_shot_commands_load_no_audit_plotting_or_workflow_library(module:
 
 def test_export_loads_no_opendp() -> None:
     assert "opendp" not in _imported_after("import flows.cli.export")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_an_export_run_loads_no_pandas_nor_audit_or_plotting_library(
+    live_api: LiveServer, tmp_path: Path, fmt: str
+) -> None:
+    # pyarrow's dataset layer (pq.read_table) imports pandas whenever it is installed.
+    argv = ["mobility", "export", "od_trips", "--from", "2026-03-02", "--format", fmt,
+            "--workspace", str(live_api.workspace), "--out", str(tmp_path)]  # fmt: skip
+    code = f"import sys\nfrom flows.cli import main\nsys.argv = {argv!r}\ntry:\n    main()\n"
+    code += "except SystemExit as exc:\n    assert not exc.code, exc.code"
+    loaded = set(_imported_after(code, extra=("pandas",)))
+    assert loaded & {"pandas", "scipy", "numba", "matplotlib", "prefect", "opendp"} == set()
+    assert any(tmp_path.glob(f"*.{fmt}"))
