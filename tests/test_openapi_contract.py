@@ -71,7 +71,8 @@ def test_a_huge_range_is_refused_at_once_before_any_work(live_api: LiveServer) -
 
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
-    [("epsilon", 1e308, "less than or equal to 100"), ("epsilon", 0, "greater than 0"),
+    [("epsilon", 1e308, "less than or equal to 100"),
+     ("epsilon", 1e-300, "greater than or equal to 0.001"), ("epsilon", 0, "greater than or equal"),
      ("k", 10**30, "less than or equal to 1000000000"), ("k", -1, "greater than or equal to 0"),
      ("from", 1772409600, "use YYYY-MM-DD")],
 )  # fmt: skip

@@ -1,9 +1,9 @@
 """Parameters shared by the endpoints, validated into requests before any work is done.
 
 Days are ``YYYY-MM-DD`` and nothing else (no Unix timestamps, no ``20260302``), between
-:data:`FIRST_DAY` and :data:`LAST_DAY`; a period spans at most :data:`MAX_PERIOD_DAYS` days; ε and k
-have the bounds of :data:`EPSILON_MAX` and :data:`K_MAX`. Outside them the answer is a 422 that says
-what is accepted, before anything is read.
+:data:`FIRST_DAY` and :data:`LAST_DAY`; a period spans at most :data:`MAX_PERIOD_DAYS` days; ε lies
+in [:data:`EPSILON_MIN`, :data:`EPSILON_MAX`] and k in [0, :data:`K_MAX`]. Outside them the answer
+is a 422 that says what is accepted, before anything is read.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ FIRST_DAY = date(1970, 1, 1)
 LAST_DAY = date(2099, 12, 31)
 MAX_PERIOD_DAYS = 732
 """Longest period of one request (two years); ask for longer spans in several requests."""
+EPSILON_MIN = 0.001
+"""Smallest ε a release may ask for: below it every cell is noise, and at ε near 0 the noise
+scale (sensitivity / ε) grows without bound and pricing the release would not finish."""
 EPSILON_MAX = 100.0
 """Largest ε a release may ask for (a workspace's cap is far below; beyond it OpenDP overflows)."""
 K_MAX = 1_000_000_000
@@ -67,8 +70,8 @@ _RANGE = f"YYYY-MM-DD, {FIRST_DAY} to {LAST_DAY}"
 From = Annotated[Day, Query(alias="from", description=f"First day wanted ({_RANGE}).")]
 To = Annotated[
     Day | None,
-    Query(alias="to", description=f"Last day wanted [default: from]; at most {MAX_PERIOD_DAYS} "
-                                  "days after from."),
+    Query(alias="to", description=f"Last day wanted [default: from]; the period spans at most "
+                                  f"{MAX_PERIOD_DAYS} days."),
 ]  # fmt: skip
 LevelQuery = Annotated[Level, Query(description="Admin level of the zones released.")]
 Zones = Annotated[

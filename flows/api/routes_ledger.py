@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aggregation.export.ledger_summary import entry_summary, ledger_summary
 from aggregation.release import explain, open_context, release
-from flows.api.params import EPSILON_MAX, K_MAX, Day, Level
+from flows.api.params import EPSILON_MAX, EPSILON_MIN, K_MAX, Day, Level
 from flows.api.responses import errors
 from flows.api.security import require, workspace_root
 from schemas.errors import BudgetExceededError, ConfigurationError
@@ -56,7 +56,7 @@ class ReleaseBody(BaseModel):
     end: Day | None = Field(None, alias="to", description="Last day [default: from].")
     level: Level = "admin2"
     epsilon: float | None = Field(
-        None, gt=0, le=EPSILON_MAX, description="[default: the workspace policy's]"
+        None, ge=EPSILON_MIN, le=EPSILON_MAX, description="[default: the workspace policy's]"
     )
     k: int = Field(
         DEFAULT_K, ge=0, le=K_MAX, description="Publish a cell only if its noisy value >= k."
