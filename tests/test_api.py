@@ -222,6 +222,17 @@ def test_operator_release_goes_through_the_ledger(server: Server) -> None:
     assert exported.status_code == 200
 
 
+def test_operator_release_of_days_not_staged_is_409_and_charges_nothing(server: Server) -> None:
+    ledger = open_context(server.workspace, need_secret=False).ledger
+    before = (len(ledger.entries()), ledger.window_budgets())
+    with server.client("operator") as http:
+        refused = http.post("/v1/releases", json={"indicator": "presence", "from": "2026-04-01"})
+    assert refused.status_code == 409, refused.text
+    assert "No staged data for 2026-04-01" in refused.json()["detail"]
+    assert "Ingest those days first" in refused.json()["detail"]
+    assert (len(ledger.entries()), ledger.window_budgets()) == before
+
+
 def test_operator_release_without_the_secret_is_503(
     server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,7 +4,8 @@
 401    missing, malformed, unknown or revoked token
 403    the token's role may not do this
 404    unknown release, or data never released (with ``release_command``, the CLI that would)
-409    a requested release was refused by the privacy budget (the ledger's message)
+409    a requested release was refused: by the privacy budget (the ledger's message), or because
+       the workspace cannot answer it (days not staged)
 400    a request body that is not JSON
 405    a method the path does not have (``Allow`` names every one it has)
 422    bad parameters; the message says what is accepted

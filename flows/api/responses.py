@@ -44,7 +44,7 @@ _ERRORS: dict[int, tuple[type[BaseModel], str]] = {
     401: (ErrorBody, "Token missing, malformed, unknown or revoked."),
     403: (ErrorBody, "The token's role may not do this."),
     404: (NotFoundBody, "No such release, or data never released (with the command that would)."),
-    409: (ErrorBody, "Refused by the privacy budget; nothing charged or published."),
+    409: (ErrorBody, "Refused (budget exceeded, or days not staged); nothing charged or written."),
     422: (ValidationErrorBody, "Bad parameters; the message says what is accepted."),
     500: (ErrorBody, "A release file changed after publication: the operator must check it."),
     503: (ErrorBody, "The server has no pseudonymisation secret and cannot release."),

@@ -12,7 +12,7 @@ from aggregation.release import explain, open_context, release
 from flows.api.params import EPSILON_MAX, EPSILON_MIN, K_MAX, Day, Level
 from flows.api.responses import errors
 from flows.api.security import require, workspace_root
-from schemas.errors import BudgetExceededError, ConfigurationError
+from schemas.errors import BudgetExceededError, ConfigurationError, MobilityError
 from schemas.indicators import Indicator
 from schemas.indicators import spec as indicator_spec
 from schemas.release import DEFAULT_K, ReleaseSpec
@@ -91,7 +91,8 @@ class ReleaseBody(BaseModel):
     dependencies=OPERATOR,
 )
 def request_release(request: Request, response: Response, body: ReleaseBody) -> dict[str, Any]:
-    """Release through the ledger like ``mobility release``: charged first, refusable (409)."""
+    """Release through the ledger like ``mobility release``: charged first, refusable (409 when
+    the budget would be exceeded or the workspace cannot answer, e.g. days not staged)."""
     specs = body.specs()  # bad requests → 422 before anything else
     try:
         ctx = open_context(workspace_root(request))
@@ -102,7 +103,12 @@ def request_release(request: Request, response: Response, body: ReleaseBody) -> 
         reasons = [r for s in specs for r in explain(ctx, s).refusal]
         if reasons:
             raise BudgetExceededError("Refused, nothing published: " + "; ".join(reasons))
-    outcomes = [release(ctx, s) for s in specs]
+    try:
+        outcomes = [release(ctx, s) for s in specs]
+    except (BudgetExceededError, ConfigurationError):
+        raise  # 409 and 422 (flows/api/errors.py)
+    except MobilityError as exc:  # e.g. days not staged: nothing charged; the message says why
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
     if all(o.reused for o in outcomes):
         response.status_code = status.HTTP_200_OK
     return {
