@@ -3,6 +3,7 @@ and finds nothing (statuses, bodies and media types as documented, no 5xx for an
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -12,30 +13,49 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from tests.conftest import KEY_ENVIRON
+from tests.live_api import served
+
 if TYPE_CHECKING:
     from tests.live_api import LiveServer
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 MAX_EXAMPLES = 15
-MAX_SECONDS = 20
+MAX_SECONDS = 15
+
+
+def _schemathesis(url: str, token: str, cwd: Path) -> str:
+    """Run schemathesis against ``url``; its summary (assert on the exit status first)."""
+    st = Path(sys.executable).with_name("schemathesis")
+    command = [
+        str(st), "--config-file", str(CONFIG), "run", f"{url}/openapi.json",
+        "--header", f"Authorization: Bearer {token}",
+        "--max-examples", str(MAX_EXAMPLES), "--max-time", str(MAX_SECONDS), "--seed", "17",
+        "--phases", "examples,coverage,fuzzing", "--request-timeout", "20",
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=MAX_SECONDS + 60, check=False, cwd=cwd
+    )
+    summary = result.stdout[-4000:]
+    assert result.returncode == 0, summary
+    assert " generated, " in summary, summary  # it did send requests
+    return summary
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("role", ["analyst", "auditor"])
 def test_schemathesis_finds_nothing(live_api: LiveServer, role: str, tmp_path: Path) -> None:
-    st = Path(sys.executable).with_name("schemathesis")
-    command = [
-        str(st), "--config-file", str(CONFIG), "run", f"{live_api.url}/openapi.json",
-        "--header", f"Authorization: Bearer {live_api.tokens[role]}",
-        "--max-examples", str(MAX_EXAMPLES), "--max-time", str(MAX_SECONDS), "--seed", "17",
-        "--phases", "examples,coverage,fuzzing", "--request-timeout", "20",
-    ]  # fmt: skip
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=MAX_SECONDS + 60, check=False, cwd=tmp_path
-    )
-    summary = result.stdout[-4000:]
-    assert result.returncode == 0, summary
-    assert " generated, " in summary, summary  # it did send requests
+    _schemathesis(live_api.url, live_api.tokens[role], tmp_path)
+
+
+@pytest.mark.slow
+def test_schemathesis_as_an_operator_who_may_release_finds_nothing(
+    live_api: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = shutil.copytree(live_api.workspace, tmp_path / "ws")  # releases are charged here
+    monkeypatch.setenv("MOBILITY_SECRET", KEY_ENVIRON["MOBILITY_SECRET"])
+    with served(workspace) as server:
+        _schemathesis(server.url, server.tokens["operator"], tmp_path)
 
 
 def _get(server: LiveServer, path: str, role: str = "analyst", **params: Any) -> httpx.Response:
