@@ -276,7 +276,7 @@ def test_bad_release_bodies_are_422(server: Server) -> None:
     assert extra.status_code == 422
     assert "'noise'" in extra.json()["detail"]
     assert negative.status_code == 422
-    assert "greater than 0" in negative.json()["detail"]
+    assert "greater than or equal to 0.001" in negative.json()["detail"]
 
 
 def test_unknown_release_and_never_released_data_are_404(server: Server) -> None:
