@@ -32,11 +32,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import opendp.prelude as dp
-from scipy import special
+from opendp import combinators, measurements
+from opendp.domains import atom_domain, map_domain, vector_domain
+from opendp.metrics import (
+    absolute_distance,
+    l01inf_distance,
+    l02inf_distance,
+    l1_distance,
+    l2_distance,
+)
+from opendp.mod import Measurement, binary_search, binary_search_param, enable_features
 
 from aggregation.budget import rho_for_epsilon
 from schemas.errors import InternalError
@@ -64,33 +73,33 @@ _INT = "i64"
 
 def _opendp() -> None:
     """Opt in to OpenDP's contributed constructors (required for every ``make_*`` used here)."""
-    dp.enable_features("contrib")
+    enable_features("contrib")
 
 
-def _privacy_map(measurement: dp.Measurement, d_in: object) -> Any:
+def _privacy_map(measurement: Measurement, d_in: object) -> Any:
     """``measurement.map(d_in)``: the only place OpenDP's privacy map is called."""
     # opendp 0.16 ships Measurement.map without annotations; its result type depends on the measure.
     return measurement.map(d_in)  # type: ignore[no-untyped-call]
 
 
-def _map_scalar(measurement: dp.Measurement, d_in: object) -> float:
+def _map_scalar(measurement: Measurement, d_in: object) -> float:
     """The privacy map of a measurement whose measure is a number (ε or ρ)."""
     return float(_privacy_map(measurement, d_in))
 
 
-def _map_pair(measurement: dp.Measurement, d_in: object) -> tuple[float, float]:
+def _map_pair(measurement: Measurement, d_in: object) -> tuple[float, float]:
     """The privacy map of an approximate measure: (ε or ρ, δ)."""
     first, delta = _privacy_map(measurement, d_in)
     return float(first), float(delta)
 
 
-def _epsilon_at(measurement: dp.Measurement, d_in: object, delta: float) -> tuple[float, float]:
+def _epsilon_at(measurement: Measurement, d_in: object, delta: float) -> tuple[float, float]:
     """(ε, δ_extra) of a zCDP or approximate-zCDP measurement stated as (ε, delta + δ_extra)-DP.
 
     OpenDP converts with ``make_zCDP_to_approxDP``; its map is a privacy profile (plus, for an
     approximate measure, the δ that the conversion carries over), evaluated at ``delta``.
     """
-    mapped = _privacy_map(dp.c.make_zCDP_to_approxDP(measurement), d_in)
+    mapped = _privacy_map(combinators.make_zCDP_to_approxDP(measurement), d_in)
     profile, carried = mapped if isinstance(mapped, tuple) else (mapped, 0.0)
     return float(profile.epsilon(delta)), float(carried)
 
@@ -141,6 +150,11 @@ def _gaussian_ci_exact(scale: float, confidence: float) -> int:
     return int(np.argmax(covered >= confidence))
 
 
+def _erfcinv(value: float) -> float:
+    """The inverse of ``math.erfc`` on (0, 2): erfc(x) = 2·(1 - Φ(x√2))."""
+    return -NormalDist().inv_cdf(value / 2.0) / math.sqrt(2.0)
+
+
 def _gaussian_ci_bound(scale: float, confidence: float) -> int:
     """Smallest h whose *lower bound* on P(|Z| <= h) reaches ``confidence`` (large scales).
 
@@ -150,14 +164,14 @@ def _gaussian_ci_bound(scale: float, confidence: float) -> int:
     σ > 10 000, exceeds it by at most one unit (the bounds differ by f(h)/normaliser < 1e-4).
     """
     alpha = 1.0 - confidence
-    norm_low = 1.0 + scale * math.sqrt(2.0 * math.pi) * special.erfc(1.0 / (scale * math.sqrt(2)))
+    norm_low = 1.0 + scale * math.sqrt(2.0 * math.pi) * math.erfc(1.0 / (scale * math.sqrt(2)))
 
     def uncovered(h: int) -> float:
-        tail = scale * math.sqrt(math.pi / 2.0) * special.erfc(h / (scale * math.sqrt(2.0)))
+        tail = scale * math.sqrt(math.pi / 2.0) * math.erfc(h / (scale * math.sqrt(2.0)))
         return float(2.0 * tail / norm_low)
 
     target = alpha * norm_low / (scale * math.sqrt(2.0 * math.pi))
-    h = max(0, math.ceil(scale * math.sqrt(2.0) * float(special.erfcinv(target))))
+    h = max(0, math.ceil(scale * math.sqrt(2.0) * _erfcinv(target)))
     while h > 0 and uncovered(h - 1) <= alpha:
         h -= 1
     while uncovered(h) > alpha:
@@ -300,7 +314,7 @@ class VectorMechanism:
     """An OpenDP measurement over a vector of integer aggregates, and its self-description."""
 
     spec: NoiseSpec
-    measurement: dp.Measurement
+    measurement: Measurement
 
     def release(self, values: Iterable[int]) -> list[int]:
         """Invoke the OpenDP measurement on the exact vector: each cell gets independent noise."""
@@ -323,16 +337,16 @@ def _as_int(value: object) -> int:
     return int(value)
 
 
-def _laplace_vector(scale: float) -> dp.Measurement:
+def _laplace_vector(scale: float) -> Measurement:
     _opendp()
-    space = dp.vector_domain(dp.atom_domain(T=_INT)), dp.l1_distance(T=_INT)
-    return dp.m.make_laplace(*space, scale=scale)
+    space = vector_domain(atom_domain(T=_INT)), l1_distance(T=_INT)
+    return measurements.make_laplace(*space, scale=scale)
 
 
-def _gaussian_vector(scale: float) -> dp.Measurement:
+def _gaussian_vector(scale: float) -> Measurement:
     _opendp()
-    space = dp.vector_domain(dp.atom_domain(T=_INT)), dp.l2_distance(T=float)
-    return dp.m.make_gaussian(*space, scale=scale)
+    space = vector_domain(atom_domain(T=_INT)), l2_distance(T=float)
+    return measurements.make_gaussian(*space, scale=scale)
 
 
 def discrete_laplace(
@@ -349,7 +363,7 @@ def discrete_laplace(
     measurement = _laplace_vector(scale)
     spent = _map_scalar(measurement, l1)
     _verify("ε", spent, epsilon)
-    rho = _map_scalar(dp.c.make_pureDP_to_zCDP(measurement), l1)
+    rho = _map_scalar(combinators.make_pureDP_to_zCDP(measurement), l1)
     cost = PrivacyCost(epsilon=spent, delta=0.0, rho=rho)
     return VectorMechanism(
         _spec("discrete_laplace", scale, sensitivity, cost, confidence), measurement
@@ -400,7 +414,7 @@ def _gaussian_scale_for_epsilon(l2: float, epsilon: float, delta: float) -> floa
 
     lower = l2 / math.sqrt(2.0 * epsilon)
     upper = 2.0 * l2 / math.sqrt(2.0 * rho_for_epsilon(epsilon, delta))
-    return float(dp.binary_search(fits, bounds=(lower, upper), T=float))
+    return float(binary_search(fits, bounds=(lower, upper), T=float))
 
 
 def discrete_gaussian_for_epsilon(
@@ -476,7 +490,7 @@ class PartitionMechanism:
     """An OpenDP threshold measurement over key → count, and its self-description."""
 
     spec: NoiseSpec
-    measurement: dp.Measurement
+    measurement: Measurement
 
     def release(self, counts: Mapping[str, int]) -> dict[str, int]:
         """Noisy counts of the keys whose noisy count reaches the threshold, sorted by key.
@@ -513,29 +527,27 @@ def _partition_l0(sensitivity: Sensitivity, l0: int | None) -> int:
     return min(l0, sensitivity.l1)
 
 
-def _laplace_partitions(scale: float, threshold: int) -> dp.Measurement:
+def _laplace_partitions(scale: float, threshold: int) -> Measurement:
     _opendp()
-    domain = dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T=_INT))
-    metric = dp.l01inf_distance(dp.absolute_distance(T=_INT))
-    return dp.m.make_laplace_threshold(domain, metric, scale=scale, threshold=threshold)
+    domain = map_domain(atom_domain(T=str), atom_domain(T=_INT))
+    metric = l01inf_distance(absolute_distance(T=_INT))
+    return measurements.make_laplace_threshold(domain, metric, scale=scale, threshold=threshold)
 
 
-def _gaussian_partitions(scale: float, threshold: int) -> dp.Measurement:
+def _gaussian_partitions(scale: float, threshold: int) -> Measurement:
     _opendp()
-    domain = dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T=_INT))
-    metric = dp.l02inf_distance(dp.absolute_distance(T=float))
-    return dp.m.make_gaussian_threshold(domain, metric, scale=scale, threshold=threshold)
+    domain = map_domain(atom_domain(T=str), atom_domain(T=_INT))
+    metric = l02inf_distance(absolute_distance(T=float))
+    return measurements.make_gaussian_threshold(domain, metric, scale=scale, threshold=threshold)
 
 
 def _smallest_threshold(
-    make: Callable[[int], dp.Measurement], d_in: object, d_out: object, minimum: int
+    make: Callable[[int], Measurement], d_in: object, d_out: object, minimum: int
 ) -> int:
     """Smallest integer threshold >= ``minimum`` whose map is within ``d_out`` (δ falls with it)."""
     if make(minimum).check(d_in, d_out):
         return minimum
-    found = dp.binary_search_param(
-        lambda t: make(int(t)), d_in, d_out, bounds=(minimum, None), T=int
-    )
+    found = binary_search_param(lambda t: make(int(t)), d_in, d_out, bounds=(minimum, None), T=int)
     return int(found)
 
 

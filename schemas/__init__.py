@@ -15,6 +15,21 @@ Modules:
     errors     -- error classes and the CLI exit status of each.
 """
 
-from schemas.contract import Column, Contract, ContractError
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from schemas.contract import Column, Contract, ContractError
 
 __all__ = ["Column", "Contract", "ContractError"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import :mod:`schemas.contract` (and pyarrow) only when one of its names is asked for."""
+    if name in __all__:
+        from schemas import contract  # noqa: PLC0415 - lazy: schemas.errors must stay light
+
+        return getattr(contract, name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

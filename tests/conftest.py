@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
+    from tests.live_api import LiveServer
+
 PSEUDONYM_KEY = "test-secret-0123456789abcdef-not-for-production"
 """Pseudonymisation secret of the test workspaces (long enough to be accepted)."""
 KEY_ENVIRON = {"MOBILITY_SECRET": PSEUDONYM_KEY}
@@ -128,3 +130,12 @@ def tiny_workspace(tmp_path: Path) -> Path:
     pq.write_table(tiny_zones(), ws / "reference" / "zones.parquet")
     (ws / "reference" / "cells.csv").write_text(TINY_CELLS_CSV)
     return ws
+
+
+@pytest.fixture(scope="session")
+def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A live API server over a small released workspace, shared by the whole session."""
+    from tests.live_api import served, small_released_workspace  # noqa: PLC0415 - after START
+
+    with served(small_released_workspace(tmp_path_factory.mktemp("live_api"))) as server:
+        yield server

@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 import httpx
 import polars as pl
@@ -27,7 +28,7 @@ from tests.test_export import DAY2, DAY3, PNG, released  # noqa: F401 - fixture 
 from tests.test_release import staged_template  # noqa: F401 - fixture reused
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 
@@ -227,6 +228,17 @@ def test_operator_release_goes_through_the_ledger(server: Server) -> None:
     assert exported.status_code == 200
 
 
+def test_operator_release_of_days_not_staged_is_409_and_charges_nothing(server: Server) -> None:
+    ledger = open_context(server.workspace, need_secret=False).ledger
+    before = (len(ledger.entries()), ledger.window_budgets())
+    with server.client("operator") as http:
+        refused = http.post("/v1/releases", json={"indicator": "presence", "from": "2026-04-01"})
+    assert refused.status_code == 409, refused.text
+    assert "No staged data for 2026-04-01" in refused.json()["detail"]
+    assert "Ingest those days first" in refused.json()["detail"]
+    assert (len(ledger.entries()), ledger.window_budgets()) == before
+
+
 def test_operator_release_without_the_secret_is_503(
     server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -243,7 +255,7 @@ def test_operator_release_without_the_secret_is_503(
     [
         ("/v1/exports/od_trips", {"from": str(START), "format": "docx"}, "'csv', 'parquet'"),
         ("/v1/exports/od_trips", {"from": str(START), "level": "admin9"}, "'admin1'"),
-        ("/v1/exports/od_trips", {"from": "yesterday"}, "valid date"),
+        ("/v1/exports/od_trips", {"from": "yesterday"}, "use YYYY-MM-DD"),
         ("/v1/exports/od_trips", {}, "query parameter 'from'"),
         ("/v1/exports/od_trips", {"from": str(DAY2), "to": str(START)}, "before 'from'"),
         ("/v1/exports/od_trips", {"from": str(START), "zones": "XX"}, "unknown zone 'XX'"),
@@ -270,7 +282,7 @@ def test_bad_release_bodies_are_422(server: Server) -> None:
     assert extra.status_code == 422
     assert "'noise'" in extra.json()["detail"]
     assert negative.status_code == 422
-    assert "greater than 0" in negative.json()["detail"]
+    assert "greater than or equal to 0.001" in negative.json()["detail"]
 
 
 def test_unknown_release_and_never_released_data_are_404(server: Server) -> None:
@@ -332,13 +344,41 @@ def test_every_request_is_logged_with_its_token_id_never_the_token(server: Serve
     summary = [x for x in lines if x["path"] == "/v1/ledger/summary" and x["status"] == 200]
     assert summary
     assert all(ids[x["token_id"]] == x["role"] == "auditor" for x in summary)
-    redacted = [x for x in lines if "redacted" in x["query"]]
-    assert redacted
-    assert redacted[-1]["token_id"] is None
-    assert redacted[-1]["status"] == 401
+    unauthenticated = [x for x in lines if x["query_names"] == ["token"]]
+    assert unauthenticated
+    assert unauthenticated[-1]["token_id"] is None
+    assert unauthenticated[-1]["status"] == 401
+    assert all("query" not in x for x in lines)
     stored = (server.workspace / "api" / "tokens.json").read_text(encoding="utf-8")
     for token in server.tokens.values():
         assert token not in stored
+
+
+@pytest.mark.parametrize("encode", [
+    lambda t: quote(t, safe=""),                                   # once: mdp_ stays plain
+    lambda t: t.replace("_", "%5F"),                               # the pattern's '_' hidden
+    lambda t: quote(quote(t.replace("_", "%5F"), safe=""), safe=""),  # twice over
+    lambda t: t[17:],                                              # the secret part alone
+])  # fmt: skip
+def test_a_token_however_encoded_in_a_url_never_reaches_the_log(
+    server: Server, encode: Callable[[str], str]
+) -> None:
+    token = server.tokens["analyst"]
+    secret = token[17:]  # after mdp_<12 hex>_
+    typed = encode(token)
+    with server.client("analyst") as http:
+        http.get(f"/v1/indicators?note={typed}&{typed}=1")
+        http.get(f"/v1/releases/od_trips/{typed}/data?format=csv")
+    log = (server.workspace / "api" / "requests.jsonl").read_text(encoding="utf-8")
+    for form in {token, secret, typed, quote(token, safe=""), token.replace("_", "%5F")}:
+        assert form not in log
+        assert unquote(unquote(form)) not in log
+    lines = [json.loads(line) for line in log.splitlines()][-2:]
+    assert lines[0]["path"] == "/v1/indicators"
+    assert lines[0]["query_names"] == ["[not logged]", "note"]
+    assert lines[1]["path"] == "/v1/releases/od_trips/[not logged]/data"
+    assert lines[1]["route"] == "/v1/releases/{indicator}/{release_id}/data"
+    assert {x["token_id"] for x in lines} == {token.split("_")[1]}
 
 
 def test_tokens_are_listed_without_secrets_and_revocation_is_checked(server: Server) -> None:

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from aggregation.ingest import IngestFailedError, IngestReport, ingest_files
 from flows.cli import cli
 from flows.ingest import find_raw_files, ingest_flow, ingest_raw_file, write_ingest_report
+from schemas.raw import RAW_CDR
 from schemas.workspace import init_workspace
 
 if TYPE_CHECKING:
@@ -167,6 +168,41 @@ def test_cli_ingest_reports_and_fails_on_a_corrupt_file(
     assert "could not be read" in failed.output
     assert "Traceback" not in failed.output
     assert "staged" in failed.stdout  # the summary of the other files
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_drop_with_a_header_and_no_rows_is_a_loud_warning(
+    synthetic_csv: Path, tmp_path: Path, key_environ: dict[str, str], fmt: str
+) -> None:
+    runner = CliRunner()
+    ws = tmp_path / "ws"
+    assert runner.invoke(cli, ["init", str(ws)]).exit_code == 0
+    shutil.copytree(synthetic_csv / "reference", ws / "reference", dirs_exist_ok=True)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    source = synthetic_csv / "raw" / "cdr_2026-03-02.csv"
+    empty = raw / f"cdr_2026-03-04.{fmt}"
+    if fmt == "csv":
+        header = source.read_text(encoding="utf-8").splitlines()[0]
+        empty.write_text(header + "\n", encoding="utf-8")
+    else:
+        pq.write_table(RAW_CDR.schema.empty_table(), empty)
+    shutil.copy(source, raw / source.name)
+
+    done = runner.invoke(cli, ["ingest", str(raw), "--workspace", str(ws)], env=key_environ)
+    assert done.exit_code == 0, done.output
+    assert f"warning: cdr_2026-03-04.{fmt} has no rows" in done.stderr
+    assert "re-export the drop" in done.stderr
+    assert "WARNING: drops with no rows" in done.stdout
+    assert "cdr_2026-03-02" not in done.stderr  # the drop with rows is not flagged
+
+    as_json = runner.invoke(cli, ["ingest", str(raw), "--workspace", str(ws), "--json"],
+                            env=key_environ)  # fmt: skip
+    document = json.loads(as_json.stdout)
+    assert len(document["warnings"]) == 1
+    assert "cdr_2026-03-04" in document["warnings"][0]
+    report = json.loads(Path(document["report_files"]["json"]).read_text(encoding="utf-8"))
+    assert report["warnings"] == document["warnings"]
 
 
 def test_cli_init_refuses_an_existing_workspace(tmp_path: Path) -> None:

@@ -159,6 +159,14 @@ def mobility_block(assembled: Assembled) -> dict[str, Any]:
     }
 
 
+UNMEASURED_FORMATS = frozenset({"parquet"})
+"""Formats whose bytes ``frictionless validate`` does not read as a stream (it opens Parquet with
+pyarrow), so ``bytes`` and ``hash`` given in the resource fail as "actual is None"."""
+INTEGRITY = "mobility:integrity"
+"""Where size and hash of a file in :data:`UNMEASURED_FORMATS` are kept instead (a custom
+property: checked by this project's tests and any ``sha256sum``, ignored by frictionless)."""
+
+
 def descriptor(assembled: Assembled, data_file: Path, fmt: ExportFormat) -> dict[str, Any]:
     """The ``datapackage.json`` of an export whose data were written to ``data_file``."""
     r = assembled.request
@@ -170,10 +178,13 @@ def descriptor(assembled: Assembled, data_file: Path, fmt: ExportFormat) -> dict
         "profile": "tabular-data-resource" if tabular else "data-resource",
         "format": fmt,
         "mediatype": MEDIA_TYPES[fmt],
-        "bytes": data_file.stat().st_size,
-        "hash": f"sha256:{sha256_file(data_file)}",
         "schema": table_schema(assembled),
     }
+    integrity = {"bytes": data_file.stat().st_size, "hash": f"sha256:{sha256_file(data_file)}"}
+    if fmt in UNMEASURED_FORMATS:
+        resource[INTEGRITY] = integrity
+    else:
+        resource.update(integrity)
     if fmt in ("csv", "geojson"):
         resource["encoding"] = "utf-8"
     return {

@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 import shapely
-from openpyxl import Workbook  # type: ignore[import-untyped]
-from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
 
 from aggregation.export.datapackage import DESCRIPTOR, NOTES, descriptor, mobility_block
 from aggregation.export.request import EXTENSIONS
@@ -131,6 +129,8 @@ def write_geojson(assembled: Assembled, path: Path, geography: Geography) -> Non
 def _sheet_header(sheet: Any, columns: list[str], rows: int) -> None:
     """Freeze the header row and put a filter on every column of a sheet of ``rows`` rows."""
     sheet.freeze_panes = "A2"
+    from openpyxl.utils import get_column_letter  # type: ignore[import-untyped] # noqa: PLC0415
+
     sheet.auto_filter.ref = f"A1:{get_column_letter(max(1, len(columns)))}{rows + 1}"
     sheet.append(columns)
 
@@ -145,6 +145,8 @@ def write_xlsx(assembled: Assembled, path: Path, geography: Geography) -> None:
     """A workbook with the sheets ``data``, ``releases`` and ``notes``; the header row of the
     first two is frozen and filtered."""
     del geography
+    from openpyxl import Workbook  # type: ignore[import-untyped] # noqa: PLC0415 - xlsx only
+
     book = Workbook(write_only=True)
     data = book.create_sheet("data")
     _sheet_header(data, assembled.data.columns, assembled.data.height)

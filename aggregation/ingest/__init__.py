@@ -15,18 +15,24 @@
     pipeline      -- one file, one batch: the steps above in order.
 """
 
-from aggregation.ingest.context import IngestContext, prepare
-from aggregation.ingest.drops import RawFile, discover
-from aggregation.ingest.pipeline import IngestBusyError, Progress, ingest_file, ingest_files
-from aggregation.ingest.pseudonymise import Pseudonymiser, Secret, SecretError, load_secret
-from aggregation.ingest.reading import RawFileError
-from aggregation.ingest.report import (
-    FileOutcome,
-    IngestFailedError,
-    IngestReport,
-    new_run_id,
-    write_report,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aggregation.ingest.context import IngestContext, prepare
+    from aggregation.ingest.drops import RawFile, discover
+    from aggregation.ingest.pipeline import IngestBusyError, Progress, ingest_file, ingest_files
+    from aggregation.ingest.pseudonymise import Pseudonymiser, Secret, SecretError, load_secret
+    from aggregation.ingest.reading import RawFileError
+    from aggregation.ingest.report import (
+        FileOutcome,
+        IngestFailedError,
+        IngestReport,
+        new_run_id,
+        write_report,
+    )
 
 __all__ = [
     "FileOutcome",
@@ -48,3 +54,34 @@ __all__ = [
     "prepare",
     "write_report",
 ]
+
+# Where each public name lives: imported on first use, so that a module needing one small piece
+# (the release reads the secret through ``load_secret``) does not load the whole ingest (numba).
+_HOME = {
+    "FileOutcome": "aggregation.ingest.report",
+    "IngestBusyError": "aggregation.ingest.pipeline",
+    "IngestContext": "aggregation.ingest.context",
+    "IngestFailedError": "aggregation.ingest.report",
+    "IngestReport": "aggregation.ingest.report",
+    "Progress": "aggregation.ingest.pipeline",
+    "Pseudonymiser": "aggregation.ingest.pseudonymise",
+    "RawFile": "aggregation.ingest.drops",
+    "RawFileError": "aggregation.ingest.reading",
+    "Secret": "aggregation.ingest.pseudonymise",
+    "SecretError": "aggregation.ingest.pseudonymise",
+    "discover": "aggregation.ingest.drops",
+    "ingest_file": "aggregation.ingest.pipeline",
+    "ingest_files": "aggregation.ingest.pipeline",
+    "load_secret": "aggregation.ingest.pseudonymise",
+    "new_run_id": "aggregation.ingest.report",
+    "prepare": "aggregation.ingest.context",
+    "write_report": "aggregation.ingest.report",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module defining ``name`` on first use."""
+    if name in _HOME:
+        return getattr(importlib.import_module(_HOME[name]), name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -25,7 +25,6 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from aggregation.ingest.hmac_sha256 import KeyedState
 from schemas.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from aggregation.ingest.drops import Feed
+    from aggregation.ingest.hmac_sha256 import KeyedState
     from schemas.workspace import PseudonymisationSettings
 
 NAMESPACE: dict[Feed, bytes] = {"cdr": b"cdr:", "gps": b"gps:"}
@@ -80,6 +80,10 @@ class Secret:
     def keyed(self) -> KeyedState:
         """The key made ready for HMAC-SHA256 of many messages (computed once)."""
         if self._state is None:
+            # numba compiles on import (~1 s): only ingest pays for it, not a release reading
+            # the secret for its bounding key.
+            from aggregation.ingest.hmac_sha256 import KeyedState  # noqa: PLC0415
+
             self._state = KeyedState.of(self._key)
         return self._state
 

@@ -7,7 +7,7 @@ and column names only: never a raw id, a raw value or the secret.
 
 JSON layout::
 
-    {"run_id", "started", "finished", "workspace", "ok",
+    {"run_id", "started", "finished", "workspace", "ok", "warnings": [message],
      "settings": {"timezone", "shards", "late_days", "key_id"},
      "totals": {"files", "failed", "rows_in", "rows_staged", "rows_quarantined",
                 "duplicates_dropped", "quarantined_by_reason": {reason: n}},
@@ -117,6 +117,22 @@ class IngestReport:
         """The files that failed."""
         return [f for f in self.files if f.status == "failed"]
 
+    @property
+    def empty(self) -> list[FileOutcome]:
+        """Files read without error that held no row (a header and nothing else, or no line)."""
+        return [f for f in self.files if f.status == "staged" and f.rows_in == 0]
+
+    def warnings(self) -> list[str]:
+        """What needs a look although nothing failed: drops with no rows."""
+        return [
+            (
+                f"{f.drop_id}.{f.format} has no rows (a header and nothing else): nothing was "
+                f"staged from it for {f.export_day}. If the export was cut short, re-export the "
+                "drop and ingest it again; if the day really had no events, ignore this."
+            )
+            for f in self.empty
+        ]
+
     def failure_message(self) -> str:
         """What failed and what to do, for the error raised at the end of a run."""
         names = ", ".join(f.drop_id + "." + f.format for f in self.failed)
@@ -150,6 +166,7 @@ class IngestReport:
             "finished": self.finished,
             "workspace": self.workspace,
             "ok": self.ok,
+            "warnings": self.warnings(),
             "settings": self.settings,
             "totals": self.totals(),
             "files": [f.to_dict() for f in self.files],
@@ -189,6 +206,9 @@ class IngestReport:
                 )
                 column = f" ({ex['column']})" if ex["column"] else ""
                 lines.append(f"  e.g. {f.drop_id}.{f.format} {where}: {ex['reason']}{column}")
+        if self.empty:
+            lines += ["", "WARNING: drops with no rows (nothing staged from them):"]
+            lines += [f"  {w}" for w in self.warnings()]
         if self.failed:
             lines += ["", "Failed files (nothing from them was staged):"]
             lines += [f"  {f.error}" for f in self.failed]

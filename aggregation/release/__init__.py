@@ -12,9 +12,15 @@ Modules:
     checkpoints -- named steps of a release where the crash tests kill the process.
 """
 
-from aggregation.release.context import ReleaseContext, open_context
-from aggregation.release.plan import Explanation, ReleasePlan, explain, plan_release
-from aggregation.release.run import ReleaseOutcome, release, stored_release
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aggregation.release.context import ReleaseContext, open_context
+    from aggregation.release.plan import Explanation, ReleasePlan, explain, plan_release
+    from aggregation.release.run import ReleaseOutcome, release, stored_release
 
 __all__ = [
     "Explanation",
@@ -27,3 +33,19 @@ __all__ = [
     "release",
     "stored_release",
 ]
+
+# Imported on first use: an export reads the ledger and release files through ``context`` and
+# ``publish`` and must not load OpenDP (``plan``) or the aggregation queries (``run``).
+_HOME = {
+    "Explanation": "plan", "ReleasePlan": "plan", "explain": "plan", "plan_release": "plan",
+    "ReleaseContext": "context", "open_context": "context",
+    "ReleaseOutcome": "run", "release": "run", "stored_release": "run",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module defining ``name`` on first use."""
+    if name in _HOME:
+        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

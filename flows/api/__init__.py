@@ -7,6 +7,8 @@ Modules:
     requestlog     -- one JSON line per request with its token id, never the token.
     routes_data    -- indicators, releases, release files, exports, charts.
     routes_ledger  -- the ledger summary and entries; operators' new releases.
+    responses      -- error bodies, statuses and media types each route documents.
+    bodies         -- the bodies of successful answers (listings, metadata).
     params         -- shared query parameters.
     errors         -- error statuses (401/403/404/409/422/503) and their JSON shape.
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from flows.api import errors
 from flows.api.requestlog import RequestLog
@@ -15,6 +15,8 @@ from schemas.workspace import Workspace
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from fastapi import FastAPI
 
 DESCRIPTION = """
 Released mobility indicators for public-sector users, and the privacy ledger behind them.
@@ -26,9 +28,11 @@ with `mobility token revoke ID`. Roles: **analyst** (releases, exports, charts),
 
 Exports and charts are assembled from release files only: they spend no privacy budget and draw no
 noise. Errors are `{"detail": "..."}`: 401 token missing or wrong, 403 role not allowed, 404
-unknown release or data never released (with the `mobility release` command that would release
-it), 409 release refused by the budget, 422 bad parameters (says what is accepted), 503 server
-cannot release (no secret).
+unknown release or data never released (with `release_command`, the `mobility release` command
+that would release it), 409 release refused by the budget, 422 bad parameters (says what is
+accepted; `errors` lists each bad parameter), 503 server cannot release (no secret). Days are
+`YYYY-MM-DD`. Swagger UI (`/docs`) and ReDoc (`/redoc`) are served from this server: they work
+on a closed network.
 """
 
 
@@ -42,7 +46,13 @@ def _version() -> str:
 def create_app(workspace_root: Path | str) -> FastAPI:
     """The API serving the workspace at ``workspace_root`` (checked now: exit early if wrong)."""
     root = Workspace.open(workspace_root).root
-    app = FastAPI(title="mobility-dp API", version=_version(), description=DESCRIPTION)
+    # Swagger UI and ReDoc assets come from the fastapi-offline package: no CDN on closed networks.
+    app = FastAPIOffline(
+        title="mobility-dp API",
+        version=_version(),
+        description=DESCRIPTION,
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from swagger.io
+    )
     app.state.workspace_root = root
     app.add_middleware(RequestLog, workspace_root=root)
     errors.install(app)

@@ -4,7 +4,10 @@
 401    missing, malformed, unknown or revoked token
 403    the token's role may not do this
 404    unknown release, or data never released (with ``release_command``, the CLI that would)
-409    a requested release was refused by the privacy budget (the ledger's message)
+409    a requested release was refused: by the privacy budget (the ledger's message), or because
+       the workspace cannot answer it (days not staged)
+400    a request body that is not JSON
+405    a method the path does not have (``Allow`` names every one it has)
 422    bad parameters; the message says what is accepted
 500    a failure the operator must fix (e.g. a release file changed after publication)
 503    the server cannot release: it was started without the pseudonymisation secret
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING
 from fastapi import status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.routing import Match
 
 from aggregation.export import NotReleasedError
 from schemas.errors import BudgetExceededError, ConfigurationError, MobilityError
@@ -47,9 +51,13 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     )  # fmt: skip
 
 
+def _parameters_of(request: Request) -> str:
+    """Where a request's parameters are: the body of a POST, the query string otherwise."""
+    return "body" if request.method == "POST" else "query"
+
+
 async def mobility_error(request: Request, exc: Exception) -> JSONResponse:
     """Map the project's errors onto statuses (see the module docstring)."""
-    del request
     if isinstance(exc, NotReleasedError):
         return JSONResponse(
             {"detail": str(exc), "release_command": exc.commands},
@@ -57,12 +65,38 @@ async def mobility_error(request: Request, exc: Exception) -> JSONResponse:
         )
     if isinstance(exc, BudgetExceededError):
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
-    if isinstance(exc, ConfigurationError):
-        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+    if isinstance(exc, ConfigurationError):  # same shape as a validation error: one problem
+        return JSONResponse(
+            {"detail": str(exc), "errors": [{"loc": [_parameters_of(request)], "msg": str(exc)}]},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
     return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """405 naming, in ``Allow``, every method of every route at this path (not only the first's)."""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    del exc
+    msg = f"{request.method} is not allowed on {request.url.path}; use {', '.join(allowed)}."
+    return JSONResponse(
+        {"detail": msg},
+        status_code=status.HTTP_405_METHOD_NOT_ALLOWED,
+        headers={"Allow": ", ".join(allowed)},
+    )
 
 
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
+    app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, method_not_allowed)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(MobilityError, mobility_error)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from datetime import date  # noqa: TC003 - FastAPI reads annotations at run time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,11 +18,11 @@ from aggregation.export import (
     assemble,
     write_export,
 )
-from aggregation.export.charts import od_map_png, timeseries_png
 from aggregation.export.datapackage import MEDIA_TYPES
-from aggregation.export.html_map import od_map_html
 from aggregation.export.series import DEFAULT_TOP, daily_series, default_baseline, flow_map
-from flows.api.params import ChartQuery, LevelQuery, chart_query, export_request
+from flows.api.bodies import IndicatorSummary, ReleaseMetadata, ReleaseSummary
+from flows.api.params import ChartQuery, Day, LevelQuery, chart_query, export_request
+from flows.api.responses import errors, files
 from flows.api.security import require, workspace_root
 from schemas.indicators import Indicator
 from schemas.indicators import spec as indicator_spec
@@ -35,6 +34,7 @@ EXPORTER = [Depends(require("export"))]
 ExportFormatQuery = Annotated[
     Literal["csv", "parquet", "geojson", "xlsx"], Query(description="File format of the data.")
 ]
+RELEASE_MEDIA_TYPES = {fmt: MEDIA_TYPES[fmt] for fmt in ("csv", "parquet")}
 SeriesIndicator = Literal["presence", "od_trips", "od_connections", "home_away", "event_counts"]
 
 
@@ -50,7 +50,13 @@ def _file(content: bytes, name: str, media_type: str) -> Response:
     )
 
 
-@router.get("/indicators", summary="Indicators and what was released of each", dependencies=READER)
+@router.get(
+    "/indicators",
+    summary="Indicators and what was released of each",
+    dependencies=READER,
+    responses=errors(),
+    response_model=list[IndicatorSummary],
+)
 def indicators(request: Request) -> list[dict[str, Any]]:
     """Every indicator, its keys and value columns, and the days/levels released."""
     catalog = _catalog(request)
@@ -68,13 +74,19 @@ def indicators(request: Request) -> list[dict[str, Any]]:
     return found
 
 
-@router.get("/releases", summary="List releases", dependencies=READER)
+@router.get(
+    "/releases",
+    summary="List releases",
+    dependencies=READER,
+    responses=errors(422),
+    response_model=list[ReleaseSummary],
+)
 def releases(
     request: Request,
     indicator: Annotated[Indicator | None, Query(description="Only this indicator.")] = None,
     level: Annotated[LevelQuery | None, Query(description="Only this level.")] = None,
-    start: Annotated[date | None, Query(alias="from", description="Ending on or after.")] = None,
-    end: Annotated[date | None, Query(alias="to", description="Starting on or before.")] = None,
+    start: Annotated[Day | None, Query(alias="from", description="Ending on or after.")] = None,
+    end: Annotated[Day | None, Query(alias="to", description="Starting on or before.")] = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Published releases, oldest first, optionally filtered."""
     return [
@@ -99,7 +111,11 @@ def _release(request: Request, indicator: Indicator, release_id: str) -> Release
 
 
 @router.get(
-    "/releases/{indicator}/{release_id}", summary="One release's metadata", dependencies=READER
+    "/releases/{indicator}/{release_id}",
+    summary="One release's metadata",
+    dependencies=READER,
+    responses=errors(404, 422, 500),
+    response_model=ReleaseMetadata,
 )
 def release_metadata(request: Request, indicator: Indicator, release_id: str) -> dict[str, Any]:
     """The release's ``metadata.json`` and its ledger status."""
@@ -111,6 +127,14 @@ def release_metadata(request: Request, indicator: Indicator, release_id: str) ->
     "/releases/{indicator}/{release_id}/data",
     summary="One release's data file",
     dependencies=READER,
+    response_class=Response,
+    responses={
+        **files(
+            {**RELEASE_MEDIA_TYPES, "json": "application/json"},
+            "The data as CSV (default), Parquet, or JSON rows (`format=json`).",
+        ),
+        **errors(404, 422, 500),
+    },
 )
 def release_data(
     request: Request,
@@ -124,10 +148,20 @@ def release_data(
         rows = record.data().with_columns(pl.col(pl.Date).cast(pl.String)).to_dicts()
         return Response(json.dumps(rows), media_type="application/json")
     path = record.path(f"data.{fmt}")
-    return _file(path.read_bytes(), f"{indicator.value}_{release_id}.{fmt}", MEDIA_TYPES[fmt])
+    name = f"{indicator.value}_{release_id}.{fmt}"
+    return _file(path.read_bytes(), name, RELEASE_MEDIA_TYPES[fmt])
 
 
-@router.get("/exports/{indicator}", summary="Export released data", dependencies=EXPORTER)
+@router.get(
+    "/exports/{indicator}",
+    summary="Export released data",
+    dependencies=EXPORTER,
+    response_class=Response,
+    responses={
+        **files(MEDIA_TYPES, "The data file in the format asked for (`format`)."),
+        **errors(404, 422, 500),
+    },
+)
 def export_file(
     request: Request,
     export: Annotated[ExportRequest, Depends(export_request)],
@@ -147,6 +181,7 @@ def export_file(
     "/exports/{indicator}/datapackage",
     summary="The datapackage.json of an export",
     dependencies=EXPORTER,
+    responses=errors(404, 422, 500),
 )
 def export_descriptor(
     request: Request,
@@ -165,7 +200,14 @@ Chart = Annotated[ChartQuery, Depends(chart_query)]
 
 
 @router.get(
-    "/charts/od-map", summary="OD flow map (PNG or self-contained HTML)", dependencies=EXPORTER
+    "/charts/od-map",
+    summary="OD flow map (PNG or self-contained HTML)",
+    dependencies=EXPORTER,
+    response_class=Response,
+    responses={
+        **files({"png": "image/png", "html": "text/html"}, "The map (`format=png` or `html`)."),
+        **errors(404, 422, 500),
+    },
 )
 def od_map(
     request: Request,
@@ -174,6 +216,9 @@ def od_map(
     fmt: Annotated[Literal["png", "html"], Query(alias="format")] = "png",
 ) -> Response:
     """Released od_trips of a day or a period, flows summed over its days."""
+    from aggregation.export.charts import od_map_png  # noqa: PLC0415 - matplotlib is slow
+    from aggregation.export.html_map import od_map_html  # noqa: PLC0415
+
     period, level = chart.period, chart.level
     fmap = flow_map(_catalog(request), period, level=level, zones=chart.zones, top=top)
     with tempfile.TemporaryDirectory(prefix="mobility-chart-") as tmp:
@@ -182,13 +227,15 @@ def od_map(
             od_map_png(fmap, path)
             return _file(path.read_bytes(), path.name, "image/png")
         od_map_html(fmap, path)
-        return Response(path.read_bytes(), media_type="text/html; charset=utf-8")
+        return Response(path.read_bytes(), media_type="text/html")
 
 
 @router.get(
     "/charts/timeseries",
     summary="Daily totals with 95 % bands against a baseline (PNG)",
     dependencies=EXPORTER,
+    response_class=Response,
+    responses={**files({"png": "image/png"}, "The chart."), **errors(404, 422, 500)},
 )
 def timeseries(
     request: Request,
@@ -199,6 +246,8 @@ def timeseries(
     ] = None,
 ) -> Response:
     """Presence and trips (or other daily counts) over time; baseline: first third by default."""
+    from aggregation.export.charts import timeseries_png  # noqa: PLC0415 - matplotlib is slow
+
     period = chart.period
     baseline = chart.baseline or default_baseline(period)
     catalog = _catalog(request)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date  # noqa: TC003 - FastAPI and pydantic read annotations at run time
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
@@ -10,11 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aggregation.export.ledger_summary import entry_summary, ledger_summary
 from aggregation.release import explain, open_context, release
-from flows.api.params import Level  # noqa: TC001 - read by pydantic at run time
+from flows.api.params import EPSILON_MAX, EPSILON_MIN, Day, Level
+from flows.api.responses import errors
 from flows.api.security import require, workspace_root
-from schemas.errors import BudgetExceededError, ConfigurationError
+from schemas.errors import BudgetExceededError, ConfigurationError, MobilityError
 from schemas.indicators import Indicator
 from schemas.indicators import spec as indicator_spec
+from schemas.privacy import K_MAX
 from schemas.release import DEFAULT_K, ReleaseSpec
 
 router = APIRouter(prefix="/v1")
@@ -27,13 +28,19 @@ OPERATOR = [Depends(require("request_release"))]
     "/ledger/summary",
     summary="Privacy budget: policy, spend and what is left",
     dependencies=AUDITOR,
+    responses=errors(),
 )
 def summary(request: Request) -> dict[str, Any]:
     """Counts of entries and refusals, and ε spent, cap and left per accounting window."""
     return ledger_summary(open_context(workspace_root(request), need_secret=False))
 
 
-@router.get("/ledger/entries", summary="Every ledger entry, in chain order", dependencies=AUDITOR)
+@router.get(
+    "/ledger/entries",
+    summary="Every ledger entry, in chain order",
+    dependencies=AUDITOR,
+    responses=errors(),
+)
 def entries(request: Request) -> list[dict[str, Any]]:
     """What each release charged, for what, and its hash-chain fields."""
     ctx = open_context(workspace_root(request), need_secret=False)
@@ -46,17 +53,21 @@ class ReleaseBody(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     indicator: Indicator
-    start: date = Field(alias="from", description="First day released.")
-    end: date | None = Field(None, alias="to", description="Last day [default: from].")
+    start: Day = Field(alias="from", description="First day released (YYYY-MM-DD).")
+    end: Day | None = Field(None, alias="to", description="Last day [default: from].")
     level: Level = "admin2"
-    epsilon: float | None = Field(None, gt=0, description="[default: the workspace policy's]")
-    k: int = Field(DEFAULT_K, ge=0, description="Publish a cell only if its noisy value >= k.")
+    epsilon: float | None = Field(
+        None, ge=EPSILON_MIN, le=EPSILON_MAX, description="[default: the workspace policy's]"
+    )
+    k: int = Field(
+        DEFAULT_K, ge=0, le=K_MAX, description="Publish a cell only if its noisy value >= k."
+    )
     mechanism: Literal["discrete_laplace", "discrete_gaussian"] | None = Field(
         None, description="[default: the workspace policy's]"
     )
     value: str | None = Field(None, description="One value column [default: all, each charged].")
-    baseline_from: date | None = None
-    baseline_to: date | None = None
+    baseline_from: Day | None = None
+    baseline_to: Day | None = None
 
     def specs(self) -> list[ReleaseSpec]:
         """One spec per value column released."""
@@ -78,13 +89,13 @@ class ReleaseBody(BaseModel):
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"description": "Already released: the stored release, nothing charged."},
-        409: {"description": "Refused by the privacy budget; nothing charged or published."},
-        503: {"description": "The server has no pseudonymisation secret and cannot release."},
+        **errors(400, 409, 422, 503),
     },
     dependencies=OPERATOR,
 )
 def request_release(request: Request, response: Response, body: ReleaseBody) -> dict[str, Any]:
-    """Release through the ledger like ``mobility release``: charged first, refusable (409)."""
+    """Release through the ledger like ``mobility release``: charged first, refusable (409 when
+    the budget would be exceeded or the workspace cannot answer, e.g. days not staged)."""
     specs = body.specs()  # bad requests → 422 before anything else
     try:
         ctx = open_context(workspace_root(request))
@@ -95,7 +106,12 @@ def request_release(request: Request, response: Response, body: ReleaseBody) -> 
         reasons = [r for s in specs for r in explain(ctx, s).refusal]
         if reasons:
             raise BudgetExceededError("Refused, nothing published: " + "; ".join(reasons))
-    outcomes = [release(ctx, s) for s in specs]
+    try:
+        outcomes = [release(ctx, s) for s in specs]
+    except (BudgetExceededError, ConfigurationError):
+        raise  # 409 and 422 (flows/api/errors.py)
+    except MobilityError as exc:  # e.g. days not staged: nothing charged; the message says why
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
     if all(o.reused for o in outcomes):
         response.status_code = status.HTTP_200_OK
     return {

@@ -42,11 +42,6 @@ def token_id_of(token: str) -> str | None:
     return match.group(1) if match else None
 
 
-def looks_like_token(text: str) -> bool:
-    """Whether ``text`` contains something shaped like a token (to keep it out of logs)."""
-    return re.search(r"mdp_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}", text) is not None
-
-
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 

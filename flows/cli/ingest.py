@@ -81,6 +81,8 @@ def ingest(paths: tuple[Path, ...], workspace: Path, as_json: bool) -> None:
     else:
         click.echo(report.summary(), nl=False)
         click.echo(f"Report: {report.paths.get('json')}")
+    for warning in report.warnings():  # on stderr, with --json too: a header-only drop is news
+        click.secho(f"warning: {warning}", err=True, fg="yellow", bold=True)
     if not report.ok:
         raise IngestFailedError(report.failure_message())
 
