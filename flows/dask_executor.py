@@ -130,9 +130,9 @@ def _flow_task_runner() -> DaskTaskRunner:
         kind = type(runner).__name__ if runner is not None else "no flow run at all"
         msg = (
             "The 'dask' executor submits one task per shard to the flow run's DaskTaskRunner, "
-            f"but this code runs under {kind}. Run the flow through flows.distributed.run_daily "
-            "or run_backfill (`mobility run --executor dask`), or give the flow "
-            "task_runner=flows.distributed.dask_task_runner(address)."
+            f"but this code runs under {kind}. Run the flow through flows.daily.run_daily or "
+            "run_backfill (`mobility run --executor dask`), or give the flow "
+            "task_runner=flows.dask_executor.dask_task_runner(address)."
         )
         raise ConfigurationError(msg)
     return runner
