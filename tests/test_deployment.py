@@ -175,6 +175,22 @@ def _finished(env: dict[str, str], run_id: str, seconds: float = 300) -> FlowRun
     pytest.fail(f"flow run {run_id} did not finish in {seconds} s")
 
 
+def _deployment(env: dict[str, str], name: str) -> Any:
+    """The deployment ``name`` as the server holds it, or None while it is not registered."""
+    from prefect.client.orchestration import get_client  # noqa: PLC0415
+    from prefect.exceptions import ObjectNotFound  # noqa: PLC0415
+    from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: PLC0415
+
+    with (
+        temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}),
+        get_client(sync_client=True) as client,
+    ):
+        try:
+            return client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            return None
+
+
 def _logs(env: dict[str, str], run_id: str) -> str:
     from prefect.client.orchestration import get_client  # noqa: PLC0415
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId  # noqa: PLC0415
@@ -213,6 +229,11 @@ def test_served_deployments_run_to_completion_on_a_real_server(
         _wait_for(
             lambda: b"Serving" in (tmp_path / "serve.log").read_bytes(), 120, "mobility serve"
         )
+        # Both deployments are registered; the server holds the schedule in the workspace's zone.
+        for name in ("mobility-daily/daily", "mobility-backfill/backfill"):
+            _wait_for(lambda name=name: _deployment(env, name) is not None, 120, name)
+        schedule = _deployment(env, "mobility-daily/daily").schedules[0].schedule
+        assert (getattr(schedule, "cron", None), schedule.timezone) == ("0 6 * * *", TIME_ZONE)
         # Two runs at once: the schedule's (no parameters) and one day by hand.
         plain = _trigger(env, "mobility-daily/daily")
         by_hand = _trigger(env, "mobility-daily/daily", day=str(earlier))
