@@ -117,15 +117,18 @@ def shard_aggregate(request: AggregateRequest, key: BoundingKey, shard: int) -> 
         con.close()
 
 
+def _current_task_runner() -> TaskRunner[Any] | None:
+    context = FlowRunContext.get()
+    return context.task_runner if context is not None else None
+
+
 def on_dask() -> bool:
     """Whether this code runs in a flow run whose task runner is a ``DaskTaskRunner``."""
-    context = FlowRunContext.get()
-    return context is not None and isinstance(context.task_runner, DaskTaskRunner)
+    return isinstance(_current_task_runner(), DaskTaskRunner)
 
 
 def _flow_task_runner() -> DaskTaskRunner:
-    context = FlowRunContext.get()
-    runner = context.task_runner if context is not None else None
+    runner = _current_task_runner()
     if not isinstance(runner, DaskTaskRunner):
         kind = type(runner).__name__ if runner is not None else "no flow run at all"
         msg = (

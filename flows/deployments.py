@@ -52,13 +52,12 @@ def deployments(
     one_at_a_time = ConcurrencyLimitConfig(
         limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
     )
-    about = {"workspace": str(ws.root), "executor": executor, "address": address}
     daily = daily_flow.to_deployment(
         name=name,
         schedule=Cron(schedule.cron, timezone=ws.config.workspace.timezone),
         parameters=parameters,
         concurrency_limit=one_at_a_time,
-        description=json.dumps({**about, "daily": [str(i) for i in schedule.daily]}),
+        description=json.dumps({**parameters, "daily": [str(i) for i in schedule.daily]}),
         tags=["mobility"],
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
@@ -66,7 +65,7 @@ def deployments(
         name=backfill_name(name),
         parameters=parameters,
         concurrency_limit=one_at_a_time,
-        description=json.dumps(about),
+        description=json.dumps(parameters),
         tags=["mobility"],
         entrypoint_type=EntrypointType.MODULE_PATH,
     )

@@ -30,6 +30,8 @@ from schemas.errors import MobilityError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    import httpx
+
 STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 HTTP_OK = 200
 DEFAULT_STARTUP_TIMEOUT = 120
@@ -62,6 +64,23 @@ def startup_timeout() -> int:
         return max(1, int(float(raw)))
     except ValueError:
         return DEFAULT_STARTUP_TIMEOUT
+
+
+def api_unhealthy(url: str, client: httpx.Client | None = None) -> str | None:
+    """Why the Prefect API at ``url`` (``…/api``) does not answer its health check, or None when
+    it does."""
+    import httpx  # noqa: PLC0415
+
+    try:
+        if client is None:
+            response = httpx.get(f"{url.rstrip('/')}/health", timeout=10)
+        else:
+            response = client.get(f"{url.rstrip('/')}/health")
+    except httpx.HTTPError as exc:
+        return str(exc) or type(exc).__name__
+    if response.status_code != HTTP_OK:
+        return f"its health check answered HTTP {response.status_code}"
+    return None
 
 
 def _free_port() -> int:
@@ -120,11 +139,8 @@ class TemporaryServer:
                 if self.process.poll() is not None:
                     why = f"the server process exited with status {self.process.returncode}"
                     raise PrefectServerError(_startup_failed(why, timeout))
-                try:
-                    if client.get(f"{self.api_url}/health").status_code == HTTP_OK:
-                        return
-                except httpx.TransportError:
-                    pass
+                if api_unhealthy(self.api_url, client) is None:
+                    return
                 time.sleep(0.2)
         self.stop()
         raise PrefectServerError(_startup_failed(f"no answer within {timeout:g} s", timeout))

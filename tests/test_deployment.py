@@ -23,6 +23,7 @@ import pytest
 
 import flows
 from flows.deployments import deployments
+from flows.prefect_api import api_unhealthy
 from sample_data.synth import SynthConfig, generate
 from schemas.workspace import Workspace
 from tests.conftest import KEY_ENVIRON
@@ -121,21 +122,12 @@ def prefect_server(tmp_path: Path) -> Iterator[dict[str, str]]:
     )  # fmt: skip
     api = f"http://127.0.0.1:{port}/api"
     try:
-        _wait_for(lambda: _healthy(api), 180, "the Prefect server to answer")
+        _wait_for(lambda: api_unhealthy(api) is None, 180, "the Prefect server to answer")
         yield {**env, "PREFECT_API_URL": api}
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         log.close()
-
-
-def _healthy(api: str) -> bool:
-    import httpx  # noqa: PLC0415
-
-    try:
-        return httpx.get(f"{api}/health", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def _wait_for(condition: Any, seconds: float, what: str) -> None:

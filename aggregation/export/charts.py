@@ -20,7 +20,13 @@ from matplotlib.patches import FancyArrowPatch, Rectangle
 from matplotlib.patches import Polygon as PolygonPatch
 
 from aggregation.export.catalog import ReleaseCatalog
-from aggregation.export.drawing import Projection, busiest_region, legend_values, rings
+from aggregation.export.drawing import (
+    Projection,
+    busiest_region,
+    legend_values,
+    rings,
+    zone_traffic,
+)
 from aggregation.export.html_map import od_map_html
 from aggregation.export.series import DEFAULT_TOP, daily_series, default_baseline, flow_map
 from schemas.indicators import Indicator, Period
@@ -148,11 +154,7 @@ def od_map_png(fmap: FlowMap, path: Path, *, title: str | None = None) -> Path:
 
 
 def _traffic(fmap: FlowMap) -> dict[str, float]:
-    traffic: dict[str, float] = {}
-    for origin, destination, total in fmap.flows.select("origin", "destination", "total").rows():
-        for zone in (origin, destination):
-            traffic[zone] = traffic.get(zone, 0.0) + total
-    return traffic
+    return zone_traffic(fmap.flows.select("origin", "destination", "total").rows())
 
 
 def _label_busiest(ax: Axes, fmap: FlowMap, *, outside: Projection | None) -> None:

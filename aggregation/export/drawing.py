@@ -86,6 +86,15 @@ CLUSTER_REACH = 0.12
 """The busiest cluster: endpoints within this share of the map's diagonal of the busiest zone."""
 
 
+def zone_traffic(flows: Sequence[tuple[str, str, float]]) -> dict[str, float]:
+    """Trips in and out of each zone that ``flows`` (origin, destination, total) touch."""
+    traffic: dict[str, float] = {}
+    for origin, destination, total in flows:
+        for zone in (origin, destination):
+            traffic[zone] = traffic.get(zone, 0.0) + total
+    return traffic
+
+
 def busiest_region(
     zones: Sequence[Zone], flows: Sequence[tuple[str, str, float]]
 ) -> Projection | None:
@@ -97,11 +106,7 @@ def busiest_region(
     """
     full = Projection.around(zones)
     centroids = {z.zone_id: z.centroid for z in zones}
-    traffic: dict[str, float] = {}
-    for origin, destination, total in flows:
-        for zone in (origin, destination):
-            if zone in centroids:
-                traffic[zone] = traffic.get(zone, 0.0) + total
+    traffic = {z: t for z, t in zone_traffic(flows).items() if z in centroids}
     if not traffic:
         return None
     hub = centroids[max(traffic, key=lambda z: (traffic[z], z))]

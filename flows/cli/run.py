@@ -32,7 +32,6 @@ _ADDRESS = click.option(
 )
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
-HTTP_OK = 200
 _WORKSPACE = click.option(
     "--workspace", type=click.Path(path_type=Path, file_okay=False), envvar="MOBILITY_WORKSPACE",
     required=True, help="The workspace (env: MOBILITY_WORKSPACE).",
@@ -106,15 +105,10 @@ def run(
 
 def _require_server(url: str) -> None:
     """Fail in one line, before anything is registered, if the Prefect API does not answer."""
-    import httpx  # noqa: PLC0415
+    from flows.prefect_api import api_unhealthy  # noqa: PLC0415
 
-    try:
-        healthy = httpx.get(f"{url.rstrip('/')}/health", timeout=10).status_code == HTTP_OK
-    except httpx.HTTPError as exc:
-        healthy, why = False, str(exc) or type(exc).__name__
-    else:
-        why = "it did not answer its health check"
-    if not healthy:
+    why = api_unhealthy(url)
+    if why is not None:
         msg = (
             f"Cannot reach the Prefect server at PREFECT_API_URL={url} ({why}). Start it "
             "(prefect server start --host 127.0.0.1) or correct PREFECT_API_URL, then run "
