@@ -22,9 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from aggregation import mechanisms
 from aggregation.mechanisms import (
-    bounded_sum_sensitivity,
+    accuracy,
     ci_half_width,
     discrete_gaussian,
     discrete_gaussian_for_epsilon,
@@ -35,9 +34,8 @@ from aggregation.mechanisms import (
     gaussian_threshold,
     laplace_threshold,
     noise_std,
+    plan_partitions,
     plan_vector,
-    release_partitions,
-    release_vector,
 )
 from schemas.privacy import Sensitivity
 
@@ -46,7 +44,7 @@ if TYPE_CHECKING:
 
 OD_TRIPS = Sensitivity(l1=4, l2=4.0, linf=4)
 PRESENCE = Sensitivity(l1=5, l2=math.sqrt(5), linf=1)
-DISTANCE = bounded_sum_sensitivity(50)
+DISTANCE = Sensitivity(l1=50, l2=50.0, linf=50)  # distances clipped to [0, 50] km, one home
 
 DRAWS = 30_000
 P_MIN = 1e-4
@@ -77,10 +75,7 @@ def test_presence_laplace_scale() -> None:
 
 def test_bounded_distance_sum_scale() -> None:
     # Distances clipped to [0, 50] km, one home zone: L1 = 50; ε = 2 → scale = 25.
-    assert bounded_sum_sensitivity(50) == Sensitivity(l1=50, l2=50.0, linf=50)
     assert discrete_laplace(DISTANCE, 2.0).spec.scale == 25.0
-    two_cells = bounded_sum_sensitivity(50, cells_per_unit=2)
-    assert two_cells == Sensitivity(l1=100, l2=math.sqrt(2) * 50, linf=50)
 
 
 def test_presence_gaussian_scale_is_l2_over_sqrt_two_rho() -> None:
@@ -165,10 +160,11 @@ def test_bad_budgets_are_refused_with_the_rule(build: Callable[[], object], mess
 
 def test_explain_touches_no_data_and_release_states_the_same_spec() -> None:
     explained = explain_vector("discrete_laplace", OD_TRIPS, epsilon=1.0)
-    released = release_vector([10, 0, 7], "discrete_laplace", OD_TRIPS, epsilon=1.0)
-    assert released.spec == explained
-    assert len(released.values) == 3
-    assert all(isinstance(v, int) for v in released.values)
+    planned = plan_vector("discrete_laplace", OD_TRIPS, epsilon=1.0)
+    released = planned.release([10, 0, 7])
+    assert planned.spec == explained
+    assert len(released) == 3
+    assert all(isinstance(v, int) for v in released)
 
 
 def test_release_refuses_non_integer_aggregates() -> None:
@@ -197,10 +193,10 @@ def test_opendp_is_what_adds_the_noise(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(dp.m, "make_laplace", spy_make_laplace)
     monkeypatch.setattr(dp.Measurement, "__call__", fake_invoke)
-    released = release_vector([1, 2, 3], "discrete_laplace", OD_TRIPS, epsilon=1.0)
+    released = plan_vector("discrete_laplace", OD_TRIPS, epsilon=1.0).release([1, 2, 3])
     assert constructed[-1] == 4.0  # the measurement was built by OpenDP at scale l1/ε
     assert invoked == [[1, 2, 3]]  # OpenDP's measurement received the exact vector …
-    assert released.values == [101, 202, 303]  # … and its output is the release, untouched
+    assert released == [101, 202, 303]  # … and its output is the release, untouched
 
 
 def test_partition_release_goes_through_the_opendp_threshold_measurement(
@@ -213,11 +209,10 @@ def test_partition_release_goes_through_the_opendp_threshold_measurement(
         return {"b": 99, "a": 88}
 
     monkeypatch.setattr(dp.Measurement, "__call__", fake_invoke)
-    released = release_partitions(
-        {"a": 1, "b": 2}, "discrete_laplace", OD_TRIPS, epsilon=1.0, delta=1e-7
-    )
+    planned = plan_partitions("discrete_laplace", OD_TRIPS, epsilon=1.0, delta=1e-7)
+    released = planned.release({"a": 1, "b": 2})
     assert invoked == [{"a": 1, "b": 2}]
-    assert released.values == {"a": 88, "b": 99}
+    assert released == {"a": 88, "b": 99}
 
 
 # -- accuracy -------------------------------------------------------------------------------------
@@ -257,7 +252,7 @@ def test_gaussian_ci_is_the_smallest_exact_95_percent_half_width(scale: float) -
 @pytest.mark.parametrize("scale", [10_000.5, 12_345.6, 31_415.9])
 def test_gaussian_ci_bound_for_large_scales_is_safe_and_tight(scale: float) -> None:
     h = ci_half_width("discrete_gaussian", scale)
-    exact = mechanisms._gaussian_ci_exact(scale, 0.95)
+    exact = accuracy._gaussian_ci_exact(scale, 0.95)
     assert exact <= h <= exact + 1
 
 
@@ -324,13 +319,12 @@ def test_threshold_never_goes_below_k() -> None:
 
 def test_partition_release_keeps_only_keys_whose_noisy_count_reaches_the_threshold() -> None:
     counts = {"A|B": 5_000, "A|C": 1, "B|C": 0, "C|A": 3_000}
-    released = release_partitions(counts, "discrete_laplace", OD_TRIPS, epsilon=1.0, delta=1e-7)
+    planned = plan_partitions("discrete_laplace", OD_TRIPS, epsilon=1.0, delta=1e-7)
+    released = planned.release(counts)
     # A count of 0 or 1 reaches 71 only if the noise is >= 70: probability below 1e-7.
-    assert set(released.values) == {"A|B", "C|A"}
-    assert abs(released.values["A|B"] - 5_000) < 200
-    assert released.spec == explain_partitions(
-        "discrete_laplace", OD_TRIPS, epsilon=1.0, delta=1e-7
-    )
+    assert set(released) == {"A|B", "C|A"}
+    assert abs(released["A|B"] - 5_000) < 200
+    assert planned.spec == explain_partitions("discrete_laplace", OD_TRIPS, epsilon=1.0, delta=1e-7)
     with pytest.raises(TypeError, match="keys must be strings"):
         laplace_threshold(OD_TRIPS, 1.0, 1e-7).release({("A", "B"): 1})  # type: ignore[dict-item]
 
@@ -342,10 +336,8 @@ def test_gaussian_partition_selection_sized_from_epsilon() -> None:
     assert spec.cost.delta <= 1e-7
     assert spec.cost.rho is not None
     assert spec.threshold is not None
-    released = release_partitions(
-        {"big": 10_000, "none": 0}, "discrete_gaussian", OD_TRIPS, epsilon=1.0, delta=1e-7
-    )
-    assert set(released.values) == {"big"}
+    planned = plan_partitions("discrete_gaussian", OD_TRIPS, epsilon=1.0, delta=1e-7)
+    assert set(planned.release({"big": 10_000, "none": 0})) == {"big"}
 
 
 def test_gaussian_threshold_costs() -> None:
