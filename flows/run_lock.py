@@ -15,15 +15,11 @@ the UI) rather than in a process.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import threading
-import time
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from schemas.errors import MobilityError
+from aggregation.file_lock import hold_flock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -35,13 +31,6 @@ WAIT_SECONDS = 6 * 3600
 
 _held: dict[str, int] = {}
 _guard = threading.Lock()
-
-
-def _holder(path: Path) -> str:
-    try:
-        return path.read_text().strip() or "another process"
-    except OSError:
-        return "another process"
 
 
 @contextmanager
@@ -72,29 +61,17 @@ def run_lock(
             with _guard:
                 _held[key] -= 1
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + wait_seconds
-        told = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not told and waiting is not None:
-                    waiting(_holder(path))
-                    told = True
-                if time.monotonic() >= deadline:
-                    msg = (
-                        f"Another run of {root} still holds {path} ({_holder(path)}) after "
-                        f"{wait_seconds:g} s; this run did nothing. Let it finish (see its logs), "
-                        "then run this one again."
-                    )
-                    raise MobilityError(msg) from None
-                time.sleep(1.0)
-        started = datetime.now(UTC).isoformat(timespec="seconds")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{what} (pid {os.getpid()}, since {started})\n".encode(), 0)
+
+    def busy(holder: str) -> str:
+        return (
+            f"Another run of {root} still holds {path} ({holder}) after {wait_seconds:g} s; this "
+            "run did nothing. Let it finish (see its logs), then run this one again."
+        )
+
+    with hold_flock(
+        path, exclusive=True, timeout=wait_seconds, owner=what, busy=busy, poll=1.0,
+        waiting=waiting,
+    ):  # fmt: skip
         with _guard:
             _held[key] = 1
         try:
@@ -102,7 +79,3 @@ def run_lock(
         finally:
             with _guard:
                 _held.pop(key, None)
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)

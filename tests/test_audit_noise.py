@@ -18,7 +18,7 @@ import opendp.prelude as dp
 import pytest
 from click.testing import CliRunner
 
-import aggregation.release.run as release_run
+import aggregation.release.plan as release_plan
 from aggregation.audit import DEFAULT_ALPHA, audit_noise
 from aggregation.audit.noise_models import DiscreteGaussian, DiscreteLaplace, noise_model
 from aggregation.audit.residuals import Residuals, run_noise_tests
@@ -85,14 +85,16 @@ class NoisePartitions:
 
 def _release(ws: Path, spec: ReleaseSpec, monkeypatch: pytest.MonkeyPatch, factor: float) -> str:
     with monkeypatch.context() as patch:
-        vector, partitions = release_run.plan_vector, release_run.plan_partitions
+        vector, partitions = release_plan.plan_vector, release_plan.plan_partitions
         if factor != 1:
             patch.setattr(
-                release_run, "plan_vector", lambda *a, **k: Dishonest(vector(*a, **k), factor)
+                release_plan, "plan_vector", lambda *a, **k: Dishonest(vector(*a, **k), factor)
             )
         if factor == 0:
             patch.setattr(
-                release_run, "plan_partitions", lambda *a, **k: NoisePartitions(partitions(*a, **k))
+                release_plan,
+                "plan_partitions",
+                lambda *a, **k: NoisePartitions(partitions(*a, **k)),
             )
         outcome = release(open_context(ws), spec)
     return str(outcome.metadata["release_id"])

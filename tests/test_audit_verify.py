@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from click.testing import CliRunner
 
-import aggregation.release.run as release_run
+import aggregation.release.plan as release_plan
 from aggregation.audit import verify_workspace
 from aggregation.audit.caps import check_caps, recorded_policy
 from aggregation.audit.costs import recompute_cost
@@ -250,7 +250,7 @@ def test_verification_runs_while_a_release_is_being_published(
     workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[VerifyReport] = []
-    real = release_run.plan_vector
+    real = release_plan.plan_vector
 
     class Mid:
         """The honest mechanism; verifies the workspace from another thread while it runs."""
@@ -265,7 +265,7 @@ def test_verification_runs_while_a_release_is_being_published(
             assert not worker.is_alive(), "audit verify waited for the writer lock"
             return list(self.mechanism.release(values))
 
-    monkeypatch.setattr(release_run, "plan_vector", lambda *a, **k: Mid(real(*a, **k)))
+    monkeypatch.setattr(release_plan, "plan_vector", lambda *a, **k: Mid(real(*a, **k)))
     release(
         open_context(workspace, environ=KEY_ENVIRON), ReleaseSpec(Indicator.PRESENCE, DAY3, DAY3)
     )

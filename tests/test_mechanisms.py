@@ -29,8 +29,6 @@ from aggregation.mechanisms import (
     discrete_gaussian_for_epsilon,
     discrete_laplace,
     expected_abs_error,
-    explain_partitions,
-    explain_vector,
     gaussian_threshold,
     laplace_threshold,
     noise_std,
@@ -159,7 +157,7 @@ def test_bad_budgets_are_refused_with_the_rule(build: Callable[[], object], mess
 
 
 def test_explain_touches_no_data_and_release_states_the_same_spec() -> None:
-    explained = explain_vector("discrete_laplace", OD_TRIPS, epsilon=1.0)
+    explained = plan_vector("discrete_laplace", OD_TRIPS, epsilon=1.0).spec
     planned = plan_vector("discrete_laplace", OD_TRIPS, epsilon=1.0)
     released = planned.release([10, 0, 7])
     assert planned.spec == explained
@@ -324,13 +322,15 @@ def test_partition_release_keeps_only_keys_whose_noisy_count_reaches_the_thresho
     # A count of 0 or 1 reaches 71 only if the noise is >= 70: probability below 1e-7.
     assert set(released) == {"A|B", "C|A"}
     assert abs(released["A|B"] - 5_000) < 200
-    assert planned.spec == explain_partitions("discrete_laplace", OD_TRIPS, epsilon=1.0, delta=1e-7)
+    assert (
+        planned.spec == plan_partitions("discrete_laplace", OD_TRIPS, epsilon=1.0, delta=1e-7).spec
+    )
     with pytest.raises(TypeError, match="keys must be strings"):
         laplace_threshold(OD_TRIPS, 1.0, 1e-7).release({("A", "B"): 1})  # type: ignore[dict-item]
 
 
 def test_gaussian_partition_selection_sized_from_epsilon() -> None:
-    spec = explain_partitions("discrete_gaussian", OD_TRIPS, epsilon=1.0, delta=1e-7)
+    spec = plan_partitions("discrete_gaussian", OD_TRIPS, epsilon=1.0, delta=1e-7).spec
     assert spec.mechanism == "discrete_gaussian"
     assert spec.cost.epsilon <= 1.0
     assert spec.cost.delta <= 1e-7

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+import aggregation.release.plan as release_plan
 import aggregation.release.run as release_run
 from aggregation.indicators import AggregateRequest, exact_aggregate
 from aggregation.ingest import ingest_files
@@ -180,7 +181,7 @@ def test_opendp_adds_the_noise_at_the_declared_scale(
     workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     drawn: list[tuple[list[int], list[int], float]] = []
-    real = release_run.plan_vector
+    real = release_plan.plan_vector
 
     class Spy:
         def __init__(self, mechanism: Any) -> None:
@@ -192,7 +193,7 @@ def test_opendp_adds_the_noise_at_the_declared_scale(
             drawn.append((list(values), noisy, self.spec.scale))
             return noisy
 
-    monkeypatch.setattr(release_run, "plan_vector", lambda *a, **k: Spy(real(*a, **k)))
+    monkeypatch.setattr(release_plan, "plan_vector", lambda *a, **k: Spy(real(*a, **k)))
     ctx = open_context(workspace)
     out = release(ctx, _od())
     ((exact_in, noisy, scale),) = drawn

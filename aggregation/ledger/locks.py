@@ -10,14 +10,11 @@ released by the kernel when a process dies, so a kill -9 never leaves the ledger
 
 from __future__ import annotations
 
-import fcntl
-import os
-import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from schemas.errors import MobilityError
+from aggregation.file_lock import hold_flock
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -29,38 +26,16 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _lock_holder(path: Path) -> str:
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError:
-        return "unknown"
-    return text or "unknown"
-
-
 @contextmanager
 def flock(path: Path, *, exclusive: bool, timeout: float, purpose: str) -> Iterator[None]:
     """Hold ``flock`` on ``path`` (created if missing) for the block; poll until ``timeout``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    msg = (
-                        f"The privacy ledger is busy: could not lock {path} for {purpose} within "
-                        f"{timeout:g} s (held by {_lock_holder(path)}). Wait for that run to "
-                        "finish; a lock is freed as soon as its process ends."
-                    )
-                    raise MobilityError(msg) from None
-                time.sleep(0.02)
-        if exclusive:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} since {now().isoformat()}\n".encode(), 0)
+
+    def busy(holder: str) -> str:
+        return (
+            f"The privacy ledger is busy: could not lock {path} for {purpose} within "
+            f"{timeout:g} s (held by {holder}). Wait for that run to finish; a lock is freed as "
+            "soon as its process ends."
+        )
+
+    with hold_flock(path, exclusive=exclusive, timeout=timeout, owner=purpose, busy=busy):
         yield
-    finally:
-        os.close(fd)

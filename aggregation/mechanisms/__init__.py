@@ -18,7 +18,7 @@ the requested budget, builds the measurement, and records the cost that the meas
 privacy map returns (``meas.map(d_in)``), checked against the request. The resulting
 :class:`VectorMechanism` / :class:`PartitionMechanism` explains itself (``.spec``: scale, cost,
 expected error, CI half-width, from :mod:`.accuracy`) without touching data, and ``.release(...)``
-invokes the very same measurement on the data: ``explain_*`` and the release share everything but
+invokes the very same measurement on the data: ``explain`` and the release share everything but
 the invocation. :mod:`.opendp_maps` holds the OpenDP plumbing both kinds share.
 
 Bounded sums (``mobility_distance``): each subscriber-day's distance is clipped to [0, U] as an
@@ -38,7 +38,6 @@ from aggregation.mechanisms.accuracy import (
 )
 from aggregation.mechanisms.partitions import (
     PartitionMechanism,
-    explain_partitions,
     gaussian_threshold,
     gaussian_threshold_for_epsilon,
     laplace_threshold,
@@ -49,7 +48,6 @@ from aggregation.mechanisms.vector import (
     discrete_gaussian,
     discrete_gaussian_for_epsilon,
     discrete_laplace,
-    explain_vector,
     plan_vector,
 )
 
@@ -63,8 +61,6 @@ __all__ = [
     "discrete_gaussian_for_epsilon",
     "discrete_laplace",
     "expected_abs_error",
-    "explain_partitions",
-    "explain_vector",
     "gaussian_threshold",
     "gaussian_threshold_for_epsilon",
     "laplace_threshold",

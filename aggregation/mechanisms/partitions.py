@@ -245,31 +245,9 @@ def plan_partitions(
 ) -> PartitionMechanism:
     """The partition-selection mechanism for an (ε, δ) target.
 
-    :func:`explain_partitions` describes it; the release invokes it (``.release(counts)``).
+    ``explain`` states its ``spec``; the release invokes it (``.release(counts)``).
     """
     build = laplace_threshold if mechanism == "discrete_laplace" else gaussian_threshold_for_epsilon
     return build(
         sensitivity, epsilon, delta, l0=l0, min_threshold=min_threshold, confidence=confidence
     )
-
-
-def explain_partitions(
-    mechanism: Mechanism,
-    sensitivity: Sensitivity,
-    *,
-    epsilon: float,
-    delta: float,
-    l0: int | None = None,
-    min_threshold: int = 0,
-    confidence: float = CONFIDENCE,
-) -> NoiseSpec:
-    """What a partition selection would cost and how accurate it would be; touches no data."""
-    return plan_partitions(
-        mechanism,
-        sensitivity,
-        epsilon=epsilon,
-        delta=delta,
-        l0=l0,
-        min_threshold=min_threshold,
-        confidence=confidence,
-    ).spec

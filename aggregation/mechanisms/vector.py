@@ -163,7 +163,7 @@ def plan_vector(
 ) -> VectorMechanism:
     """The vector mechanism for an ε target (and δ for the Gaussian).
 
-    :func:`explain_vector` describes it; the release invokes it (``.release(values)``).
+    ``explain`` states its ``spec``; the release invokes it (``.release(values)``).
     """
     if mechanism == "discrete_laplace":
         if delta:
@@ -171,17 +171,3 @@ def plan_vector(
             raise ValueError(msg)
         return discrete_laplace(sensitivity, epsilon, confidence=confidence)
     return discrete_gaussian_for_epsilon(sensitivity, epsilon, delta=delta, confidence=confidence)
-
-
-def explain_vector(
-    mechanism: Mechanism,
-    sensitivity: Sensitivity,
-    *,
-    epsilon: float,
-    delta: float = 0.0,
-    confidence: float = CONFIDENCE,
-) -> NoiseSpec:
-    """What a vector release would cost and how accurate it would be; touches no data."""
-    return plan_vector(
-        mechanism, sensitivity, epsilon=epsilon, delta=delta, confidence=confidence
-    ).spec

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from aggregation.indicators import AggregateRequest
 from aggregation.ledger import ReleaseRequest, files_digest
-from aggregation.mechanisms import explain_partitions, explain_vector
+from aggregation.mechanisms import plan_partitions, plan_vector
 from aggregation.release.context import code_version
 from aggregation.release.digests import staged_digests
 from schemas.errors import ConfigurationError
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from aggregation.ledger import FileDigest
+    from aggregation.mechanisms import PartitionMechanism, VectorMechanism
     from aggregation.release.context import ReleaseContext
     from schemas.privacy import NoiseSpec, Sensitivity
     from schemas.release import ReleaseSpec
@@ -26,7 +27,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ReleasePlan:
-    """A release worked out: aggregate to compute, its sensitivity, noise and ledger request."""
+    """A release worked out: aggregate to compute, its sensitivity, noise and ledger request.
+
+    ``mechanism`` is the OpenDP measurement, built once here: ``explain`` prints its ``spec``
+    (= ``noise``), the release invokes it on the exact aggregate.
+    """
 
     spec: ReleaseSpec
     aggregate: AggregateRequest
@@ -36,6 +41,7 @@ class ReleasePlan:
     delta: float
     request: ReleaseRequest
     cells_total: int
+    mechanism: VectorMechanism | PartitionMechanism = field(compare=False, repr=False)
 
     @property
     def privacy_unit(self) -> str:
@@ -94,16 +100,18 @@ def plan_release(
             + ". Ask for another ε, or change the defaults in [privacy]."
         )
         raise ConfigurationError(msg)
+    measurement: VectorMechanism | PartitionMechanism
     if spec.keys == "private":
-        noise = explain_partitions(
+        measurement = plan_partitions(
             mechanism, sensitivity, epsilon=epsilon, delta=delta,
             l0=ind.max_keys(spec.bounds, scope, policy.accounting_window),
             min_threshold=spec.k, confidence=spec.confidence,
         )  # fmt: skip
     else:
-        noise = explain_vector(
+        measurement = plan_vector(
             mechanism, sensitivity, epsilon=epsilon, delta=delta, confidence=spec.confidence
         )
+    noise = measurement.spec
     files = ctx.source.files_for(aggregate.days_read()) if fingerprint else []
     inputs = input_files(ctx.workspace.staged, files)
     request = ReleaseRequest(
@@ -126,6 +134,7 @@ def plan_release(
         delta=delta,
         request=request,
         cells_total=ind.key_count(len(aggregate.zones.zone_ids), scope),
+        mechanism=measurement,
     )
 
 

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import polars as pl
 
@@ -35,7 +35,6 @@ from aggregation.extract import bounded_connection
 from aggregation.indicators import AggregateRequest
 from aggregation.indicators.shards import sharded_aggregate
 from aggregation.ledger import OutputFile
-from aggregation.mechanisms import plan_partitions, plan_vector
 from aggregation.release import checkpoints
 from aggregation.release.plan import plan_release
 from aggregation.release.publish import (
@@ -55,6 +54,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from aggregation.ledger import ChargeTransaction, LedgerEntry
+    from aggregation.mechanisms import PartitionMechanism, VectorMechanism
     from aggregation.release.context import ReleaseContext
     from aggregation.release.plan import ReleasePlan
     from schemas.release import ReleaseSpec
@@ -227,23 +227,14 @@ def _publish(ctx: ReleaseContext, tx: ChargeTransaction, staged: StagedRelease) 
 def _add_noise(plan: ReleasePlan, keys: pl.DataFrame, values: list[int]) -> pl.DataFrame:
     """The keys with OpenDP noise on their values (and, for private key sets, only the keys that
     OpenDP's threshold keeps), with the per-cell 95 % half-width."""
-    spec, noise = plan.spec, plan.noise
-    ci95 = pl.lit(noise.ci_half_width, dtype=pl.Int64).alias("ci95")
-    if spec.keys == "public":
-        mechanism = plan_vector(
-            noise.mechanism, plan.sensitivity, epsilon=plan.epsilon, delta=plan.delta,
-            confidence=spec.confidence,
-        )  # fmt: skip
-        return keys.with_columns(
-            pl.Series("value", mechanism.release(values), dtype=pl.Int64), ci95
-        )
-    partitions = plan_partitions(
-        noise.mechanism, plan.sensitivity, epsilon=plan.epsilon, delta=plan.delta,
-        l0=noise.l0, min_threshold=spec.k, confidence=spec.confidence,
-    )  # fmt: skip
+    ci95 = pl.lit(plan.noise.ci_half_width, dtype=pl.Int64).alias("ci95")
+    if plan.spec.keys == "public":  # the plan built a vector mechanism for a public key set
+        noisy = cast("VectorMechanism", plan.mechanism).release(values)
+        return keys.with_columns(pl.Series("value", noisy, dtype=pl.Int64), ci95)
+    mechanism = cast("PartitionMechanism", plan.mechanism)
     labels = [_label(row) for row in keys.rows()]
     observed = {label: v for label, v in zip(labels, values, strict=True) if v > 0}
-    kept = partitions.release(observed)
+    kept = mechanism.release(observed)
     out = keys.with_columns(
         pl.Series("value", [kept.get(label) for label in labels], dtype=pl.Int64), ci95
     )
