@@ -32,10 +32,14 @@ START = dt.date(2026, 3, 2)
 
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
-    """One temporary Prefect server for the whole session (about 10 s to start)."""
+    """One temporary Prefect server for the session (about 10 s to start on a quiet host).
+
+    Up to 120 s to start, as the commands allow: two test workers on a busy two-core host can
+    take longer than Prefect's default 30 s.
+    """
     from prefect.testing.utilities import prefect_test_harness  # noqa: PLC0415 - slow import
 
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=120):
         yield
 
 
