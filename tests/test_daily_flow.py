@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from typing import TYPE_CHECKING
 
@@ -135,3 +136,17 @@ def test_serve_says_so_when_the_prefect_server_does_not_answer(
         result.output
     )
     assert "prefect server start" in result.output
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_corrupt_drop_fails_the_run_after_its_report_and_charges_nothing(
+    scheduled_workspace: Path,
+) -> None:
+    (scheduled_workspace / "drops" / "cdr_2026-03-02.csv").write_bytes(b"\x00\x01 not a csv")
+    with pytest.raises(MobilityError, match="cdr_2026-03-02"):
+        daily_flow(str(scheduled_workspace), START)
+    reports = sorted((scheduled_workspace / "reports").glob("ingest_*.json"))
+    status = {f["drop_id"]: f["status"] for f in json.loads(reports[-1].read_text())["files"]}
+    assert status == {"cdr_2026-03-02": "failed", "gps_2026-03-02": "staged"}
+    assert open_context(scheduled_workspace).ledger.entries() == []
+    assert not any((scheduled_workspace / "releases").iterdir())

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
@@ -18,14 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from aggregation.ingest import IngestFailedError, IngestReport, ingest_files
+from aggregation.ingest import IngestReport, ingest_files
 from flows.cli import cli
-from flows.ingest import find_raw_files, ingest_flow, ingest_raw_file, write_ingest_report
 from schemas.raw import RAW_CDR
 from schemas.workspace import init_workspace
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 
 def _injected(export: Path) -> pl.DataFrame:
@@ -211,56 +206,6 @@ def test_cli_init_refuses_an_existing_workspace(tmp_path: Path) -> None:
     again = runner.invoke(cli, ["init", str(tmp_path)])
     assert again.exit_code == 2
     assert "already exists" in again.output
-
-
-def test_flow_tasks_bodies(
-    synthetic_parquet: Path,
-    make_workspace: Callable[[Path], Path],
-    monkeypatch: pytest.MonkeyPatch,
-    key_environ: dict[str, str],
-) -> None:
-    for name, value in key_environ.items():
-        monkeypatch.setenv(name, value)
-    ws = make_workspace(synthetic_parquet)
-    files = find_raw_files.fn([str(synthetic_parquet / "raw")])
-    assert [Path(f).name for f in files] == [
-        "cdr_2026-03-02.parquet",
-        "gps_2026-03-02.parquet",
-        "cdr_2026-03-03.parquet",
-        "gps_2026-03-03.parquet",
-    ]
-    outcome = ingest_raw_file.fn(files[0], str(ws))
-    assert outcome.status == "staged"
-    assert outcome.reconciled
-    report = write_ingest_report.fn("run-1", "2026-03-04T00:00:00+00:00", str(ws), [outcome])
-    assert Path(report.paths["json"]).name == "ingest_run-1.json"
-
-
-def test_the_flow_runs_on_prefect(
-    prefect_harness: None,
-    synthetic_parquet: Path,
-    make_workspace: Callable[[Path], Path],
-    monkeypatch: pytest.MonkeyPatch,
-    key_environ: dict[str, str],
-    tmp_path: Path,
-) -> None:
-    for name, value in key_environ.items():
-        monkeypatch.setenv(name, value)
-    ws = make_workspace(synthetic_parquet)
-    raw = tmp_path / "raw"
-    shutil.copytree(synthetic_parquet / "raw", raw)
-    (raw / "cdr_2026-03-03.parquet").write_bytes(b"PAR1 truncated")
-    with pytest.raises(IngestFailedError, match="cdr_2026-03-03"):
-        ingest_flow([str(raw)], str(ws))
-    reports = sorted((ws / "reports").glob("ingest_*.json"))
-    document: dict[str, Any] = json.loads(reports[-1].read_text())
-    status = {f["drop_id"]: f["status"] for f in document["files"]}
-    assert status == {
-        "cdr_2026-03-02": "staged",
-        "gps_2026-03-02": "staged",
-        "cdr_2026-03-03": "failed",
-        "gps_2026-03-03": "staged",
-    }
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])

@@ -1,7 +1,7 @@
 """``mobility init`` and ``mobility ingest``: create a workspace, stage raw exports into it.
 
 ``ingest`` calls :mod:`aggregation.ingest` directly (single shot, no workflow server to wait for);
-the Prefect flow in :mod:`flows.ingest` does the same work for scheduled runs.
+the daily Prefect flow (:mod:`flows.daily`) stages each day's new drops with the same functions.
 """
 
 from __future__ import annotations
