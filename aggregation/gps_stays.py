@@ -156,9 +156,12 @@ def _nearest_and_paths(
         if i > 0 and group[i] == group[i - 1]:
             p1 = at_lat[i - 1] * to_rad
             p2 = at_lat[i] * to_rad
-            h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(
-                (at_lon[i] - at_lon[i - 1]) * to_rad / 2
-            ) ** 2
+            h = (
+                math.sin((p2 - p1) / 2) ** 2
+                + math.cos(p1)
+                * math.cos(p2)
+                * math.sin((at_lon[i] - at_lon[i - 1]) * to_rad / 2) ** 2
+            )
             total += 2.0 * EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, h)))
         else:
             if i > 0:

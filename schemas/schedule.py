@@ -12,7 +12,7 @@ from schemas.indicators import Indicator, spec
 from schemas.release import DEFAULT_K
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 DAILY_DEFAULT: tuple[Indicator, ...] = (
     Indicator.EVENT_COUNTS,
@@ -86,22 +86,27 @@ class ScheduleSettings:
             if not s.daily:
                 raise fail("daily", f"{name} is not a daily indicator (it has no date key).")
             indicators.append(s.indicator)
-        daily_gps = section.get("daily_gps", [])
-        if not isinstance(daily_gps, list) or not all(isinstance(x, str) for x in daily_gps):
-            raise fail("daily_gps", f"must be a list of indicator names; got {daily_gps!r}.")
-        from_gps = []
-        for name in daily_gps:
-            try:
-                s = spec(name)
-            except ConfigurationError as exc:
-                raise fail("daily_gps", str(exc)) from None
-            if "gps" not in s.sources or not s.daily:
-                with_gps = [i.value for i in Indicator if "gps" in spec(i).sources]
-                raise fail(
-                    "daily_gps", f"{name} has no daily GPS definition; choose among {with_gps}."
-                )
-            from_gps.append(s.indicator)
+        from_gps = _daily_gps(section.get("daily_gps", []), fail)
         return cls(
             cron=cron, drops=Path(drops), lag_days=lag, level=level,
-            k=k, daily=tuple(indicators), daily_gps=tuple(from_gps),
+            k=k, daily=tuple(indicators), daily_gps=from_gps,
         )  # fmt: skip
+
+
+def _daily_gps(
+    value: object, fail: Callable[[str, str], ConfigurationError]
+) -> tuple[Indicator, ...]:
+    """``[schedule] daily_gps``: daily indicators with a GPS definition."""
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise fail("daily_gps", f"must be a list of indicator names; got {value!r}.")
+    found = []
+    for name in value:
+        try:
+            s = spec(name)
+        except ConfigurationError as exc:
+            raise fail("daily_gps", str(exc)) from None
+        if "gps" not in s.sources or not s.daily:
+            with_gps = [i.value for i in Indicator if "gps" in spec(i).sources]
+            raise fail("daily_gps", f"{name} has no daily GPS definition; choose among {with_gps}.")
+        found.append(s.indicator)
+    return tuple(found)

@@ -16,8 +16,8 @@ A workspace is one directory that holds everything the pipeline keeps for one op
 
 Configuration sections parsed here: ``[workspace]``, ``[pseudonymisation]``, ``[geography]``,
 ``[ingest]`` and ``[aggregation]``. The sections ``[privacy]``, ``[schedule]``,
-``[indicators]`` and ``[gps]`` are allowed and kept as raw mappings for the modules that own them. Every error
-names the file, the key and the fix.
+``[indicators]`` and ``[gps]`` are allowed and kept as raw mappings for the modules that own
+them. Every error names the file, the key and the fix.
 """
 
 from __future__ import annotations
