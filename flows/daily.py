@@ -192,6 +192,7 @@ def release_one(workspace: str, spec: ReleaseSpec, executor: Executor = "local")
         "cells_suppressed": m["cells_suppressed"],
         "reused": outcome.reused,
         "directory": str(outcome.directory),
+        "source": m.get("source", "cdr"),
     }
 
 
