@@ -256,3 +256,33 @@ def test_gps_releases_through_the_command_line_export_and_audit(workspace: Path)
     noise = runner.invoke(cli, ["audit", "noise", made["release_id"], "--workspace", ws])
     assert noise.exit_code == 0, noise.output
     assert "FAIL" not in noise.output
+
+
+def test_gps_releases_through_the_api_name_their_source(workspace: Path) -> None:
+    import httpx  # noqa: PLC0415
+
+    from tests.live_api import served  # noqa: PLC0415
+
+    body = {"indicator": "presence", "from": str(START), "source": "gps", "epsilon": 0.5}
+    with served(workspace) as server:
+
+        def client(role: str) -> httpx.Client:
+            headers = {"Authorization": f"Bearer {server.tokens[role]}"}
+            return httpx.Client(base_url=server.url, headers=headers, timeout=60)
+
+        with client("operator") as http:
+            created = http.post("/v1/releases", json=body)
+            again = http.post("/v1/releases", json=body)
+            wrong = http.post("/v1/releases", json={**body, "indicator": "event_counts"})
+        with client("analyst") as http:
+            listed = http.get("/v1/releases").json()
+            gps = http.get("/v1/exports/presence", params={"from": str(START), "source": "gps"})
+            cdr = http.get("/v1/exports/presence", params={"from": str(START)})
+    assert created.status_code == 201, created.text
+    made = created.json()["releases"][0]["metadata"]
+    assert (made["source"], made["privacy_unit"]) == ("gps", "device-day")
+    assert again.status_code == 200
+    assert wrong.status_code == 422
+    assert [(r["source"], r["privacy_unit"]) for r in listed] == [("gps", "device-day")]
+    assert gps.status_code == 200, gps.text
+    assert cdr.status_code == 404  # never released from CDR: the GPS release is not mixed in
