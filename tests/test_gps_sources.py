@@ -286,3 +286,32 @@ def test_gps_releases_through_the_api_name_their_source(workspace: Path) -> None
     assert [(r["source"], r["privacy_unit"]) for r in listed] == [("gps", "device-day")]
     assert gps.status_code == 200, gps.text
     assert cdr.status_code == 404  # never released from CDR: the GPS release is not mixed in
+
+
+def test_the_workspace_stay_rule_and_gps_schedule_are_read_and_checked(workspace: Path) -> None:
+    from aggregation.release import explain  # noqa: PLC0415
+    from flows.daily import specs_for_day  # noqa: PLC0415
+    from schemas.schedule import ScheduleSettings  # noqa: PLC0415
+    from schemas.workspace import Workspace  # noqa: PLC0415
+
+    config = workspace / "mobility.toml"
+    text = config.read_text()
+    text = text.replace("radius_m = 200.0", "radius_m = 100.0", 1)
+    text = text.replace("daily_gps = []", 'daily_gps = ["od_trips"]', 1)
+    config.write_text(text)
+    explained = explain(open_context(workspace), ReleaseSpec(Indicator.OD_TRIPS, START, START,
+                                                             source="gps"))  # fmt: skip
+    assert explained.as_dict()["parameters"]["stay_rule"]["radius_m"] == 100.0
+    assert explained.as_dict()["privacy_unit"] == "device-day"
+    specs = specs_for_day(Workspace.open(workspace), START)
+    assert [(str(s.indicator), s.source) for s in specs if s.source == "gps"] == [
+        ("od_trips", "gps")
+    ]
+    with pytest.raises(ConfigurationError, match="daily_gps: od_connections has no daily GPS"):
+        ScheduleSettings.from_mapping({"daily_gps": ["od_connections"]}, "mobility.toml")
+    config.write_text(text.replace("radius_m = 100.0", "radius_m = 1.0", 1))
+    with pytest.raises(ConfigurationError, match=r"\[gps\] radius_m must be metres"):
+        explain(open_context(workspace), ReleaseSpec(Indicator.OD_TRIPS, START, START,
+                                                     source="gps"))  # fmt: skip
+    # a CDR release does not read [gps]: a bad stay rule does not stop it
+    explain(open_context(workspace), ReleaseSpec(Indicator.OD_TRIPS, START, START))

@@ -11,6 +11,7 @@ from aggregation.mechanisms import explain_partitions, explain_vector
 from aggregation.release.context import code_version
 from aggregation.release.digests import staged_digests
 from schemas.errors import ConfigurationError
+from schemas.gps import StayRule
 from schemas.indicators import Indicator, privacy_unit
 from schemas.indicators import spec as indicator_spec
 from schemas.privacy import release_parameter_problems, windows_of
@@ -72,7 +73,7 @@ def plan_release(
         indicator=spec.indicator,
         source=source,
         feed=spec.source,
-        stay_rule=spec.stay_rule or ctx.stay_rule,
+        stay_rule=spec.stay_rule or StayRule(),  # resolved above for GPS; unused by CDR
         zones=ctx.zones(spec.level),
         scope=scope,
         bounds=spec.bounds,
