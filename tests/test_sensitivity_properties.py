@@ -5,7 +5,9 @@ is one file), removes one subscriber-day (and, for weekly units, one subscriber'
 recomputes every indicator's exact bounded aggregate with the real code on real DuckDB, and checks
 that the change is within the declared l1, l2 and linf of :mod:`schemas.indicators`
 (add/remove-one-unit neighbouring; adding the unit back is the same change reversed).
-``hypothesis.target`` steers the search towards the largest changes.
+``hypothesis.target`` steers the search towards the largest changes. The GPS definitions of
+``presence``, ``od_trips`` and ``mobility_distance`` are checked the same way on staged fixes
+(one file per device-day: stays, trips and paths are recomputed without it).
 """
 
 from __future__ import annotations
