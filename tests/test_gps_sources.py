@@ -315,3 +315,17 @@ def test_the_workspace_stay_rule_and_gps_schedule_are_read_and_checked(workspace
                                                      source="gps"))  # fmt: skip
     # a CDR release does not read [gps]: a bad stay rule does not stop it
     explain(open_context(workspace), ReleaseSpec(Indicator.OD_TRIPS, START, START))
+
+
+def test_a_gps_release_of_a_day_without_fixes_is_refused_before_any_charge(
+    workspace: Path,
+) -> None:
+    from schemas.errors import MobilityError  # noqa: PLC0415
+
+    ctx = open_context(workspace)
+    day = START + timedelta(days=1)
+    shutil.rmtree(workspace / "staged" / FIXES_DIR / f"date={day}")
+    with pytest.raises(MobilityError, match=r"No staged GPS fixes .* for 2026-03-03"):
+        release(ctx, ReleaseSpec(Indicator.PRESENCE, day, day, source="gps"))
+    assert ctx.ledger.entries() == []
+    release(ctx, ReleaseSpec(Indicator.PRESENCE, day, day))  # CDR of that day is still there

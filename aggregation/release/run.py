@@ -269,8 +269,9 @@ def _require_data(ctx: ReleaseContext, spec: ReleaseSpec) -> None:
     missing = ctx.source_for(spec.source).missing_days(required.days())
     if missing:
         shown = ", ".join(str(d) for d in missing[:5]) + (" …" if len(missing) > 5 else "")  # noqa: PLR2004
+        what = "GPS fixes (gps_YYYY-MM-DD drops)" if spec.source == "gps" else "data"
         msg = (
-            f"No staged data for {shown} in {ctx.workspace.staged}: {spec.indicator} was not "
+            f"No staged {what} for {shown} in {ctx.workspace.staged}: {spec.indicator} was not "
             "released and nothing was charged. Ingest those days first (mobility ingest PATH "
             f"--workspace {ctx.workspace.root}), or release other days."
         )
