@@ -211,7 +211,7 @@ def _write_fixes(
     pick=st.integers(0, 1000),
     dwell=st.sampled_from([10.0, 20.0]),
 )
-def test_one_device_day_moves_every_gps_aggregate_within_its_declared_sensitivity(
+def test_one_device_day_or_week_moves_every_gps_aggregate_within_its_declared_sensitivity(
     tmp_path_factory: pytest.TempPathFactory,
     con: duckdb.DuckDBPyConnection,
     data: dict[tuple[str, int], list[tuple[int, str, int, float]]],
@@ -224,7 +224,12 @@ def test_one_device_day_moves_every_gps_aggregate_within_its_declared_sensitivit
     units = _write_fixes(tmp_path_factory.mktemp("fixes"), data)
     everyone = sorted(units.values())
     removed = sorted(units)[pick % len(units)]
-    without = [f for u, f in sorted(units.items()) if u != removed]
+    without_day = [f for u, f in sorted(units.items()) if u != removed]
+    without_week = [f for u, f in sorted(units.items()) if u[0] != removed[0]]  # one week
+    neighbours: list[tuple[list[str], AccountingWindow]] = [
+        (without_day, "day"),
+        (without_week, "week"),
+    ]
     rule = StayRule(min_dwell_minutes=dwell)
     zones = zone_set(level)
     for indicator in GPS_INDICATORS:
@@ -236,13 +241,18 @@ def test_one_device_day_moves_every_gps_aggregate_within_its_declared_sensitivit
             )  # fmt: skip
 
         before = exact_aggregate(request(everyone), KEY, con=con)
-        after = exact_aggregate(request(without), KEY, con=con)
-        assert before.height == after.height
-        for column, s in request(everyone).sensitivities("day").items():
-            diff: list[int] = (before[column] - after[column]).abs().to_list()
-            l1, linf, l2 = sum(diff), max(diff, default=0), math.sqrt(sum(d * d for d in diff))
-            where = f"GPS {indicator}.{column}, one device-day removed: l1={l1} linf={linf}, {s}"
-            assert l1 <= s.l1, where
-            assert linf <= s.linf, where
-            assert l2 <= s.l2 + 1e-9, where
-            target(l1 / s.l1, label=f"gps {indicator}.{column} l1 / declared")
+        for files, window in neighbours:
+            after = exact_aggregate(request(files), KEY, con=con)
+            assert before.height == after.height
+            for column, s in request(everyone).sensitivities(window).items():
+                diff: list[int] = (before[column] - after[column]).abs().to_list()
+                l1, linf = sum(diff), max(diff, default=0)
+                l2 = math.sqrt(sum(d * d for d in diff))
+                where = (
+                    f"GPS {indicator}.{column}, one device-{window} removed: l1={l1} "
+                    f"linf={linf}, declared {s}"
+                )
+                assert l1 <= s.l1, where
+                assert linf <= s.linf, where
+                assert l2 <= s.l2 + 1e-9, where
+                target(l1 / s.l1, label=f"gps {indicator}.{column} {window} l1 / declared")
