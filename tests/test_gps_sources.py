@@ -348,3 +348,23 @@ def test_gps_aggregates_summed_over_shards_equal_one_query(gps_template: Path) -
         if indicator is not Indicator.MOBILITY_DISTANCE:  # homes need 3 nights; 2 days here
             assert whole[request.spec.value_columns[-1]].sum() > 0
         assert sharded_aggregate(request, key, batch_bytes=1).equals(whole)  # a batch a shard
+
+
+def test_re_ingesting_a_gps_drop_replaces_its_fixes_too(tiny_workspace: Path) -> None:
+    drop = tiny_workspace / "gps_2026-03-02.csv"
+    header = "device_id,timestamp,lat,lon,accuracy_m\n"
+    both = "dev1,2026-03-01T10:00:00.000Z,0.5,0.5,10\ndev1,2026-03-02T10:00:00.000Z,1.5,1.5,\n"
+    drop.write_text(header + both)
+    assert ingest_files([drop], tiny_workspace, environ=KEY_ENVIRON).ok
+    fixes = tiny_workspace / "staged" / FIXES_DIR
+    assert sorted(p.parent.parent.name for p in fixes.glob("date=*/shard=*/*.parquet")) == [
+        "date=2026-03-01", "date=2026-03-02",
+    ]  # fmt: skip
+    staged = pl.read_parquet(fixes / "date=2026-03-02" / "*" / "*.parquet")
+    assert staged.select("lat", "lon", "admin3").row(0) == (1.5, 1.5, "A20102")
+    assert staged["accuracy_m"].to_list() == [None]  # not reported: null, not 0
+    drop.write_text(header + both.splitlines(keepends=True)[1])
+    assert ingest_files([drop], tiny_workspace, environ=KEY_ENVIRON).ok
+    assert [p.parent.parent.name for p in fixes.glob("date=*/shard=*/*.parquet")] == [
+        "date=2026-03-02"
+    ]
