@@ -14,6 +14,13 @@ few kilometres a stay spans, its error is far below a fix's own error.
 This is one pass over fixes sorted by (device-day, time), compiled with numba: linear in the
 number of fixes, with no Python per device. Trips between stays are counted like CDR trips:
 consecutive stays in distinct zones.
+
+For the GPS indicators (:func:`stays_and_paths`), a stay's zone is the zone of its fix nearest its
+centre (fixes are zone-mapped at ingest, so no polygon is needed here), and a device-day's path
+length is the sum of great-circle distances between its consecutive accurate fixes, where every
+fix from a stay's first to its last (skipped outliers included) stands at the stay's centre: a
+device at rest adds nothing however its fixes jitter, and a move adds the distance from one
+stay's centre to the next through the fixes in between.
 """
 
 from __future__ import annotations
@@ -114,16 +121,68 @@ def _stays(
     return bounds[:found], centre[:found]
 
 
-def detect_stays(fixes: pl.DataFrame, rule: StayRule | None = None) -> pl.DataFrame:
-    """The stays in ``fixes`` (columns :data:`FIX_COLUMNS`), one row each (:data:`STAY_SCHEMA`):
-    device, day, their order in the day, first and last fix time, centre, number of fixes."""
-    rule = rule or StayRule()
-    missing = [c for c in FIX_COLUMNS if c not in fixes.columns]
+@numba.njit(nogil=True, cache=True)
+def _nearest_and_paths(
+    group: NDArray[np.int64],
+    lat: NDArray[np.float64],
+    lon: NDArray[np.float64],
+    bounds: NDArray[np.int64],
+    centre: NDArray[np.float64],
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """For fixes sorted by (group, time) and their stays: the fix nearest each stay's centre,
+    and the path length (metres) of the group each fix belongs to, at the group's first fix
+    (NaN elsewhere)."""
+    n = len(lat)
+    to_rad = math.pi / 180.0
+    at_lat = lat.copy()
+    at_lon = lon.copy()
+    nearest = np.empty(len(bounds), dtype=np.int64)
+    for s in range(len(bounds)):
+        scale_x = math.cos(centre[s, 0] * to_rad)
+        best = -1.0
+        for k in range(bounds[s, 0], bounds[s, 1] + 1):
+            dx = (lon[k] - centre[s, 1]) * scale_x
+            dy = lat[k] - centre[s, 0]
+            d = dx * dx + dy * dy
+            if best < 0.0 or d < best:
+                best = d
+                nearest[s] = k
+            at_lat[k] = centre[s, 0]
+            at_lon[k] = centre[s, 1]
+    paths = np.full(n, np.nan)
+    first = 0
+    total = 0.0
+    for i in range(n):
+        if i > 0 and group[i] == group[i - 1]:
+            p1 = at_lat[i - 1] * to_rad
+            p2 = at_lat[i] * to_rad
+            h = (
+                math.sin((p2 - p1) / 2) ** 2
+                + math.cos(p1)
+                * math.cos(p2)
+                * math.sin((at_lon[i] - at_lon[i - 1]) * to_rad / 2) ** 2
+            )
+            total += 2.0 * EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, h)))
+        else:
+            if i > 0:
+                paths[first] = total
+            first = i
+            total = 0.0
+    if n > 0:
+        paths[first] = total
+    return nearest, paths
+
+
+def _usable(fixes: pl.DataFrame, rule: StayRule, extra: tuple[str, ...] = ()) -> pl.DataFrame:
+    """The fixes a stay can be found in (located, accurate enough), sorted by (device, day,
+    time), with the number of their device-day as ``_group``."""
+    columns = (*FIX_COLUMNS, *extra)
+    missing = [c for c in columns if c not in fixes.columns]
     if missing:
-        msg = f"detect_stays needs the columns {list(FIX_COLUMNS)}; missing {missing}."
+        msg = f"Stay detection needs the columns {list(columns)}; missing {missing}."
         raise ConfigurationError(msg)
-    usable = (
-        fixes.select(FIX_COLUMNS)
+    return (
+        fixes.select(columns)
         .filter(
             pl.col("lat").is_not_null()
             & pl.col("lon").is_not_null()
@@ -132,7 +191,10 @@ def detect_stays(fixes: pl.DataFrame, rule: StayRule | None = None) -> pl.DataFr
         .sort("device", "day", "time_ms")
         .with_columns(pl.struct("device", "day").rank("dense").cast(pl.Int64).alias("_group"))
     )
-    bounds, centre = _stays(
+
+
+def _run(usable: pl.DataFrame, rule: StayRule) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    return _stays(
         usable["_group"].to_numpy(),
         usable["time_ms"].cast(pl.Int64).to_numpy(),
         usable["lat"].cast(pl.Float64).to_numpy(),
@@ -142,6 +204,11 @@ def detect_stays(fixes: pl.DataFrame, rule: StayRule | None = None) -> pl.DataFr
         rule.max_outliers,
         round(rule.max_gap_minutes * 60_000),
     )
+
+
+def _stay_frame(
+    usable: pl.DataFrame, bounds: NDArray[np.int64], centre: NDArray[np.float64]
+) -> pl.DataFrame:
     firsts = pl.Series(bounds[:, 0], dtype=pl.Int64)
     lasts = pl.Series(bounds[:, 1], dtype=pl.Int64)
     found = pl.DataFrame(
@@ -159,6 +226,49 @@ def detect_stays(fixes: pl.DataFrame, rule: StayRule | None = None) -> pl.DataFr
         pl.int_range(pl.len(), dtype=pl.Int32).over("device", "day").alias("seq")
     )
     return found.select(STAY_SCHEMA.names()).cast(dict(STAY_SCHEMA))  # type: ignore[arg-type]
+
+
+def stays_and_paths(
+    fixes: pl.DataFrame, rule: StayRule, zone: str = "zone"
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The stays of ``fixes`` (columns :data:`FIX_COLUMNS` and ``zone``) with the zone of each
+    (that of its fix nearest its centre), and the path length of every device-day with an
+    accurate fix.
+
+    Returns ``(stays, paths)``: ``stays`` has the columns of :data:`STAY_SCHEMA` and ``zone``;
+    ``paths`` has ``device, day, distance_m`` (whole metres, unclipped). Both depend on each
+    device-day's own fixes only.
+    """
+    usable = _usable(fixes, rule, (zone,))
+    bounds, centre = _run(usable, rule)
+    nearest, paths = _nearest_and_paths(
+        usable["_group"].to_numpy(),
+        usable["lat"].cast(pl.Float64).to_numpy(),
+        usable["lon"].cast(pl.Float64).to_numpy(),
+        bounds,
+        centre,
+    )
+    stays = _stay_frame(usable, bounds, centre).with_columns(
+        usable[zone].gather(pl.Series(nearest, dtype=pl.Int64)).alias("zone")
+    )
+    starts = ~np.isnan(paths)
+    per_day = pl.DataFrame(
+        {
+            "device": usable["device"].filter(pl.Series(starts)),
+            "day": usable["day"].filter(pl.Series(starts)),
+            "distance_m": pl.Series(np.round(paths[starts]), dtype=pl.Float64).cast(pl.Int64),
+        }
+    )
+    return stays, per_day
+
+
+def detect_stays(fixes: pl.DataFrame, rule: StayRule | None = None) -> pl.DataFrame:
+    """The stays in ``fixes`` (columns :data:`FIX_COLUMNS`), one row each (:data:`STAY_SCHEMA`):
+    device, day, their order in the day, first and last fix time, centre, number of fixes."""
+    rule = rule or StayRule()
+    usable = _usable(fixes, rule)
+    bounds, centre = _run(usable, rule)
+    return _stay_frame(usable, bounds, centre)
 
 
 def with_zones(stays: pl.DataFrame, zones: ZoneIndex) -> pl.DataFrame:

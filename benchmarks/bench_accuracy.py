@@ -2,6 +2,7 @@
 
     uv run python benchmarks/bench_accuracy.py                      # 1 M events, admin2
     uv run python benchmarks/bench_accuracy.py --events 10000000 --draws 5
+    uv run python benchmarks/bench_accuracy.py --sources --subscribers 100000 --gps-share 0.3
 
 On one staged day of a synthetic country (the data of ``bench_release.py``), every combination of
 ε ∈ {0.1, 0.5, 1, 2} and a few contribution bounds is released through
@@ -225,6 +226,148 @@ def print_tables(result: dict[str, Any]) -> None:
             )
 
 
+# --- GPS beside CDR, against the truth ----------------------------------------------------------
+
+SOURCE_INDICATORS = ("od_trips", "presence")
+
+
+def prepare_sources(subscribers: int, gps_share: float, data_dir: Path) -> Path:
+    """A one-day synthetic country with ``gps_share`` of its subscribers on the app, both feeds
+    ingested (made once per size and share); returns its directory (``export``, ``workspace``)."""
+    import json  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+
+    from aggregation.ingest import ingest_files  # noqa: PLC0415
+    from sample_data.synth import SynthConfig, generate  # noqa: PLC0415
+    from schemas.workspace import init_workspace  # noqa: PLC0415
+
+    base = data_dir / f"sources_{subscribers}_{gps_share:g}"
+    if (base / "prepared.json").exists():
+        return base
+    shutil.rmtree(base, ignore_errors=True)
+    print(f"preparing {subscribers:,} subscribers, GPS share {gps_share:g}, in {base} ...")
+    config = SynthConfig(
+        subscribers=subscribers, days=1, start=DAY, seed=5, fmt="parquet", scenario="none",
+        gps_share=gps_share, error_rate=0.0,
+    )  # fmt: skip
+    generate(config, base / "export")
+    ws = init_workspace(base / "workspace").root
+    text = (ws / "mobility.toml").read_text()
+    text = text.replace("epsilon_per_window = 6.0", "epsilon_per_window = 1000.0", 1)
+    text = text.replace("epsilon_rolling = 160.0", "epsilon_rolling = 100000.0", 1)
+    (ws / "mobility.toml").write_text(text)
+    (ws / "reference").mkdir()
+    for name in ("zones.parquet", "cells.csv"):
+        shutil.copy(base / "export" / "reference" / name, ws / "reference" / name)
+    report = ingest_files([base / "export" / "raw"], ws, environ={"MOBILITY_SECRET": SECRET})
+    if not report.ok:
+        raise SystemExit(report.failure_message())
+    (base / "prepared.json").write_text(json.dumps({"subscribers": subscribers}))
+    return base
+
+
+def _panel_truth(export: Path, indicator: str, level: str) -> pl.DataFrame:
+    """The truth of the app panel alone (subscribers with a device): what GPS can see at best."""
+    from sample_data.synth.truth import LEVEL_CODE_LENGTH  # noqa: PLC0415
+
+    panel = (
+        pl.read_parquet(export / "truth" / "subscribers.parquet")
+        .filter(pl.col("device_id").is_not_null())
+        .select("msisdn")
+    )
+    stays = (
+        pl.read_parquet(export / "truth" / f"stays_{DAY}.parquet")
+        .join(panel, on="msisdn")
+        .with_columns(pl.col("admin3").str.slice(0, LEVEL_CODE_LENGTH[level]).alias("zone"))
+        .sort("msisdn", "seq")
+    )
+    if indicator == "presence":
+        return stays.group_by("zone").agg(pl.col("msisdn").n_unique().alias("panel_truth"))
+    return (
+        stays.with_columns(pl.col("zone").shift(1).over("msisdn").alias("origin"))
+        .filter(pl.col("origin").is_not_null() & (pl.col("origin") != pl.col("zone")))
+        .group_by("origin", pl.col("zone").alias("destination"))
+        .agg(pl.len().alias("panel_truth"))
+    )
+
+
+def _errors(got: pl.Series, ref: pl.Series) -> list[float]:
+    return ((got - ref).abs() / ref).to_list()
+
+
+def run_sources(
+    base: Path, level: str, draws: int, min_count: int, k: int, epsilon: float
+) -> list[dict[str, Any]]:
+    """od_trips and presence released from CDR and from GPS (default bounds, ``epsilon``),
+    ``draws`` times, against the truth: CDR and the GPS count scaled by 1 / panel share against
+    every subscriber's truth, the raw GPS count against the panel's own truth."""
+    ws, export = base / "workspace", base / "export"
+    environ = {"MOBILITY_SECRET": SECRET}
+    share = (
+        pl.read_parquet(export / "truth" / "subscribers.parquet")["device_id"].is_not_null().mean()
+    )
+    rows = []
+    for indicator in SOURCE_INDICATORS:
+        keys = [c for c in KEYS[indicator] if c != "date"]
+        truth = (true_od_trips if indicator == "od_trips" else true_presence)(export, DAY, level)
+        truth = truth.join(_panel_truth(export, indicator, level), on=keys, how="full",
+                           coalesce=True).fill_null(0)  # fmt: skip
+        found: dict[str, list[pl.DataFrame]] = {"cdr": [], "gps": []}
+        for _ in range(draws):
+            reset_releases(ws)
+            ctx = open_context(ws, environ=environ)
+            for source in ("cdr", "gps"):
+                spec = ReleaseSpec(
+                    Indicator(indicator), DAY, DAY, level=level, epsilon=epsilon, k=k,  # type: ignore[arg-type]
+                    source=source,  # type: ignore[arg-type]
+                )  # fmt: skip
+                found[source].append(release(ctx, spec).data.select(*keys, "value"))
+        on_all = truth.filter(pl.col("true_value") >= min_count)
+        on_panel = truth.filter(pl.col("panel_truth") >= min_count)
+        errors: dict[str, list[float]] = {"cdr": [], "gps_scaled": [], "gps_panel": []}
+        for source, datas in found.items():
+            for data in datas:
+                a = on_all.join(data, on=keys, how="left").with_columns(
+                    pl.col("value").fill_null(0)
+                )
+                p = on_panel.join(data, on=keys, how="left").with_columns(
+                    pl.col("value").fill_null(0)
+                )
+                if source == "cdr":
+                    errors["cdr"] += _errors(a["value"], a["true_value"])
+                else:
+                    errors["gps_scaled"] += _errors(a["value"] / share, a["true_value"])
+                    errors["gps_panel"] += _errors(p["value"], p["panel_truth"])
+        for what, values in errors.items():
+            rows.append({
+                "indicator": indicator, "estimate": what, "epsilon": epsilon, "share": share,
+                "cells": on_panel.height if what == "gps_panel" else on_all.height,
+                "vs_truth": quantiles(values) if values else [math.nan, math.nan],
+            })  # fmt: skip
+    return rows
+
+
+def print_sources(result: dict[str, Any]) -> None:
+    """The GPS-beside-CDR table."""
+    print(
+        f"\n{result['subscribers']:,} subscribers, GPS panel share {result['share']:.3f}, "
+        f"{result['level']}, ε = {result['epsilon']:g}, k = {result['k']}, {result['draws']} "
+        f"draw(s); cells with truth >= {result['min_count']}; relative error vs truth in %, "
+        "median / p90"
+    )
+    print(f"{'indicator':<10} {'estimate':<38} {'cells':>5} {'vs truth':>14}")
+    labels = {
+        "cdr": "CDR vs all subscribers",
+        "gps_scaled": "GPS / panel share vs all subscribers",
+        "gps_panel": "GPS vs the panel's own truth",
+    }
+    for r in result["rows"]:
+        print(
+            f"{r['indicator']:<10} {labels[r['estimate']]:<38} {r['cells']:>5} "
+            f"{_pct(r['vs_truth']):>14}"
+        )
+
+
 def main() -> int:
     """Run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -233,7 +376,16 @@ def main() -> int:
     parser.add_argument("--draws", type=int, default=3, help="independent releases per setting")
     parser.add_argument("--min-count", type=int, default=100, help="cells compared: ref >= this")
     parser.add_argument("--k", type=int, default=10, help="threshold on noisy values")
+    parser.add_argument(
+        "--sources",
+        action="store_true",
+        help="GPS beside CDR against the truth instead (see run_sources)",
+    )
+    parser.add_argument("--subscribers", type=int, default=100_000, help="with --sources")
+    parser.add_argument("--gps-share", type=float, default=0.3, help="with --sources")
     args = parser.parse_args()
+    if args.sources:
+        return main_sources(args)
     country = prepare(args.events)
     started = dt.datetime.now(dt.UTC)
     rows = run(country, args.level, args.draws, args.min_count, args.k)
@@ -252,6 +404,25 @@ def main() -> int:
     }
     out = write_results(f"accuracy_{country.events}", result)
     print_tables(result)
+    print(f"written to {out}")
+    return 0
+
+
+def main_sources(args: argparse.Namespace) -> int:
+    """``--sources``: GPS-based od_trips and presence beside CDR-based ones (ε = 1)."""
+    from bench_release import DATA  # noqa: PLC0415
+
+    started = dt.datetime.now(dt.UTC)
+    base = prepare_sources(args.subscribers, args.gps_share, DATA)
+    rows = run_sources(base, args.level, args.draws, args.min_count, args.k, 1.0)
+    result = {
+        "benchmark": "accuracy_sources", "date": started.isoformat(timespec="seconds"),
+        "subscribers": args.subscribers, "share": rows[0]["share"], "level": args.level,
+        "epsilon": 1.0, "draws": args.draws, "min_count": args.min_count, "k": args.k,
+        **machine(), "rows": rows,
+    }  # fmt: skip
+    out = write_results(f"accuracy_sources_{args.subscribers}_{args.gps_share:g}", result)
+    print_sources(result)
     print(f"written to {out}")
     return 0
 

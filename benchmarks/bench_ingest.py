@@ -2,6 +2,13 @@
 
     uv run python benchmarks/bench_ingest.py                      # 5 M events
     uv run python benchmarks/bench_ingest.py --events 50000000    # the issue's target size
+    uv run python benchmarks/bench_ingest.py --gps --repeat 3     # GPS fixes beside CDR
+
+With ``--gps`` a GPS drop of as many fixes (one device per 40 fixes, points around the cell sites
+of the country, with a position error and a reported accuracy) is ingested too, alternating with
+the CDR drop in the same run, so the two are measured side by side on the same machine state:
+GPS ingest locates every fix by point-in-polygon and also writes the fixes with their coordinates
+(``staged/_fixes``).
 
 The reference geography comes from a small synthetic country (``sample_data.synth``); the drop is
 one export day of CDR written as Parquet in row groups of one million rows, with realistic
@@ -37,7 +44,7 @@ from bench_release import peak_rss_mb
 
 from aggregation.ingest import ingest_files
 from sample_data.synth import SynthConfig, generate
-from schemas.raw import RAW_CDR
+from schemas.raw import RAW_CDR, RAW_GPS
 from schemas.workspace import init_workspace
 
 ROOT = Path(__file__).resolve().parent
@@ -75,6 +82,39 @@ def _drop(data: Path, reference: Path, events: int, subscribers: int, seed: int)
             dupes = rng.random(n) < 0.001  # 0.1 % exact duplicates
             take = np.repeat(np.arange(n), np.where(dupes, 2, 1))[:n]
             writer.write_table(table.take(pa.array(take)).cast(RAW_CDR.schema))
+            written += n
+    return path
+
+
+def _gps_drop(data: Path, reference: Path, fixes: int, devices: int, seed: int) -> Path:
+    """One GPS export day of ``fixes`` rows around the country's cell sites (written once)."""
+    path = data / f"gps_{fixes}" / f"gps_{DAY}.parquet"
+    if path.exists() and pq.read_metadata(path).num_rows == fixes:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sites = pacsv.read_csv(reference / "cells.csv")
+    lat, lon = sites["lat"].to_numpy(), sites["lon"].to_numpy()
+    rng = np.random.default_rng(seed + 1)
+    ids = pc.cast(pa.array(rng.choice(10**12, size=devices, replace=False)), pa.string())
+    midnight_ms = (DAY - dt.date(1970, 1, 1)).days * 86_400_000
+    written = 0
+    with pq.ParquetWriter(path, RAW_GPS.schema, compression="zstd") as writer:
+        while written < fixes:
+            n = min(ROW_GROUP, fixes - written)
+            at = rng.integers(0, len(lat), n)
+            table = pa.table(
+                {
+                    "device_id": ids.take(pa.array(rng.integers(0, devices, n))),
+                    "timestamp": pa.array(
+                        np.sort(midnight_ms + rng.integers(0, 86_400_000, n)),
+                        pa.timestamp("ms", tz="UTC"),
+                    ),
+                    "lat": lat[at] + rng.normal(0, 0.002, n),
+                    "lon": lon[at] + rng.normal(0, 0.002, n),
+                    "accuracy_m": rng.lognormal(np.log(12.0), 0.6, n).astype(np.float32),
+                }
+            )
+            writer.write_table(table.cast(RAW_GPS.schema))
             written += n
     return path
 
@@ -169,6 +209,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=1, help="runs; medians are reported")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
+    parser.add_argument("--gps", action="store_true", help="a GPS drop too, side by side")
     parser.add_argument("--child", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -181,12 +222,18 @@ def main() -> int:
     t0 = time.perf_counter()
     drop = _drop(data, reference, args.events, subscribers, args.seed)
     prepared = time.perf_counter() - t0
-    runs = []
+    gps = _gps_drop(data, reference, args.events, subscribers, args.seed) if args.gps else None
+    runs, gps_runs = [], []
     for _ in range(max(1, args.repeat)):
         run = _run(drop, _workspace(data, reference))
         if run is None:
             return 1
         runs.append(run)
+        if gps is not None:  # alternating, so both see the same machine state
+            gps_run = _run(gps, _workspace(data, reference))
+            if gps_run is None:
+                return 1
+            gps_runs.append(gps_run)
     seconds = statistics.median(r["seconds"] for r in runs)
     cpu_seconds = statistics.median(r["cpu_seconds"] for r in runs)
     run = runs[-1]
@@ -210,6 +257,18 @@ def main() -> int:
         **{k: run[k] for k in ("rows_staged", "rows_quarantined", "duplicates_dropped")},
         "partitions": run["partitions"],
     }
+    if gps_runs:
+        gps_seconds = statistics.median(r["seconds"] for r in gps_runs)
+        gps_cpu = statistics.median(r["cpu_seconds"] for r in gps_runs)
+        result |= {
+            "gps_ingest_seconds": round(gps_seconds, 2),
+            "gps_events_per_second": round(args.events / gps_seconds),
+            "gps_events_per_cpu_second": round(args.events / gps_cpu),
+            "gps_peak_rss_mb": round(max(r["peak_rss_mb"] for r in gps_runs)),
+            "gps_rows_staged": gps_runs[-1]["rows_staged"],
+            "gps_rows_quarantined": gps_runs[-1]["rows_quarantined"],
+            "gps_over_cdr_seconds": round(gps_seconds / seconds, 2),
+        }
     results = ROOT / "results"
     results.mkdir(exist_ok=True)
     out = results / f"ingest_{args.events}_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.json"

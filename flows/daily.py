@@ -53,6 +53,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
+    from schemas.indicators import Indicator
+    from schemas.staged import Source
+
     RunLogger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
 
@@ -86,8 +89,13 @@ def new_drops(workspace: Workspace, day: dt.date) -> list[Path]:
 
 
 def specs_for_day(workspace: Workspace, day: dt.date) -> list[ReleaseSpec]:
-    """The releases scheduled for ``day``: one per daily indicator and value column."""
+    """The releases scheduled for ``day``: one per daily indicator and value column, from CDR
+    (``[schedule] daily``), then from GPS (``[schedule] daily_gps``)."""
     schedule = schedule_of(workspace)
+    sources: list[tuple[Source, tuple[Indicator, ...]]] = [
+        ("cdr", schedule.daily),
+        ("gps", schedule.daily_gps),
+    ]
     return [
         ReleaseSpec(
             indicator=indicator,
@@ -96,8 +104,10 @@ def specs_for_day(workspace: Workspace, day: dt.date) -> list[ReleaseSpec]:
             level=schedule.level,
             k=schedule.k,
             value=value if len(indicator_spec(indicator).value_columns) > 1 else None,
+            source=source,
         )
-        for indicator in schedule.daily
+        for source, indicators in sources
+        for indicator in indicators
         for value in indicator_spec(indicator).value_columns
     ]
 
@@ -182,6 +192,7 @@ def release_one(workspace: str, spec: ReleaseSpec, executor: Executor = "local")
         "cells_suppressed": m["cells_suppressed"],
         "reused": outcome.reused,
         "directory": str(outcome.directory),
+        "source": m.get("source", "cdr"),
     }
 
 

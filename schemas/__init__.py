@@ -4,7 +4,9 @@ Modules:
     contract   -- :class:`Contract` and :class:`Column`: documented Arrow schemas.
     raw        -- raw call-detail records and app/GPS pings as operators export them.
     geography  -- zones (admin1 ⊃ admin2 ⊃ admin3) and the cell reference table.
-    staged     -- pseudonymised, zone-mapped events written by ingest.
+    staged     -- pseudonymised, zone-mapped events written by ingest (and GPS fixes with their
+                  coordinates, a sidecar only GPS indicators read).
+    gps        -- the ``[gps]`` section: how stays are found in app fixes.
     quality    -- reason codes for quarantined rows and injected errors.
     truth      -- ground truth written by the synthetic generator.
     privacy    -- privacy units, sensitivities, mechanisms, costs and the budget policy.

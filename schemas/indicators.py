@@ -50,6 +50,30 @@ home_away          1 per day          2 / sqrt(2) / 1                     2 / 1.
 mobility_distance  U m; 1 per day     2U / sqrt(2)U / U; 2 / sqrt(2) / 1  200000 / 141421 / 100000 m
 relocations        1                  2 / sqrt(2) / 1                     2 / 1.41 / 1
 =================  =================  ==================================  ==========================
+
+App GPS fixes as a source
+-------------------------
+``presence``, ``od_trips`` and ``mobility_distance`` also have a GPS definition
+(:attr:`IndicatorSpec.sources`; ``source = "gps"`` in a release). The privacy unit is then one
+*device's* fixes within one accounting window (``device-day`` by default): devices are keyed by
+their own pseudonyms, which cannot be linked to subscribers', so a GPS release is charged to the
+same windows and caps as a CDR release (one person may be in both; the window's spend bounds
+what that person loses through both sources). Each definition reads only the device's own fixes
+of the day (and, for homes, of the home period), and is bounded with the same bounds and the same
+keyed order as for subscribers, so the per-device bound ``B`` and the sensitivity are those of the
+table above, derived the same way (``tests/test_sensitivity_properties.py`` checks GPS too):
+
+* ``presence``: 1 in each zone where one of the device-day's fixes (accurate enough for the stay
+  rule, :class:`schemas.gps.StayRule` ``max_accuracy_m``) lies, at most ``z`` zones: day-local,
+  ``B = (z, sqrt(z), 1)``.
+* ``od_trips``: the device-day's stays (:mod:`aggregation.gps_stays`) in time order, each in the
+  zone of its fix nearest its centre; a trip is a change of zone between consecutive stays; at
+  most ``L`` trips: day-local, ``B = (L, L, L)``.
+* ``mobility_distance``: the device-day's path length through its fixes (each fix of a stay
+  replaced by the stay's centre, so the jitter of a device at rest adds nothing), clipped to
+  ``[0, U]``, in the cell of the device's home zone (modal night-time zone of its fixes over the
+  home period, :class:`HomeRule`); and 1 in the count: home-based, ``B = (U, U, U)`` and
+  ``(1, 1, 1)``.
 """
 
 from __future__ import annotations
@@ -402,6 +426,20 @@ class IndicatorSpec:
     day_local: bool
     per_subscriber: Callable[[ContributionBounds], dict[str, Sensitivity]] = field(repr=False)
     per_subscriber_keys: Callable[[ContributionBounds], int] = field(repr=False)
+    sources: tuple[str, ...] = ("cdr",)
+    """The feeds it can be computed from: ``cdr`` always, ``gps`` for the indicators with a GPS
+    definition (module docstring); one device's fixes are bounded like one subscriber's records,
+    so the sensitivity is the same function of the bounds."""
+
+    def check_source(self, source: str) -> None:
+        """Refuse a source this indicator has no definition for, naming those that have one."""
+        if source not in self.sources:
+            with_gps = [s.indicator.value for s in SPECS.values() if "gps" in s.sources]
+            msg = (
+                f"{self.indicator} has no definition from {source!r} data; it is computed from "
+                f"{list(self.sources)}. Indicators with a GPS definition: {with_gps}."
+            )
+            raise ConfigurationError(msg)
 
     @property
     def daily(self) -> bool:
@@ -510,6 +548,7 @@ class IndicatorSpec:
         return all_[value]
 
 
+_BOTH = ("cdr", "gps")
 _DAYS: tuple[ScopeField, ...] = ("days",)
 _DAYS_HOME: tuple[ScopeField, ...] = ("days", "home_period")
 
@@ -539,6 +578,7 @@ SPECS: Mapping[Indicator, IndicatorSpec] = {
             day_local=True,
             per_subscriber=_presence_bound,
             per_subscriber_keys=lambda b: b.max_zones_per_day,
+            sources=_BOTH,
         ),
         IndicatorSpec(
             Indicator.OD_TRIPS,
@@ -551,6 +591,7 @@ SPECS: Mapping[Indicator, IndicatorSpec] = {
             day_local=True,
             per_subscriber=_od_trips_bound,
             per_subscriber_keys=lambda b: b.max_trips_per_day,
+            sources=_BOTH,
         ),
         IndicatorSpec(
             Indicator.OD_CONNECTIONS,
@@ -599,6 +640,7 @@ SPECS: Mapping[Indicator, IndicatorSpec] = {
             day_local=False,
             per_subscriber=_mobility_distance_bound,
             per_subscriber_keys=_one_key,
+            sources=_BOTH,
         ),
         IndicatorSpec(
             Indicator.RELOCATIONS,
@@ -615,6 +657,19 @@ SPECS: Mapping[Indicator, IndicatorSpec] = {
     )
 }
 """The catalogue: one :class:`IndicatorSpec` per :class:`Indicator`."""
+
+
+UNIT_HOLDER = {"cdr": "subscriber", "gps": "device"}
+"""Whose records one privacy unit holds, per source."""
+
+
+def privacy_unit(source: str, window: AccountingWindow) -> str:
+    """The privacy unit of a release from ``source`` under ``window``: ``subscriber-day``,
+    ``device-week`` …"""
+    if source not in UNIT_HOLDER:
+        msg = f"Unknown source {source!r}; choose one of {list(UNIT_HOLDER)}."
+        raise ConfigurationError(msg)
+    return f"{UNIT_HOLDER[source]}-{window}"
 
 
 def spec(indicator: Indicator | str) -> IndicatorSpec:

@@ -8,7 +8,7 @@ absent from the data files; their number is in the metadata.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
 
@@ -17,8 +17,10 @@ import pyarrow as pa
 from schemas.contract import Column, Contract
 from schemas.errors import ConfigurationError
 from schemas.geography import ADMIN_LEVELS, AdminLevel
+from schemas.gps import StayRule
 from schemas.indicators import ContributionBounds, Indicator, Period, Scope, spec
 from schemas.privacy import MECHANISMS, Mechanism, release_parameter_problems
+from schemas.staged import SOURCES, Source
 
 HOME_WINDOW_DAYS = 7
 """Home zones of daily home-based indicators are computed over the 7 days ending on the last day
@@ -44,6 +46,11 @@ class ReleaseSpec:
     policy's mechanism. ``value`` names the
     value column for indicators with several (``mobility_distance``: ``distance_m`` and
     ``subscribers`` are released, and charged, separately).
+
+    ``source`` is the data read: ``cdr`` (default) or ``gps`` (app fixes; the indicators with a
+    GPS definition), whose stays follow ``stay_rule`` (None: the workspace's ``[gps]`` rule,
+    filled in when the release is planned). The source enters the release key only when it is
+    ``gps``, so CDR questions keep the keys they always had.
     """
 
     indicator: Indicator
@@ -59,6 +66,8 @@ class ReleaseSpec:
     baseline_start: date | None = None
     baseline_end: date | None = None
     confidence: float = 0.95
+    source: Source = "cdr"
+    stay_rule: StayRule | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "indicator", Indicator(spec(self.indicator).indicator))
@@ -83,6 +92,16 @@ class ReleaseSpec:
             problems.append(f"private key sets are for counts; {self.indicator} releases sums")
         if (self.baseline_start is None) != (self.baseline_end is None):
             problems.append("give both --baseline-from and --baseline-to, or neither")
+        if self.source not in SOURCES:
+            problems.append(f"source must be one of {list(SOURCES)}, got {self.source!r}")
+        elif self.source not in spec(self.indicator).sources:
+            with_gps = [i.value for i in Indicator if "gps" in spec(i).sources]
+            problems.append(
+                f"{self.indicator} has no {self.source.upper()} definition (indicators from GPS: "
+                f"{with_gps})"
+            )
+        if self.stay_rule is not None and self.source != "gps":
+            problems.append("a stay rule is for GPS releases only")
         if problems:
             raise ConfigurationError("Bad release request: " + "; ".join(problems) + ".")
 
@@ -137,7 +156,16 @@ class ReleaseSpec:
             "keys": self.keys,
             "mechanism": self.mechanism,
             "confidence": self.confidence,
+            **self._source_parameters(),
         }
+
+    def _source_parameters(self) -> dict[str, Any]:
+        """``source`` and the stay rule, for GPS releases only: a CDR question's parameters (and
+        release key) are what they were before GPS was a source."""
+        if self.source == "cdr":
+            return {}
+        rule = self.stay_rule or StayRule()
+        return {"source": self.source, "stay_rule": dict(sorted(asdict(rule).items()))}
 
 
 def release_contract(indicator: Indicator | str) -> Contract:
@@ -225,6 +253,8 @@ METADATA_JSON_SCHEMA: dict[str, Any] = {
             "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
         },
         "columns": {"type": "array", "items": {"type": "object"}},
+        "source": {"enum": list(SOURCES)},
+        "accounting": {"type": "string"},
     },
 }  # fmt: skip
 """JSON Schema of ``metadata.json``; ``tests/test_release.py`` validates every release with it."""

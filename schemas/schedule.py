@@ -12,7 +12,7 @@ from schemas.indicators import Indicator, spec
 from schemas.release import DEFAULT_K
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 DAILY_DEFAULT: tuple[Indicator, ...] = (
     Indicator.EVENT_COUNTS,
@@ -24,7 +24,7 @@ DAILY_DEFAULT: tuple[Indicator, ...] = (
 )
 """Indicators released every day by default (``residents`` and ``relocations`` are periodic)."""
 
-_KEYS = ("cron", "drops", "lag_days", "level", "k", "daily")
+_KEYS = ("cron", "drops", "lag_days", "level", "k", "daily", "daily_gps")
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,9 @@ class ScheduleSettings:
     ``cron``: when the deployment runs (in ``mobility serve``); ``drops``: the folder the operator's
     daily exports land in (relative to the workspace); ``lag_days``: a run releases the day that
     many days before today (exports arrive after midnight); ``level``, ``k``: of every release;
-    ``daily``: the indicators released for each day.
+    ``daily``: the indicators released for each day (from CDR); ``daily_gps``: those also
+    released for each day from app GPS fixes (indicators with a GPS definition only; their
+    releases are charged to the same windows and caps as the CDR ones).
     """
 
     cron: str = "0 6 * * *"
@@ -43,6 +45,7 @@ class ScheduleSettings:
     level: AdminLevel = "admin2"
     k: int = DEFAULT_K
     daily: tuple[Indicator, ...] = DAILY_DEFAULT
+    daily_gps: tuple[Indicator, ...] = ()
 
     @classmethod
     def from_mapping(cls, section: Mapping[str, object], source: str) -> ScheduleSettings:
@@ -83,7 +86,27 @@ class ScheduleSettings:
             if not s.daily:
                 raise fail("daily", f"{name} is not a daily indicator (it has no date key).")
             indicators.append(s.indicator)
+        from_gps = _daily_gps(section.get("daily_gps", []), fail)
         return cls(
             cron=cron, drops=Path(drops), lag_days=lag, level=level,
-            k=k, daily=tuple(indicators),
+            k=k, daily=tuple(indicators), daily_gps=from_gps,
         )  # fmt: skip
+
+
+def _daily_gps(
+    value: object, fail: Callable[[str, str], ConfigurationError]
+) -> tuple[Indicator, ...]:
+    """``[schedule] daily_gps``: daily indicators with a GPS definition."""
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise fail("daily_gps", f"must be a list of indicator names; got {value!r}.")
+    found = []
+    for name in value:
+        try:
+            s = spec(name)
+        except ConfigurationError as exc:
+            raise fail("daily_gps", str(exc)) from None
+        if "gps" not in s.sources or not s.daily:
+            with_gps = [i.value for i in Indicator if "gps" in spec(i).sources]
+            raise fail("daily_gps", f"{name} has no daily GPS definition; choose among {with_gps}.")
+        found.append(s.indicator)
+    return tuple(found)

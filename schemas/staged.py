@@ -2,9 +2,19 @@
 
 Layout on disk: ``staged/date=YYYY-MM-DD/shard=NNN/<drop>.parquet`` where ``date`` is the local
 calendar day and ``shard = pseudonym-hash mod S``, so that every shard holds whole subscribers.
+
+GPS drops also write a *sidecar* table of their fixes with coordinates,
+``staged/_fixes/date=YYYY-MM-DD/shard=NNN/<drop>.parquet`` (:data:`STAGED_FIXES`): same day, shard
+and drop as the fix's row in ``staged_events``. A sidecar rather than coordinate columns in every
+staged file: CDR files keep their schema and bytes (so every CDR read, digest and release key is
+unchanged, and DuckDB never meets two file schemas under one glob), coordinates (as sensitive as
+the raw data) sit in one folder that only GPS indicators read, and a CDR release's input
+fingerprint does not cover them.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import pyarrow as pa
 
@@ -49,5 +59,54 @@ STAGED_EVENTS = Contract(
         Column("admin1", pa.string(), "admin1 zone of the event."),
         Column("admin2", pa.string(), "admin2 zone of the event."),
         Column("admin3", pa.string(), "admin3 zone of the event."),
+    ),
+)
+
+Source = Literal["cdr", "gps"]
+"""Which feed an indicator reads: call-detail records (subscribers) or app GPS fixes (devices)."""
+
+FIXES_DIR = "_fixes"
+"""Staged GPS fixes with their coordinates live under ``staged/_fixes/``, beside the events."""
+
+STAGED_FIXES = Contract(
+    name="staged_fixes",
+    description=(
+        "One row per validated, deduplicated, pseudonymised and zone-mapped app GPS fix, with its "
+        "coordinates: the sidecar of the fix's row in staged_events, written by the same ingest "
+        "into staged/_fixes/date=YYYY-MM-DD/shard=NNN/<drop>.parquet (same day, shard and drop). "
+        "Coordinates are as sensitive as the raw data: they stay inside the data holder's walls, "
+        "are read only to find stays and path lengths, and are never published."
+    ),
+    columns=(
+        Column(
+            "pseudonym",
+            pa.string(),
+            "Keyed pseudonym of the device: hex HMAC-SHA256 of the raw device id under the "
+            "workspace secret (truncated to 128 bits), as in staged_events.",
+        ),
+        Column("event_time", pa.timestamp("ms", tz="UTC"), "Time of the fix.", timezone="UTC"),
+        Column(
+            "local_date",
+            pa.date32(),
+            "Calendar day of the fix in the operator's time zone: the day of the indicators.",
+        ),
+        Column(
+            "local_hour",
+            pa.int8(),
+            "Hour of the day (0-23) in the operator's time zone.",
+            unit="hour",
+        ),
+        Column("lat", pa.float64(), "Latitude of the fix, WGS84.", unit="degrees"),
+        Column("lon", pa.float64(), "Longitude of the fix, WGS84.", unit="degrees"),
+        Column(
+            "accuracy_m",
+            pa.float32(),
+            "Reported horizontal accuracy (68 % radius); null when the device did not report it.",
+            nullable=True,
+            unit="metres",
+        ),
+        Column("admin1", pa.string(), "admin1 zone of the fix."),
+        Column("admin2", pa.string(), "admin2 zone of the fix."),
+        Column("admin3", pa.string(), "admin3 zone of the fix (point in polygon)."),
     ),
 )

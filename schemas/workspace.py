@@ -15,9 +15,9 @@ A workspace is one directory that holds everything the pipeline keeps for one op
                       (removed when it ends)
 
 Configuration sections parsed here: ``[workspace]``, ``[pseudonymisation]``, ``[geography]``,
-``[ingest]`` and ``[aggregation]``. The sections ``[privacy]``, ``[schedule]`` and
-``[indicators]`` are allowed and kept as raw mappings for the modules that own them. Every error
-names the file, the key and the fix.
+``[ingest]`` and ``[aggregation]``. The sections ``[privacy]``, ``[schedule]``,
+``[indicators]`` and ``[gps]`` are allowed and kept as raw mappings for the modules that own
+them. Every error names the file, the key and the fix.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import tomllib
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "mobility.toml"
 SUBDIRECTORIES = ("staged", "quarantine", "releases", "reports")
-RAW_SECTIONS = ("privacy", "schedule", "indicators")
+RAW_SECTIONS = ("privacy", "schedule", "indicators", "gps")
 """Sections kept as raw mappings here and parsed by the modules that own them."""
 
 MAX_SHARDS = 4096
@@ -124,6 +124,20 @@ lag_days = 1
 level = "admin2"
 k = 10
 daily = ["event_counts", "presence", "od_trips", "od_connections", "home_away", "mobility_distance"]
+# Indicators also released every day from app GPS fixes (presence, od_trips, mobility_distance
+# have a GPS definition). GPS releases are charged to the same windows and caps as CDR ones.
+daily_gps = []
+
+[gps]
+# Stays in app GPS fixes (docs: schemas/gps.py): a run of fixes within radius_m of its centre
+# for at least min_dwell_minutes; fixes less accurate than max_accuracy_m are left out; up to
+# max_outliers consecutive fixes outside the radius are position errors; a gap longer than
+# max_gap_minutes ends a stay.
+radius_m = 200.0
+min_dwell_minutes = 20.0
+max_accuracy_m = 100.0
+max_outliers = 1
+max_gap_minutes = 360.0
 
 # Section read by the indicator modules (reserved):
 
@@ -184,6 +198,8 @@ class WorkspaceConfig:
     privacy: Mapping[str, Any]
     schedule: Mapping[str, Any]
     indicators: Mapping[str, Any]
+    gps: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    """The raw ``[gps]`` section (:class:`schemas.gps.StayRule` parses it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +311,7 @@ def load_config(path: Path | str) -> WorkspaceConfig:
         privacy=reader.raw("privacy"),
         schedule=reader.raw("schedule"),
         indicators=reader.raw("indicators"),
+        gps=reader.raw("gps"),
     )
 
 

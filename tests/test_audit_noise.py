@@ -215,7 +215,7 @@ def test_a_copied_workspace_gets_no_note_but_changed_data_do(
     result = audit_noise(copy, release_id, alpha=HONEST_ALPHA)
     assert result.verdict == "pass", result.summary()
     assert result.notes == ()  # relative paths and content hashes: the same on a copy
-    staged = sorted((copy / "staged").rglob(f"date={DAY3}/*/*.parquet"))
+    staged = sorted((copy / "staged").glob(f"date={DAY3}/*/*.parquet"))  # events, not fixes
     victim = staged[0]
     victim.write_bytes(victim.read_bytes())  # touched, same content: still no note
     assert audit_noise(copy, release_id, alpha=HONEST_ALPHA).notes == ()

@@ -5,27 +5,34 @@ is one file), removes one subscriber-day (and, for weekly units, one subscriber'
 recomputes every indicator's exact bounded aggregate with the real code on real DuckDB, and checks
 that the change is within the declared l1, l2 and linf of :mod:`schemas.indicators`
 (add/remove-one-unit neighbouring; adding the unit back is the same change reversed).
-``hypothesis.target`` steers the search towards the largest changes.
+``hypothesis.target`` steers the search towards the largest changes. The GPS definitions of
+``presence``, ``od_trips`` and ``mobility_distance`` are checked the same way on staged fixes
+(one file per device-day: stays, trips and paths are recomputed without it).
 """
 
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 
 from aggregation.extract import StagedFiles
 from aggregation.indicators import AggregateRequest, exact_aggregate
-from schemas.indicators import ContributionBounds, HomeRule, Indicator, Period, Scope
+from schemas.gps import StayRule
+from schemas.indicators import ContributionBounds, HomeRule, Indicator, Period, Scope, spec
+from schemas.staged import STAGED_FIXES
 from tests.indicators_helpers import ADMIN3, DAY0, KEY, Ev, write_staged, zone_set
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from schemas.geography import AdminLevel
     from schemas.privacy import AccountingWindow
@@ -142,3 +149,110 @@ def test_one_subscriber_day_moves_every_aggregate_within_its_declared_sensitivit
                 assert l2 <= s.l2 + 1e-9, where
                 target(l1 / s.l1, label=f"{indicator}.{column} {window} l1 / declared")
                 target(linf / s.linf, label=f"{indicator}.{column} {window} linf / declared")
+
+
+# --- GPS: one device-day removed ----------------------------------------------------------------
+
+GPS_INDICATORS = [i for i in Indicator if "gps" in spec(i).sources]
+device_fixes = st.lists(
+    st.tuples(
+        st.integers(0, 23 * 60 + 59),  # minute of the day
+        st.sampled_from(sorted(ADMIN3)),
+        st.integers(-3, 3),  # position error, in units of 20 m
+        st.sampled_from([5.0, 50.0, 300.0]),  # accuracy: the last is left out
+    ),
+    min_size=1,
+    max_size=14,
+)
+gps_datasets = st.dictionaries(
+    keys=st.tuples(st.sampled_from(["d0", "d1", "d2", "d3"]), st.integers(0, N_DAYS - 1)),
+    values=device_fixes,
+    min_size=1,
+    max_size=8,
+)
+
+
+def _write_fixes(
+    root: Path, data: dict[tuple[str, int], list[tuple[int, str, int, float]]]
+) -> dict[tuple[str, int], str]:
+    """One staged-fixes file per device-day: removing a file removes one privacy unit."""
+    files = {}
+    for n, ((who, day), fixes) in enumerate(sorted(data.items())):
+        rows = []
+        for minute, zone, error, accuracy in sorted(set(fixes)):
+            lat, lon = ADMIN3[zone]
+            t = datetime(DAY0.year, DAY0.month, DAY0.day, tzinfo=UTC) + timedelta(
+                days=day, minutes=minute
+            )
+            rows.append({
+                "pseudonym": who, "event_time": t, "local_date": t.date(), "local_hour": t.hour,
+                "lat": lat + error * 0.00018, "lon": lon, "accuracy_m": accuracy,
+                "admin1": zone[:4], "admin2": zone[:6], "admin3": zone,
+            })  # fmt: skip
+        path = root / f"date={(DAY0 + timedelta(days=day)).isoformat()}" / f"shard={n:03d}"
+        path.mkdir(parents=True, exist_ok=True)
+        table = pa.Table.from_pylist(rows, schema=STAGED_FIXES.schema)
+        pq.write_table(table, path / "gps.parquet")
+        files[who, day] = str(path / "gps.parquet")
+    return files
+
+
+@pytest.mark.slow  # ~10 s: 40 examples × 9 DuckDB queries with stay detection
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    data=gps_datasets,
+    bounds=small_bounds,
+    level=st.sampled_from(["admin3", "admin2"]),
+    release=st.sampled_from([Period.day(d) for d in ALL_DAYS.days()] + [ALL_DAYS]),
+    pick=st.integers(0, 1000),
+    dwell=st.sampled_from([10.0, 20.0]),
+)
+def test_one_device_day_or_week_moves_every_gps_aggregate_within_its_declared_sensitivity(
+    tmp_path_factory: pytest.TempPathFactory,
+    con: duckdb.DuckDBPyConnection,
+    data: dict[tuple[str, int], list[tuple[int, str, int, float]]],
+    bounds: ContributionBounds,
+    level: AdminLevel,
+    release: Period,
+    pick: int,
+    dwell: float,
+) -> None:
+    units = _write_fixes(tmp_path_factory.mktemp("fixes"), data)
+    everyone = sorted(units.values())
+    removed = sorted(units)[pick % len(units)]
+    without_day = [f for u, f in sorted(units.items()) if u != removed]
+    without_week = [f for u, f in sorted(units.items()) if u[0] != removed[0]]  # one week
+    neighbours: list[tuple[list[str], AccountingWindow]] = [
+        (without_day, "day"),
+        (without_week, "week"),
+    ]
+    rule = StayRule(min_dwell_minutes=dwell)
+    zones = zone_set(level)
+    for indicator in GPS_INDICATORS:
+
+        def request(files: list[str], indicator: Indicator = indicator) -> AggregateRequest:
+            return AggregateRequest(
+                indicator, StagedFiles(tuple(files)), zones, scope_of(indicator, release),
+                bounds, HomeRule(min_nights=1), feed="gps", stay_rule=rule,
+            )  # fmt: skip
+
+        before = exact_aggregate(request(everyone), KEY, con=con)
+        for files, window in neighbours:
+            after = exact_aggregate(request(files), KEY, con=con)
+            assert before.height == after.height
+            for column, s in request(everyone).sensitivities(window).items():
+                diff: list[int] = (before[column] - after[column]).abs().to_list()
+                l1, linf = sum(diff), max(diff, default=0)
+                l2 = math.sqrt(sum(d * d for d in diff))
+                where = (
+                    f"GPS {indicator}.{column}, one device-{window} removed: l1={l1} "
+                    f"linf={linf}, declared {s}"
+                )
+                assert l1 <= s.l1, where
+                assert linf <= s.linf, where
+                assert l2 <= s.l2 + 1e-9, where
+                target(l1 / s.l1, label=f"gps {indicator}.{column} {window} l1 / declared")

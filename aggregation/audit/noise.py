@@ -266,7 +266,9 @@ def audit_noise(
     plan = plan_release(ctx, spec)
     scope = spec.scope()
     released_days = scope.days or scope.home_period  # a home window may reach before the data
-    missing = ctx.source.missing_days(released_days.days() if released_days else ())
+    missing = ctx.source_for(spec.source).missing_days(
+        released_days.days() if released_days else ()
+    )
     if missing:
         msg = (
             f"The staged data of {', '.join(str(d) for d in missing[:5])} that "

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aggregation.audit.findings import entry_label, fail, warn
 from aggregation.ledger import canonical_json
 from schemas.errors import MobilityError
+from schemas.gps import StayRule
 from schemas.indicators import ContributionBounds, Indicator, Period
 from schemas.indicators import spec as indicator_spec
 from schemas.privacy import ACCOUNTING_WINDOWS, AccountingWindow, windows_of
@@ -65,6 +66,16 @@ def _bounds(value: object) -> ContributionBounds:
         raise RebuildError(f"parameter bounds={value!r}: {err}") from None
 
 
+def _stay_rule(value: object) -> StayRule:
+    if not isinstance(value, dict):
+        msg = f"parameter stay_rule should map the [gps] settings to numbers; got {value!r}"
+        raise RebuildError(msg)
+    try:
+        return StayRule.from_mapping(value, "the entry's stay_rule")
+    except MobilityError as err:
+        raise RebuildError(str(err)) from None
+
+
 def rebuild_spec(entry: LedgerEntry) -> ReleaseSpec:
     """The :class:`ReleaseSpec` whose ``parameters()`` agree with ``entry.parameters``.
 
@@ -84,6 +95,8 @@ def rebuild_spec(entry: LedgerEntry) -> ReleaseSpec:
     passed: dict[str, Any] = {
         k: v for k, v in recorded.items() if k not in _PERIODS and k != "bounds"
     }
+    if "stay_rule" in passed:  # GPS releases: the stay rule they were computed with
+        passed["stay_rule"] = _stay_rule(passed["stay_rule"])
     try:
         indicator = Indicator(entry.indicator)
         days = _period(recorded.get("days"), "days")
@@ -129,7 +142,7 @@ def accounting_window(entry: LedgerEntry) -> AccountingWindow:
             return known
     msg = (
         f"{entry_label(entry)} states the privacy unit {entry.privacy_unit!r}; expected "
-        f"subscriber-<{'|'.join(ACCOUNTING_WINDOWS)}>"
+        f"subscriber-<{'|'.join(ACCOUNTING_WINDOWS)}> or device-<…> (GPS)"
     )
     raise RebuildError(msg)
 

@@ -20,6 +20,7 @@ from aggregation.audit.timeline import timeline_png
 from aggregation.audit.verify import verify_workspace
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from aggregation.audit.spend import SpendSummary
@@ -29,6 +30,23 @@ if TYPE_CHECKING:
 HTML_FILE = "report.html"
 PNG_FILE = "timeline.png"
 JSON_FILE = "report.json"
+
+CROSS_SOURCE = (
+    "CDR releases protect subscribers (unit subscriber-<window>) and GPS releases protect devices "
+    "(unit device-<window>). The two identifiers cannot be linked and one person may be both, so "
+    "releases of both sources are charged to the same accounting windows and caps: a window's "
+    "spend, as checked here, bounds what any one person loses through both sources together."
+)
+"""How the budget covers both sources, stated in every report."""
+
+
+def units_released(entries: Sequence[LedgerEntry]) -> dict[str, int]:
+    """Releases per privacy unit (``subscriber-day``: CDR, ``device-day``: GPS …)."""
+    found: dict[str, int] = {}
+    for entry in entries:
+        found[entry.privacy_unit] = found.get(entry.privacy_unit, 0) + 1
+    return dict(sorted(found.items()))
+
 
 LIMITATIONS = (
     (
@@ -64,6 +82,8 @@ class AuditReport:
             "spend": self.spend.as_dict(),
             "releases": [_entry_row(e) for e in self.verification.snapshot.entries],
             "limitations": list(LIMITATIONS),
+            "cross_source_accounting": CROSS_SOURCE,
+            "releases_per_unit": units_released(self.verification.snapshot.entries),
         }
 
 
@@ -116,6 +136,7 @@ def _entry_row(entry: LedgerEntry) -> dict[str, Any]:
         "seq": entry.seq,
         "release_id": entry.entry_id,
         "indicator": entry.indicator,
+        "unit": entry.privacy_unit,
         "windows": f"{entry.windows[0]}..{entry.windows[-1]} ({len(entry.windows)})",
         "mechanism": entry.mechanism,
         "scale": entry.scale,
@@ -182,6 +203,7 @@ def _policy_html(report: AuditReport) -> str:
         {"setting": "δ cap per window", "value": p.delta_per_window},
         {"setting": "rolling span (days)", "value": p.rolling_days},
         {"setting": "ε cap per rolling span", "value": p.epsilon_rolling},
+        {"setting": "sources (CDR and GPS)", "value": CROSS_SOURCE},
     ]
     return _table(rows, "")
 

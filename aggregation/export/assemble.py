@@ -76,6 +76,8 @@ def release_command(
     if period.end != period.start:
         parts += ["--to", str(period.end)]
     parts += ["--level", request.level]
+    if request.source != "cdr":
+        parts += ["--source", request.source]
     if value is not None:
         parts += ["--value", value]
     parts += ["--workspace", workspace]
@@ -126,7 +128,7 @@ def _daily(
 ) -> list[tuple[ReleaseRecord, list[date]]]:
     candidates = [
         r for r in catalog.of(request.indicator)
-        if r.level == request.level and r.value_column == measure
+        if r.level == request.level and r.value_column == measure and r.source == request.source
     ]  # fmt: skip
     chosen: dict[str, tuple[ReleaseRecord, list[date]]] = {}
     for day in request.period.days():
@@ -144,7 +146,8 @@ def _periodic(catalog: ReleaseCatalog, request: ExportRequest, measure: str) -> 
     by_period: dict[Period, list[ReleaseRecord]] = {}
     for r in catalog.of(request.indicator):
         inside = span.start <= r.period.start and r.period.end <= span.end
-        if r.level == request.level and r.value_column == measure and inside:
+        same = r.level == request.level and r.value_column == measure
+        if same and r.source == request.source and inside:
             by_period.setdefault(r.period, []).append(r)
     return [_best(records) for _, records in sorted(by_period.items(), key=lambda kv: kv[0].start)]
 

@@ -53,6 +53,12 @@ class ReleaseRecord:
         return Indicator(self.metadata["indicator"])
 
     @property
+    def source(self) -> str:
+        """The data released from: ``cdr`` or ``gps`` (releases made before GPS was a source
+        do not say, and are CDR)."""
+        return str(self.metadata.get("source", "cdr"))
+
+    @property
     def level(self) -> str:
         """The admin level of its zones."""
         return str(self.metadata["level"])
@@ -124,6 +130,7 @@ class ReleaseRecord:
             "cells_suppressed": m["cells_suppressed"],
             "created_at": self.created_at,
             "ledger_status": self.ledger_status,
+            "source": self.source,
         }
 
 

@@ -236,8 +236,10 @@ def timeseries_png(series: list[Series], path: Path) -> Path:
 
 
 def _released_days(catalog: ReleaseCatalog, indicator: Indicator, level: str) -> list[Period]:
-    """Runs of consecutive days released for ``indicator`` at ``level``."""
-    days = sorted({d for r in catalog.of(indicator) if r.level == level for d in r.period.days()})
+    """Runs of consecutive days released for ``indicator`` at ``level`` (from CDR, which the
+    charts draw)."""
+    released = [r for r in catalog.of(indicator) if r.level == level and r.source == "cdr"]
+    days = sorted({d for r in released for d in r.period.days()})
     runs: list[Period] = []
     for day in days:
         if runs and (day - runs[-1].end).days == 1:

@@ -128,6 +128,7 @@ def release_entry(record: ReleaseRecord, role: str, days: list[str] | None) -> d
         "code_version": m["code_version"],
         "created_at": m["created_at"],
         "files": dict(m["files"]),
+        "source": record.source,
     }
 
 
@@ -156,6 +157,7 @@ def mobility_block(assembled: Assembled) -> dict[str, Any]:
         "budget_spent_by_export": 0.0,
         "releases": releases,
         "notes": list(NOTES),
+        "source": r.source,
     }
 
 

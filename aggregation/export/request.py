@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 from schemas.errors import ConfigurationError
 from schemas.geography import ADMIN_LEVELS, AdminLevel
 from schemas.indicators import Indicator, Period, spec
+from schemas.staged import SOURCES, Source
 
 if TYPE_CHECKING:
     from datetime import date
@@ -31,6 +32,7 @@ class ExportRequest:
     of a coarser one; a cell is kept if any of its zones lies in one of them (empty: every zone).
     ``value``: one value column of an indicator with several (default: all of them).
     ``baseline``: the period the scaled variant (``pct_change``) compares against.
+    ``source``: the releases of which data (``cdr``, default, or ``gps``); never mixed.
     """
 
     indicator: Indicator
@@ -40,6 +42,7 @@ class ExportRequest:
     zones: tuple[str, ...] = ()
     value: str | None = None
     baseline: Period | None = None
+    source: Source = "cdr"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "indicator", Indicator(spec(self.indicator).indicator))
@@ -54,6 +57,10 @@ class ExportRequest:
             problems.append(
                 f"{self.indicator} has the value columns {list(columns)}, not {self.value!r}"
             )
+        if self.source not in SOURCES:
+            problems.append(f"source must be one of {list(SOURCES)}, got {self.source!r}")
+        elif self.source not in spec(self.indicator).sources:
+            problems.append(f"{self.indicator} is never released from {self.source.upper()}")
         if problems:
             raise ConfigurationError("Bad export request: " + "; ".join(problems) + ".")
 
@@ -75,6 +82,8 @@ class ExportRequest:
     def stem(self) -> str:
         """A file name stem that says what the export holds."""
         parts = [str(self.indicator), self.level, str(self.start), str(self.end)]
+        if self.source != "cdr":
+            parts.insert(1, self.source)
         if self.value and len(spec(self.indicator).value_columns) > 1:
             parts.append(self.value)
         return "_".join(parts)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aggregation.extract import SqlPlan, homes, sql, staged_events
+from aggregation.extract import SqlPlan, homes, sql, staged_events, staged_fixes
 from aggregation.indicators._days import home_period, previous_home_period, release_days
 
 if TYPE_CHECKING:
@@ -34,9 +34,15 @@ if TYPE_CHECKING:
 def with_homes(
     plan: SqlPlan, request: AggregateRequest, key: BoundingKey, out: str = "homes"
 ) -> SqlPlan:
-    """``plan`` with CTE ``out``: home zones over the request's home period."""
+    """``plan`` with CTE ``out``: home zones over the request's home period (of devices, from
+    their accurate fixes, for GPS requests: the same rule over the same hours)."""
     events = f"{out}_events"
-    plan = staged_events(plan, events, request.source, home_period(request), request.zones.level)
+    period, level = home_period(request), request.zones.level
+    if request.feed == "gps":
+        accuracy = request.stay_rule.max_accuracy_m
+        plan = staged_fixes(plan, events, request.source, period, level, accuracy)
+    else:
+        plan = staged_events(plan, events, request.source, period, level)
     return homes(plan, events, out, request.home_rule, key)
 
 

@@ -11,6 +11,14 @@ l1 = l2 = linf = L (all kept trips may be the same ordered pair).
 ``date, zone_a, zone_b, count``; zone_a < zone_b). The at most ``max_zones_per_day`` zones kept per
 subscriber-day (the same keyed choice as ``presence``) give at most C(z, 2) pairs, each counted
 once. Declared sensitivity: l1 = C(z, 2), l2 = sqrt(C(z, 2)), linf = 1.
+
+``od_trips`` from GPS (``feed="gps"``) — moves between consecutive *stays* in distinct zones per
+device-day: the stays of the device-day's fixes (:mod:`aggregation.gps_stays`, rule
+:class:`schemas.gps.StayRule`), each in the zone of its fix nearest its centre, in time order; a
+change of zone between consecutive stays is one trip (stays A, A, B make one trip A→B), departing
+at nothing finer than the stays. Short stops (under the dwell time) and passing through are not
+trips. The same bound and keyed choice as for CDR (at most L trips per device-day), so the unit
+one device-day has the same declared sensitivity, l1 = l2 = linf = L.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aggregation.bounding import keep_trips, keep_zones
-from aggregation.extract import SqlPlan, sql, staged_events, trips
+from aggregation.extract import SqlPlan, gps_stays, sql, staged_events, trips
 from aggregation.indicators._days import release_days
 
 if TYPE_CHECKING:
@@ -27,10 +35,12 @@ if TYPE_CHECKING:
 
 
 def od_trips(request: AggregateRequest, key: BoundingKey) -> tuple[SqlPlan, str]:
-    """Plan and name of the contributions CTE of ``od_trips``."""
-    plan = staged_events(
-        SqlPlan(), "events", request.source, release_days(request), request.zones.level
-    )
+    """Plan and name of the contributions CTE of ``od_trips`` (from CDR events or GPS stays)."""
+    days, level = release_days(request), request.zones.level
+    if request.feed == "gps":
+        plan = gps_stays(SqlPlan(), "events", request.source, days, level, request.stay_rule)
+    else:
+        plan = staged_events(SqlPlan(), "events", request.source, days, level)
     plan = trips(plan, "events", "trips")
     plan = keep_trips(plan, "trips", "kept", limit=request.bounds.max_trips_per_day, key=key)
     plan = plan.with_cte(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from schemas.errors import ConfigurationError
+from schemas.gps import StayRule
 from schemas.indicators import (
     ContributionBounds,
     HomeRule,
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
     from aggregation.extract import EventSource
     from schemas.privacy import AccountingWindow, Sensitivity
+    from schemas.staged import Source
 
 KeyStrategy = Literal["public", "observed"]
 """``public``: every key of the public key set, zeros included (the default; noise goes on every
@@ -34,6 +36,9 @@ class AggregateRequest:
     ``distance_zones`` (``mobility_distance`` only) are the zones whose centroids measure
     distances, usually admin3; by default ``zones`` themselves (which then need centroids).
     The bounding secret is not part of the request: it is passed separately and never shown.
+
+    ``feed`` says what ``source`` holds: staged CDR events (``cdr``, the default) or the staged
+    GPS fixes sidecar (``gps``: ``staged/_fixes``), whose stays follow ``stay_rule``.
     """
 
     indicator: Indicator
@@ -43,10 +48,13 @@ class AggregateRequest:
     bounds: ContributionBounds = field(default_factory=ContributionBounds)
     home_rule: HomeRule = field(default_factory=HomeRule)
     distance_zones: ZoneSet | None = None
+    feed: Source = "cdr"
+    stay_rule: StayRule = field(default_factory=StayRule)
 
     def __post_init__(self) -> None:
         s = spec(self.indicator)  # refuses unknown names
         object.__setattr__(self, "indicator", s.indicator)  # "od_trips" → Indicator.OD_TRIPS
+        s.check_source(self.feed)
         s.check_scope(self.scope)
         s.per_subscriber(self.bounds)  # refuses bounds the indicator cannot use (e.g. z < 2)
         if self.indicator is Indicator.MOBILITY_DISTANCE:

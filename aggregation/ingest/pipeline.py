@@ -66,6 +66,7 @@ from aggregation.ingest.report import (
     write_report,
 )
 from aggregation.ingest.staging import (
+    FixCoords,
     StagedRows,
     StagedWriter,
     commit,
@@ -89,7 +90,8 @@ from aggregation.ingest.validation import (
 )
 from schemas.errors import InternalError, MobilityError
 from schemas.quality import QuarantineReason
-from schemas.staged import STAGED_EVENT_TYPES
+from schemas.staged import FIXES_DIR as STAGED_FIXES_DIR
+from schemas.staged import STAGED_EVENT_TYPES, STAGED_FIXES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -315,16 +317,18 @@ class _DropRun:
                 quarantine.close()
                 raise
         partitions = staged.close()
+        fixes = staged.fix_rows
         quarantine_file = quarantine.close()
         self._verify(partitions, quarantine_file)
+        self._verify_fixes(partitions, fixes)
         layout.record(self.ctx.workspace)
         commit(
             self.ctx.workspace,
             self.raw.drop_id,
             self.scratch / "staged",
-            partitions,
+            {**partitions, **fixes},
             quarantine_file,
-            self._manifest(partitions),
+            self._manifest(partitions, fixes),
         )
         self.outcome.partitions = len(partitions)
         if quarantine_file is not None:
@@ -357,7 +361,8 @@ class _DropRun:
         place = self._locate(chunk, local_days, checked)
         good = checked & (place >= 0)
         bad = self._refused(source, chunk, kept & ~checked, checked & (place < 0))
-        by_day = staged.add(_staged_rows(chunk, place, local_us, local_days, feed), good)
+        coords = _coords(chunk) if feed == "gps" else None
+        by_day = staged.add(_staged_rows(chunk, place, local_us, local_days, feed), good, coords)
         bad = bad.with_columns(ids.pseudonyms(bad[PID]))
         quarantine.add(quarantine_rows(bad, feed, self.raw.name, text=source.text))
         self._count(by_day, bad, len(chunk) - int(kept.sum()))
@@ -457,7 +462,27 @@ class _DropRun:
             )
             raise InternalError(msg)
 
-    def _manifest(self, partitions: dict[str, int]) -> dict[str, Any]:
+    def _verify_fixes(self, partitions: dict[str, int], fixes: dict[str, int]) -> None:
+        """A GPS drop's fixes sidecar mirrors its staged events file for file, row for row."""
+        if self.raw.feed != "gps":
+            if fixes:
+                msg = f"{self.raw.name}: a CDR drop wrote GPS fixes {sorted(fixes)[:3]}"
+                raise InternalError(msg)
+            return
+        root = self.scratch / "staged"
+        expected = {f"{STAGED_FIXES_DIR}/{rel}": n for rel, n in partitions.items()}
+        written = {rel: pq.read_metadata(root / rel).num_rows for rel in fixes}
+        problems = {rel: contract_problems(root / rel, STAGED_FIXES) for rel in fixes}
+        if expected != fixes or written != fixes or any(problems.values()):
+            msg = (
+                f"the GPS fixes staged from {self.raw.name} do not mirror its staged events "
+                f"(events {expected}, fixes counted {fixes}, written {written}, contract "
+                f"{ {k: v for k, v in problems.items() if v} }). Nothing was staged. This is a "
+                "bug: please report it."
+            )
+            raise InternalError(msg)
+
+    def _manifest(self, partitions: dict[str, int], fixes: dict[str, int]) -> dict[str, Any]:
         out = self.outcome
         stat = self.raw.path.stat()
         return {
@@ -477,6 +502,7 @@ class _DropRun:
             "duplicates_dropped": out.duplicates_dropped,
             "quarantined_by_reason": out.quarantined_by_reason,
             "partitions": partitions,
+            **({"fixes": fixes} if fixes else {}),
         }
 
 
@@ -523,6 +549,19 @@ _MICROS_PER_HOUR = 3_600_000_000
 def _micros(times: pl.Series) -> NDArray[np.int64]:
     """Datetimes as microseconds since the epoch (nulls: any value; mask them)."""
     return times.dt.cast_time_unit("us").to_physical().fill_null(0).to_numpy()
+
+
+def _coords(chunk: pl.DataFrame) -> FixCoords:
+    """The coordinates of every row of a GPS ``chunk`` (meaningful for the valid rows only)."""
+    return FixCoords(
+        lat=chunk[LAT].fill_null(0.0).cast(pl.Float64).to_numpy(),
+        lon=chunk[LON].fill_null(0.0).cast(pl.Float64).to_numpy(),
+        accuracy_m=chunk["accuracy_m"]  # text in CSV: checked by the rules already
+        .cast(pl.Float64, strict=False)
+        .cast(pl.Float32)
+        .fill_null(float("nan"))
+        .to_numpy(),
+    )
 
 
 def _staged_rows(

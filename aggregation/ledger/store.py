@@ -294,7 +294,8 @@ class Ledger:
         """Check the budget; record a refusal and raise, or append a pending entry."""
         records = self._record_policy()
         unit = self.policy.accounting_window
-        if request.privacy_unit != f"subscriber-{unit}" or request.windows != windows_of(
+        units = (f"subscriber-{unit}", f"device-{unit}")  # CDR, GPS: the same windows and caps
+        if request.privacy_unit not in units or request.windows != windows_of(
             request.windows, unit
         ):
             msg = (

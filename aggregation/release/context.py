@@ -17,8 +17,10 @@ from aggregation.ingest.pseudonymise import load_secret
 from aggregation.ledger import Ledger
 from schemas.errors import ConfigurationError
 from schemas.geography import ZONES
+from schemas.gps import StayRule
 from schemas.indicators import Indicator, ZoneSet
 from schemas.privacy import BudgetPolicy
+from schemas.staged import FIXES_DIR
 from schemas.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from schemas.geography import AdminLevel
+    from schemas.staged import Source
 
 _BOUNDING_LABEL = b"mobility-dp/contribution-bounding-order/v1"
 
@@ -73,6 +76,18 @@ class ReleaseContext:
     def source(self) -> StagedSource:
         """The staged events."""
         return StagedSource(self.workspace.staged)
+
+    def source_for(self, feed: Source) -> StagedSource:
+        """What releases from ``feed`` read: the staged events (CDR), or the staged GPS fixes
+        with their coordinates (``staged/_fixes``)."""
+        return self.source if feed == "cdr" else StagedSource(self.workspace.staged / FIXES_DIR)
+
+    @cached_property
+    def stay_rule(self) -> StayRule:
+        """How stays are found in GPS fixes: the ``[gps]`` section of ``mobility.toml``."""
+        return StayRule.from_mapping(
+            self.workspace.config.gps, str(self.workspace.root / "mobility.toml")
+        )
 
     def require_bounding_key(self) -> BoundingKey:
         """The key of contribution bounding; releases that read data need the secret."""

@@ -11,7 +11,8 @@ from aggregation.mechanisms import plan_partitions, plan_vector
 from aggregation.release.context import code_version
 from aggregation.release.digests import staged_digests
 from schemas.errors import ConfigurationError
-from schemas.indicators import Indicator
+from schemas.gps import StayRule
+from schemas.indicators import Indicator, privacy_unit
 from schemas.indicators import spec as indicator_spec
 from schemas.privacy import release_parameter_problems, windows_of
 
@@ -71,9 +72,14 @@ def plan_release(
     policy = ctx.policy
     ind = indicator_spec(spec.indicator)
     scope = spec.scope()
+    if spec.source == "gps" and spec.stay_rule is None:  # resolved: the workspace's [gps] rule
+        spec = replace(spec, stay_rule=ctx.stay_rule)
+    source = ctx.source_for(spec.source)
     aggregate = AggregateRequest(
         indicator=spec.indicator,
-        source=ctx.source,
+        source=source,
+        feed=spec.source,
+        stay_rule=spec.stay_rule or StayRule(),  # resolved above for GPS; unused by CDR
         zones=ctx.zones(spec.level),
         scope=scope,
         bounds=spec.bounds,
@@ -112,13 +118,13 @@ def plan_release(
             mechanism, sensitivity, epsilon=epsilon, delta=delta, confidence=spec.confidence
         )
     noise = measurement.spec
-    files = ctx.source.files_for(aggregate.days_read()) if fingerprint else []
+    files = source.files_for(aggregate.days_read()) if fingerprint else []
     inputs = input_files(ctx.workspace.staged, files)
     request = ReleaseRequest(
         indicator=str(spec.indicator),
         parameters=spec.parameters(),
         windows=windows_of(aggregate.days_read(), policy.accounting_window),
-        privacy_unit=f"subscriber-{policy.accounting_window}",
+        privacy_unit=privacy_unit(spec.source, policy.accounting_window),
         noise=noise,
         input_fingerprint=files_digest(inputs),
         inputs=inputs,
@@ -156,6 +162,7 @@ class Explanation:
             "level": p.spec.level,
             "parameters": p.spec.parameters(),
             "privacy_unit": p.privacy_unit,
+            "source": p.spec.source,
             "windows_charged": [str(d) for d in p.request.windows],
             "sensitivity": {"l1": p.sensitivity.l1, "l2": p.sensitivity.l2,
                             "linf": p.sensitivity.linf},

@@ -257,15 +257,24 @@ def _require_data(ctx: ReleaseContext, spec: ReleaseSpec) -> None:
     if required is None:
         msg = f"The scope of {spec.indicator} has neither release days nor a home period."
         raise InternalError(msg)
-    missing = ctx.source.missing_days(required.days())
+    missing = ctx.source_for(spec.source).missing_days(required.days())
     if missing:
         shown = ", ".join(str(d) for d in missing[:5]) + (" …" if len(missing) > 5 else "")  # noqa: PLR2004
+        what = "GPS fixes (gps_YYYY-MM-DD drops)" if spec.source == "gps" else "data"
         msg = (
-            f"No staged data for {shown} in {ctx.workspace.staged}: {spec.indicator} was not "
+            f"No staged {what} for {shown} in {ctx.workspace.staged}: {spec.indicator} was not "
             "released and nothing was charged. Ingest those days first (mobility ingest PATH "
             f"--workspace {ctx.workspace.root}), or release other days."
         )
         raise MobilityError(msg)
+
+
+CROSS_SOURCE_ACCOUNTING = (
+    "CDR releases protect subscribers, GPS releases devices; the two cannot be linked and one "
+    "person may be both, so releases from both sources are charged to the same accounting "
+    "windows and caps: a window's spend bounds what any one person loses through both sources."
+)
+"""How releases of both sources share the budget, stated in every release's metadata."""
 
 
 def _metadata(
@@ -313,4 +322,6 @@ def _metadata(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": {},
         "columns": contract_columns,
+        "source": spec.source,
+        "accounting": CROSS_SOURCE_ACCOUNTING,
     }  # fmt: skip

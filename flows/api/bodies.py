@@ -7,7 +7,7 @@ against them before sending it.
 from __future__ import annotations
 
 from datetime import date  # noqa: TC003 - pydantic reads annotations at run time
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -54,6 +54,9 @@ class ReleaseSummary(BaseModel):
     cells_suppressed: int = Field(ge=0)
     created_at: str
     ledger_status: str
+    source: Literal["cdr", "gps"] = Field(
+        "cdr", description="Data released from: cdr (subscribers) or gps (app fixes, devices)."
+    )
 
 
 class ReleaseMetadata(BaseModel):

@@ -10,11 +10,11 @@ anything is read.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import Query
+from fastapi import Depends, Query
 from pydantic import BeforeValidator, WithJsonSchema
 
 from aggregation.export import ExportRequest
@@ -79,6 +79,12 @@ Zones = Annotated[
 ]  # fmt: skip
 BaselineFrom = Annotated[Day | None, Query(description="First day of the baseline period.")]
 BaselineTo = Annotated[Day | None, Query(description="Last day of the baseline period.")]
+Source = Literal["cdr", "gps"]
+SourceQuery = Annotated[
+    Source,
+    Query(description="Data released from: cdr (subscribers' records) or gps (app fixes, "
+                      "devices). Releases of the two are never mixed."),
+]  # fmt: skip
 
 
 def zones_of(values: list[str] | None) -> tuple[str, ...]:
@@ -112,7 +118,7 @@ def baseline_of(start: date | None, end: date | None) -> Period | None:
     return period_of(start, end)
 
 
-def export_request(
+def _cdr_export_request(
     indicator: Indicator,
     start: From,
     end: To = None,
@@ -125,12 +131,19 @@ def export_request(
     baseline_from: BaselineFrom = None,
     baseline_to: BaselineTo = None,
 ) -> ExportRequest:
-    """The export the query asks for."""
+    """The export the query asks for, from CDR releases."""
     period = period_of(start, end)
     return ExportRequest(
         indicator, period.start, period.end, level=level, zones=zones_of(zones), value=value,
         baseline=baseline_of(baseline_from, baseline_to),
     )  # fmt: skip
+
+
+def export_request(
+    asked: Annotated[ExportRequest, Depends(_cdr_export_request)], source: SourceQuery = "cdr"
+) -> ExportRequest:
+    """The export the query asks for, from the releases of ``source``."""
+    return replace(asked, source=source)
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,11 @@ class ReleaseBody(BaseModel):
     value: str | None = Field(None, description="One value column [default: all, each charged].")
     baseline_from: Day | None = None
     baseline_to: Day | None = None
+    source: Literal["cdr", "gps"] = Field(
+        "cdr",
+        description="Data released from: cdr (subscribers) or gps (app fixes, devices; presence, "
+        "od_trips, mobility_distance). Both are charged to the same windows and caps.",
+    )
 
     def specs(self) -> list[ReleaseSpec]:
         """One spec per value column released."""
@@ -78,6 +83,7 @@ class ReleaseBody(BaseModel):
                 level=self.level, epsilon=self.epsilon, k=self.k, mechanism=self.mechanism,
                 value=value if len(columns) > 1 else None,
                 baseline_start=self.baseline_from, baseline_end=self.baseline_to,
+                source=self.source,
             )
             for value in ([self.value] if self.value else list(columns))
         ]  # fmt: skip

@@ -22,6 +22,7 @@ from aggregation.audit import (
     write_report,
 )
 from aggregation.audit.noise import CONFIDENTIAL
+from aggregation.audit.report import units_released
 from flows.cli._common import JSON_OPTION, emit_json
 
 if TYPE_CHECKING:
@@ -142,6 +143,12 @@ def report(workspace: Path, out: Path | None, expect_head: str | None, as_json: 
             f"  {i.indicator}: {i.releases} release(s) over {i.windows} window(s), ε {i.epsilon:g}"
             for i in spend.indicators
         ]
+        units = units_released(built.verification.snapshot.entries)
+        lines.append(
+            "Releases per privacy unit: "
+            + (", ".join(f"{n} per {unit}" for unit, n in units.items()) or "none")
+            + " (CDR and GPS releases are charged to the same windows and caps)"
+        )
         lines.append(f"Refused requests: {len(spend.refusals)}")
         lines.append(f"Report: {files.html} (also {files.png.name}, {files.json.name})")
         click.echo("\n".join(lines))

@@ -20,7 +20,8 @@ def report(result: DemoResult) -> str:
     per_indicator: dict[str, list[int]] = {}
     for day in result.days:
         for r in day["released"]:
-            agg = per_indicator.setdefault(r["indicator"], [0, 0, 0])
+            name = r["indicator"] + (" (GPS)" if r.get("source", "cdr") == "gps" else "")
+            agg = per_indicator.setdefault(name, [0, 0, 0])
             agg[0] += 1
             agg[1] += r["cells_released"]
             agg[2] += r["cells_suppressed"]
@@ -33,7 +34,11 @@ def report(result: DemoResult) -> str:
     if refused:
         lines.append(f"  refused by the budget: {len(refused)}")
         lines += [f"    {x}" for x in refused]
-    lines += ["", "Privacy budget per day (ε, basic composition, unit: subscriber-day):"]
+    lines += [
+        "",
+        "Privacy budget per day (ε, basic composition; CDR and GPS releases share each day's",
+        "window: units subscriber-day and device-day, which cannot be linked):",
+    ]
     for b in result.budget:
         bar = "#" * round(20 * b["spent"] / b["cap"])
         lines.append(

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from aggregation.export import ExportFormat
     from schemas.geography import AdminLevel
+    from schemas.staged import Source
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -88,6 +89,8 @@ def baseline_of(start: dt.datetime | None, end: dt.datetime | None) -> Period | 
               help="One value column of an indicator with several (mobility_distance: "
                    "distance_m or subscribers) [default: all].")  # fmt: skip
 @_baseline_options
+@click.option("--source", type=click.Choice(["cdr", "gps"]), default="cdr", show_default=True,
+              help="Releases of which data: cdr or gps (app fixes); never mixed.")  # fmt: skip
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True,
               help="File format of the data.")  # fmt: skip
 @click.option(
@@ -101,6 +104,7 @@ def export(
     *, indicator: str, start: dt.datetime, end: dt.datetime | None, level: str,
     zones: tuple[str, ...], value: str | None, baseline_from: dt.datetime | None,
     baseline_to: dt.datetime | None, fmt: str, out: Path, workspace: Path, as_json: bool,
+    source: str = "cdr",
 ) -> None:  # fmt: skip
     """Export released INDICATOR data for a period, level and zones, with its metadata.
 
@@ -113,6 +117,7 @@ def export(
     request = ExportRequest(
         Indicator(indicator), period.start, period.end, level=cast("AdminLevel", level),
         zones=zones_of(zones), value=value, baseline=baseline_of(baseline_from, baseline_to),
+        source=cast("Source", source),
     )  # fmt: skip
     catalog = ReleaseCatalog.open(workspace)
     assembled = assemble(catalog, request)

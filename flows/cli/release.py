@@ -55,6 +55,11 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="relocations: first day of the earlier period."),
         click.option("--baseline-to", type=_DATE, default=None,
                      help="relocations: last day of the earlier period."),
+        click.option("--source", type=click.Choice(["cdr", "gps"]), default="cdr",
+                     show_default=True,
+                     help="Data released from: cdr (subscribers' records) or gps (app fixes, "
+                          "devices; presence, od_trips, mobility_distance). Both are charged to "
+                          "the same windows and caps."),
         click.option("--bound", "bounds", multiple=True, metavar="NAME=N",
                      help=f"Contribution bound override, one of {', '.join(_BOUND_NAMES)}."),
         click.option("--workspace", type=click.Path(path_type=Path, file_okay=False),
@@ -99,6 +104,7 @@ def specs_from(options: dict[str, Any]) -> list[ReleaseSpec]:
             value=value if len(columns) > 1 else None,
             baseline_start=options["baseline_from"].date() if options["baseline_from"] else None,
             baseline_end=options["baseline_to"].date() if options["baseline_to"] else None,
+            source=options["source"],
         )
         for value in values
     ]
@@ -111,7 +117,8 @@ def describe_outcome(outcome: ReleaseOutcome) -> str:
     return "\n".join(
         [
             (
-                f"{m['indicator']} ({m['value_column']}, {m['level']}) {m['period']['start']}.."
+                f"{m['indicator']} ({m['value_column']}, {m['level']}, "
+                f"{m.get('source', 'cdr').upper()}) {m['period']['start']}.."
                 f"{m['period']['end']}: {state}"
             ),
             f"  release id : {m['release_id']}",
@@ -170,7 +177,8 @@ def explain(**options: Any) -> None:
     for d in docs:
         n = d["noise"]
         click.echo(
-            f"{d['indicator']} ({d['value_column']}, {d['level']}), privacy unit "
+            f"{d['indicator']} ({d['value_column']}, {d['level']}, {d['source'].upper()}), "
+            "privacy unit "
             f"{d['privacy_unit']}\n"
             f"  sensitivity : L1={d['sensitivity']['l1']} L2={d['sensitivity']['l2']:.3g} "
             f"Linf={d['sensitivity']['linf']}\n"
