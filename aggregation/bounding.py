@@ -3,7 +3,7 @@
 When a subscriber-day holds more than a bound allows (more trips than ``max_trips_per_day``, more
 zones than ``max_zones_per_day`` …), the records kept are the first ones in a *keyed random order*:
 rows are ranked by ``hash(secret, pseudonym, <the record's own fields>)`` within the subscriber-day,
-with the same fields as tie-breaks (:func:`aggregation.extract.keyed_order`). The rank of a record
+with the same fields as tie-breaks (:func:`aggregation.sql.keyed_order`). The rank of a record
 depends only on the secret and on that subscriber's own record, never on other subscribers' data
 (guarantee 3 of docs/design.md), so the kept set of one subscriber is the same whoever else is in
 the data, and a shard-by-shard run keeps the same records as a single run. Unlike "first by
@@ -21,13 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from aggregation.extract import keyed_order, sql
+from aggregation.sql import keyed_order, sql
 from schemas.errors import ConfigurationError, InternalError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from aggregation.extract import SqlPlan
+    from aggregation.sql import SqlPlan
 
 MIN_SECRET_BYTES = 16
 """Shortest accepted secret for the keyed order (128 bits)."""

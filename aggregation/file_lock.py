@@ -40,11 +40,13 @@ def hold_flock(
     busy: Callable[[str], str],
     poll: float = 0.02,
     waiting: Callable[[str], None] | None = None,
+    error: type[MobilityError] = MobilityError,
 ) -> Iterator[None]:
     """Hold ``flock`` on ``path`` (created if missing) for the block.
 
     Polls every ``poll`` seconds until ``timeout``; ``waiting`` is told the holder once, when the
-    lock is first found taken; past the deadline a :class:`MobilityError` says ``busy(holder)``.
+    lock is first found taken; past the deadline ``error`` (a :class:`MobilityError`) says
+    ``busy(holder)``.
     An exclusive holder writes ``owner (pid P, since T)`` into the file, and clears it on release.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +64,7 @@ def hold_flock(
                     waiting(lock_holder(path))
                     told = True
                 if time.monotonic() >= deadline:
-                    raise MobilityError(busy(lock_holder(path))) from None
+                    raise error(busy(lock_holder(path))) from None
                 time.sleep(poll)
         if exclusive:
             os.ftruncate(fd, 0)

@@ -28,8 +28,8 @@ from prefect.cache_policies import NONE
 
 from aggregation.extract import StagedSource
 from aggregation.ingest import discover, ingest_files
+from aggregation.ingest.commit import manifest_path
 from aggregation.ingest.drops import NAMING_RULE
-from aggregation.ingest.staging import manifest_path
 from aggregation.release import open_context, release
 from flows.dask_executor import (
     Executor,

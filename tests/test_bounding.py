@@ -17,10 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregation.bounding import BoundingKey
-from aggregation.extract import SqlPlan, StagedFiles, StagedSource, keyed_order, sql, staged_events
+from aggregation.extract import StagedFiles, StagedSource, staged_events
 from aggregation.indicators import AggregateRequest, bounded_contributions
 from aggregation.indicators.counts import event_counts
 from aggregation.indicators.od import od_trips
+from aggregation.sql import SqlPlan, keyed_order, sql
 from schemas.errors import ConfigurationError
 from schemas.indicators import ContributionBounds, HomeRule, Indicator, Period, Scope
 from tests.indicators_helpers import ADMIN3, DAY0, KEY, OTHER_KEY, Ev, write_staged, zone_set

@@ -14,17 +14,15 @@ from hypothesis import strategies as st
 
 from aggregation.extract import (
     EARTH_RADIUS_KM,
-    SqlPlan,
     StagedFiles,
     StagedSource,
-    bounded_connection,
     daily_distances_frame,
     homes_frame,
-    sql,
     staged_events,
     stays_frame,
     trips_frame,
 )
+from aggregation.sql import SqlPlan, bounded_connection, sql
 from schemas.errors import InternalError
 from schemas.indicators import HomeRule, Period, ZoneSet
 from tests.indicators_helpers import DAY0, KEY, OTHER_KEY, Ev, write_staged

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from aggregation.ingest import IngestBusyError, discover, ingest_files, pipeline, validation
-from aggregation.ingest.pipeline import LOCK_FILE
+from aggregation.ingest import IngestBusyError, chunks, discover, ingest_files, validation
+from aggregation.ingest.context import LOCK_FILE
 from schemas.errors import ConfigurationError
 from schemas.raw import RAW_CDR
 
@@ -225,7 +225,7 @@ def test_a_file_whose_rows_fail_to_check_fails_alone(
             raise pl.exceptions.ComputeError("cannot compare (simulated)")
         return real(chunk, feed, **rules)
 
-    monkeypatch.setattr(pipeline, "flag", flag)
+    monkeypatch.setattr(chunks, "flag", flag)
     report = ingest_files([raw_dir], tiny_workspace, environ=key_environ)
     by_drop = {f.drop_id: f for f in report.files}
     assert by_drop[broken.stem].status == "failed"

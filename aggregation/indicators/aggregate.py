@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     import polars as pl
 
     from aggregation.bounding import BoundingKey
-    from aggregation.extract import SqlPlan
     from aggregation.indicators.request import AggregateRequest, KeyStrategy
+    from aggregation.sql import SqlPlan
 
 
 _BUILDERS: dict[Indicator, Callable[[AggregateRequest, BoundingKey], tuple[SqlPlan, str]]] = {

@@ -22,8 +22,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aggregation.bounding import cap_events, keep_zones
-from aggregation.extract import SqlPlan, sql, staged_events, staged_fixes
+from aggregation.extract import staged_events, staged_fixes
 from aggregation.indicators._days import release_days
+from aggregation.sql import SqlPlan, sql
 
 if TYPE_CHECKING:
     from aggregation.bounding import BoundingKey

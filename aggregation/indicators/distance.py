@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aggregation.extract import SqlPlan, daily_distances, gps_stays, sql, staged_events
+from aggregation.extract import daily_distances, gps_stays, staged_events
 from aggregation.indicators._days import release_days
 from aggregation.indicators.home import with_homes
+from aggregation.sql import SqlPlan, sql
 
 if TYPE_CHECKING:
     from aggregation.bounding import BoundingKey

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aggregation.extract import SqlPlan, homes, sql, staged_events, staged_fixes
+from aggregation.extract import homes, staged_events, staged_fixes
 from aggregation.indicators._days import home_period, previous_home_period, release_days
+from aggregation.sql import SqlPlan, sql
 
 if TYPE_CHECKING:
     from aggregation.bounding import BoundingKey

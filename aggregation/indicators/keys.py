@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aggregation.extract import Sql, sql
 from aggregation.indicators._days import release_days
+from aggregation.sql import Sql, sql
 
 if TYPE_CHECKING:
-    from aggregation.extract import SqlPlan
     from aggregation.indicators.request import AggregateRequest, KeyStrategy
+    from aggregation.sql import SqlPlan
 
 _HOURS = "(SELECT CAST(range AS TINYINT) AS hour FROM range(24)) h"
 

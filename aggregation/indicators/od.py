@@ -26,8 +26,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aggregation.bounding import keep_trips, keep_zones
-from aggregation.extract import SqlPlan, gps_stays, sql, staged_events, trips
+from aggregation.extract import gps_stays, staged_events, trips
 from aggregation.indicators._days import release_days
+from aggregation.sql import SqlPlan, sql
 
 if TYPE_CHECKING:
     from aggregation.bounding import BoundingKey

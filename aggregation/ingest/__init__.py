@@ -9,7 +9,8 @@
     zones         -- cell table lookups and GPS point-in-polygon.
     pseudonymise  -- keyed pseudonyms (HMAC-SHA256) and the secret they need.
     quarantine    -- refused rows, with reason, file and line, and no raw id.
-    staging       -- partitioned Parquet written aside, then committed per drop.
+    staging       -- partitioned Parquet written aside (encoding: its compiled column coding).
+    commit        -- a drop's files swapped into the workspace, its manifest written last.
     report        -- the reconciliation report (JSON and a readable summary).
     context       -- the workspace, key and reference data a run needs (``prepare``).
     pipeline      -- one file, one batch: the steps above in order.
@@ -21,9 +22,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from aggregation.ingest.context import IngestContext, prepare
+    from aggregation.ingest.context import IngestBusyError, IngestContext, prepare
     from aggregation.ingest.drops import RawFile, discover
-    from aggregation.ingest.pipeline import IngestBusyError, Progress, ingest_file, ingest_files
+    from aggregation.ingest.pipeline import Progress, ingest_file, ingest_files
     from aggregation.ingest.pseudonymise import Pseudonymiser, Secret, SecretError, load_secret
     from aggregation.ingest.reading import RawFileError
     from aggregation.ingest.report import (
@@ -59,7 +60,7 @@ __all__ = [
 # (the release reads the secret through ``load_secret``) does not load the whole ingest (numba).
 _HOME = {
     "FileOutcome": "aggregation.ingest.report",
-    "IngestBusyError": "aggregation.ingest.pipeline",
+    "IngestBusyError": "aggregation.ingest.context",
     "IngestContext": "aggregation.ingest.context",
     "IngestFailedError": "aggregation.ingest.report",
     "IngestReport": "aggregation.ingest.report",

@@ -1,21 +1,29 @@
-"""What ingest needs besides the raw files: the workspace, the key, the reference geography."""
+"""What ingest needs besides the raw files: the workspace, the key, the reference geography,
+and the workspace's ingest lock with its scratch directory."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from aggregation.file_lock import hold_flock
+from aggregation.ingest.commit import Layout
 from aggregation.ingest.pseudonymise import Pseudonymiser, load_secret
-from aggregation.ingest.staging import Layout
 from aggregation.ingest.zones import CellTable, ZoneIndex
+from schemas.errors import MobilityError
 from schemas.workspace import Workspace
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
     from pathlib import Path
 
     from aggregation.ingest.drops import Feed
+
+LOCK_FILE = ".ingest.lock"
+"""The workspace's ingest lock: one ingest at a time."""
 
 
 @dataclass
@@ -82,3 +90,30 @@ def prepare(
     if "gps" in wanted:
         _ = ctx.zones
     return ctx
+
+
+class IngestBusyError(MobilityError):
+    """Another ingest holds the workspace."""
+
+
+@contextmanager
+def workspace_lock(ws: Workspace) -> Iterator[Path]:
+    """Hold the workspace's ingest lock; yield a fresh scratch directory, removed afterwards."""
+
+    def busy(holder: str) -> str:
+        return (
+            f"Another ingest is running in {ws.root} (it holds {LOCK_FILE}: {holder}); wait for "
+            "it to finish, then run this one again."
+        )
+
+    lock = ws.root / LOCK_FILE
+    with hold_flock(
+        lock, exclusive=True, timeout=0, owner="ingest", busy=busy, error=IngestBusyError
+    ):
+        scratch = ws.scratch / "ingest"
+        shutil.rmtree(scratch, ignore_errors=True)  # anything here is left from a crashed run
+        scratch.mkdir(parents=True)
+        try:
+            yield scratch
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)

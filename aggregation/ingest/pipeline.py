@@ -15,7 +15,7 @@ Per file, under the workspace's ingest lock:
    integer columns; its threads build the string columns and write row groups to scratch, while
    refused rows go to the quarantine file;
 5. the written files are checked (contract, reconciliation with the rows read) and committed
-   (:func:`~aggregation.ingest.staging.commit`).
+   (:func:`~aggregation.ingest.commit.commit`).
 
 Memory is bounded by the settings, not by the size of the file: five chunks, the writer's
 buffers (``row_group_rows`` rows per partition, 24 bytes a row) and a few row groups being
@@ -29,12 +29,9 @@ nothing from it is staged, its previous staged data stay as they were, and the b
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
-import shutil
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
@@ -43,14 +40,24 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from aggregation.ingest.context import IngestContext, prepare
+from aggregation.ingest.chunks import (
+    CELL_ROW,
+    MICROS_PER_DAY,
+    PID,
+    fix_coords,
+    flag_and_code,
+    identify,
+    micros,
+    staged_rows,
+)
+from aggregation.ingest.commit import commit
+from aggregation.ingest.context import IngestContext, prepare, workspace_lock
 from aggregation.ingest.dedupe import Deduplicator
 from aggregation.ingest.drops import RawFile, discover
 from aggregation.ingest.idtable import IdTable
 from aggregation.ingest.profiling import profile
 from aggregation.ingest.quarantine import QuarantineWriter, quarantine_rows
 from aggregation.ingest.reading import (
-    ID_COLUMN,
     LINE,
     READ_ERRORS,
     ROW,
@@ -66,10 +73,7 @@ from aggregation.ingest.report import (
     write_report,
 )
 from aggregation.ingest.staging import (
-    FixCoords,
-    StagedRows,
     StagedWriter,
-    commit,
     contract_problems,
     day_date,
 )
@@ -82,16 +86,13 @@ from aggregation.ingest.validation import (
     LOCAL,
     LON,
     REASON,
-    UTC,
     Window,
     explain,
-    flag,
-    flag_ids,
 )
-from schemas.errors import InternalError, MobilityError
+from schemas.errors import InternalError
 from schemas.quality import QuarantineReason
 from schemas.staged import FIXES_DIR as STAGED_FIXES_DIR
-from schemas.staged import STAGED_EVENT_TYPES, STAGED_FIXES
+from schemas.staged import STAGED_FIXES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -99,26 +100,13 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-    from aggregation.ingest.drops import Feed
-    from aggregation.ingest.zones import CellTable
     from schemas.workspace import Workspace
-
-LOCK_FILE = ".ingest.lock"
-PID = "_pid"
-"""Position of a row's id in the drop's table of pseudonyms."""
-CELL_ROW, EVENT_TYPE = "_cell_row", "_event_type"
-"""A CDR row's cell as its row in the cell table (-1: not in it), and its event type as its
-index in :data:`~schemas.staged.STAGED_EVENT_TYPES` (null: not one of them)."""
 
 
 class Progress(Protocol):
     """Called as rows of a file are processed."""
 
     def __call__(self, raw: RawFile, rows_done: int, rows_total: int, /) -> None: ...
-
-
-class IngestBusyError(MobilityError):
-    """Another ingest holds the workspace."""
 
 
 def ingest_files(
@@ -164,7 +152,7 @@ def ingest_file(
         window=str(window),
     )
     started = time.perf_counter()
-    with _workspace_lock(ctx.workspace) as scratch:
+    with workspace_lock(ctx.workspace) as scratch:
         try:
             _DropRun(ctx, raw, window, scratch, outcome, progress).run()
         except RawFileError as exc:
@@ -249,29 +237,6 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-@contextmanager
-def _workspace_lock(ws: Workspace) -> Iterator[Path]:
-    """Hold the workspace's ingest lock; yield a fresh scratch directory, removed afterwards."""
-    ws.root.mkdir(parents=True, exist_ok=True)
-    with (ws.root / LOCK_FILE).open("a") as lock:
-        try:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            msg = (
-                f"Another ingest is running in {ws.root} (it holds {LOCK_FILE}); wait for it "
-                "to finish, then run this one again."
-            )
-            raise IngestBusyError(msg) from exc
-        scratch = ws.scratch / "ingest"
-        shutil.rmtree(scratch, ignore_errors=True)  # anything here is left from a crashed run
-        scratch.mkdir(parents=True)
-        try:
-            yield scratch
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
-
-
 @dataclass
 class _DropRun:
     """The ingest of one file into scratch, then its commit."""
@@ -293,8 +258,8 @@ class _DropRun:
         self.outcome.rows_in = source.rows_in
         ids = IdTable(self.ctx.pseudonymiser, feed, id_format=ID_FORMAT[feed])
         cells = self.ctx.cells if feed == "cdr" else None
-        flagged = partial(_flag_and_code, feed, self._rule_args(source), cells)
-        identified = partial(_identify, ids, feed)
+        flagged = partial(flag_and_code, feed, self._rule_args(source), cells)
+        identified = partial(identify, ids, feed)
         with _Chunks(source.scan(), cfg.ingest.batch_rows, source, flagged, identified) as chunks:
             found = profile(  # while the first chunks are read and identified
                 source, memory_limit_mb=cfg.ingest.memory_limit_mb, scratch=self.scratch / "keys"
@@ -356,13 +321,13 @@ class _DropRun:
         self.rows_done += len(chunk)
         kept = ~dedupe.duplicates(chunk)
         checked = kept & ~chunk[BAD].to_numpy()
-        local_us = _micros(chunk[LOCAL])
-        local_days = np.floor_divide(local_us, _MICROS_PER_DAY)
+        local_us = micros(chunk[LOCAL])
+        local_days = np.floor_divide(local_us, MICROS_PER_DAY)
         place = self._locate(chunk, local_days, checked)
         good = checked & (place >= 0)
         bad = self._refused(source, chunk, kept & ~checked, checked & (place < 0))
-        coords = _coords(chunk) if feed == "gps" else None
-        by_day = staged.add(_staged_rows(chunk, place, local_us, local_days, feed), good, coords)
+        coords = fix_coords(chunk) if feed == "gps" else None
+        by_day = staged.add(staged_rows(chunk, place, local_us, local_days, feed), good, coords)
         bad = bad.with_columns(ids.pseudonyms(bad[PID]))
         quarantine.add(quarantine_rows(bad, feed, self.raw.name, text=source.text))
         self._count(by_day, bad, len(chunk) - int(kept.sum()))
@@ -508,83 +473,3 @@ class _DropRun:
 
 _CELL_DETAIL = "cell not in the cell table, or not in service on the event's local date"
 _GPS_DETAIL = "position outside every admin3 zone"
-
-
-def _flag_and_code(
-    feed: Feed, rule_args: dict[str, Any], cells: CellTable | None, chunk: pl.DataFrame
-) -> pl.DataFrame:
-    """``chunk`` flagged (:func:`~aggregation.ingest.validation.flag`), with its CDR rows' cells
-    and event types as numbers: the row of the cell in the cell table, the index of the type in
-    :data:`~schemas.staged.STAGED_EVENT_TYPES` (null: not a staged type).
-
-    Runs in the reading thread: the string columns are coded there, not on the main thread.
-    """
-    chunk = flag(chunk, feed, **rule_args)
-    if cells is None:
-        return chunk
-    event_type = chunk["event_type"].cast(pl.Enum(STAGED_EVENT_TYPES), strict=False)
-    return chunk.with_columns(
-        cells.rows(chunk["cell_id"]).alias(CELL_ROW),
-        event_type.to_physical().alias(EVENT_TYPE),
-    )
-
-
-def _identify(ids: IdTable, feed: Feed, chunk: pl.DataFrame) -> pl.DataFrame:
-    """Flagged ``chunk`` with the position (``_pid``) and shard of each row's id in ``ids``,
-    whether the id is well formed, and rows with an ill-formed id flagged too
-    (:func:`~aggregation.ingest.validation.flag_ids`).
-
-    Runs in the preparing thread, one chunk at a time in file order, so new ids are numbered in
-    order of first appearance. Duplicate rows are identified too: their ids are those of the
-    rows they copy, so they add no id.
-    """
-    pid = ids.positions(chunk[ID_COLUMN[feed]], PID)
-    return flag_ids(chunk.with_columns(pid, ids.shards(pid), ids.well_formed(pid)))
-
-
-_MICROS_PER_DAY = 86_400_000_000
-_MICROS_PER_HOUR = 3_600_000_000
-
-
-def _micros(times: pl.Series) -> NDArray[np.int64]:
-    """Datetimes as microseconds since the epoch (nulls: any value; mask them)."""
-    return times.dt.cast_time_unit("us").to_physical().fill_null(0).to_numpy()
-
-
-def _coords(chunk: pl.DataFrame) -> FixCoords:
-    """The coordinates of every row of a GPS ``chunk`` (meaningful for the valid rows only)."""
-    return FixCoords(
-        lat=chunk[LAT].fill_null(0.0).cast(pl.Float64).to_numpy(),
-        lon=chunk[LON].fill_null(0.0).cast(pl.Float64).to_numpy(),
-        accuracy_m=chunk["accuracy_m"]  # text in CSV: checked by the rules already
-        .cast(pl.Float64, strict=False)
-        .cast(pl.Float32)
-        .fill_null(float("nan"))
-        .to_numpy(),
-    )
-
-
-def _staged_rows(
-    chunk: pl.DataFrame,
-    place: NDArray[np.int64],
-    local_us: NDArray[np.int64],
-    local_days: NDArray[np.int64],
-    feed: Feed,
-) -> StagedRows:
-    """Every row of ``chunk`` as staged integer columns (see :class:`StagedRows`); meaningful
-    for the valid, located rows only, which the writer keeps (by a mask)."""
-    if feed == "cdr":  # unknown types (refused rows): null
-        types = chunk[EVENT_TYPE].fill_null(0).cast(pl.UInt8).to_numpy()
-    else:
-        types = np.full(len(chunk), STAGED_EVENT_TYPES.index("gps"), dtype=np.uint8)
-    seconds = np.floor_divide(_micros(chunk[UTC]), 1_000_000)
-    hours = np.floor_divide(local_us, _MICROS_PER_HOUR)
-    return StagedRows(
-        pid=chunk[PID].fill_null(0).to_numpy(),
-        place=place.astype(np.uint32),
-        event_ms=seconds * 1000,
-        local_days=local_days.astype(np.int32),
-        local_hour=np.remainder(hours, 24).astype(np.int8),
-        event_type=types,
-        shard=chunk["shard"].fill_null(0).to_numpy(),
-    )

@@ -7,36 +7,33 @@ Layout (contract :data:`~schemas.staged.STAGED_EVENTS`)::
     staged/_drops/<drop>.json                         manifest of the drop, written last
     staged/_layout.json                               shards, time zone and key id of the data
 
-``date`` is the local calendar day of the events and ``shard = int(pseudonym[:8], 16) % shards``,
-so every shard holds whole subscribers. The files of a drop are written under the workspace's
-scratch directory first; nothing in ``staged/`` changes until the whole file was read, checked
-and reconciled. The commit then (1) removes the drop's manifest, (2) moves each new partition file
-into place with ``os.replace``, (3) deletes the drop's files that the new run no longer produces,
-(4) moves the quarantine file into place, and (5) writes the manifest. A drop is complete exactly
-when its manifest exists; a crash during the commit (a few renames) leaves it without one, and
-ingesting the file again completes it. Re-ingesting a file replaces exactly the files of its drop
-and gives the same bytes.
+``date`` is the local calendar day of the events and ``shard = int(pseudonym[:8], 16) % shards``, so
+every shard holds whole subscribers. The files of a drop are written under the workspace's scratch
+directory first; nothing in ``staged/`` changes until the whole file was read, checked and
+reconciled. The commit (:mod:`aggregation.ingest.commit`) then (1) removes the drop's manifest, (2)
+moves each new partition file into place with ``os.replace``, (3) deletes the drop's files that the
+new run no longer produces, (4) moves the quarantine file into place, and (5) writes the manifest. A
+drop is complete exactly when its manifest exists; a crash during the commit (a few renames) leaves
+it without one, and ingesting the file again completes it. Re-ingesting a file replaces exactly the
+files of its drop and gives the same bytes.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 import os
-import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
-import numba
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from schemas.errors import ConfigurationError, InternalError
+from aggregation.ingest.encoding import Coded, Compacted, Values, encoded, group_by_partition
+from schemas.errors import InternalError
 from schemas.staged import FIXES_DIR, STAGED_EVENT_TYPES, STAGED_EVENTS, STAGED_FIXES
 
 if TYPE_CHECKING:
@@ -45,11 +42,8 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from schemas.contract import Contract
-    from schemas.workspace import Workspace
 
 _EPOCH = dt.date(1970, 1, 1)
-DROPS_DIR = "_drops"
-LAYOUT_FILE = "_layout.json"
 ROW_GROUP_ROWS = 1 << 20
 """Rows of a row group: 1 M writes 11 % faster than 512 k (a row group's dictionaries of
 pseudonyms and cells are written and compressed once for twice the rows) and its buffers hold
@@ -199,7 +193,7 @@ class StagedWriter:
         self.fix_rows: dict[str, int] = {}
         self._coords: dict[tuple[int, int], list[FixCoords]] = {}
         self._pseudonyms = pseudonyms
-        self._places = {c: _Coded.of(places[c]) for c in places.column_names}
+        self._places = {c: Coded.of(places[c]) for c in places.column_names}
         self._source = pa.array([source], pa.string())
         self._buffers: dict[tuple[int, int], list[StagedRows]] = {}
         self._buffered: dict[tuple[int, int], int] = {}
@@ -226,7 +220,9 @@ class StagedWriter:
         if len(lengths) != 1:  # the compiled grouping does not check bounds
             msg = f"staged rows and their keep flags differ in length: {sorted(lengths)}"
             raise InternalError(msg)
-        first, shards, bounds, *fields = _grouped(keep, *(getattr(rows, f) for f in _FIELDS))
+        first, shards, bounds, *fields = group_by_partition(
+            keep, *(getattr(rows, f) for f in _FIELDS)
+        )
         first_day, top = int(first), int(shards)
         grouped = StagedRows(*fields)
         grouped_coords = None
@@ -327,14 +323,14 @@ class StagedWriter:
         they are, instead of hashing every row's string.
         """
         n = len(rows)
-        places = _Compacted.of(rows.place)
+        places = Compacted.of(rows.place)
         columns = {
-            "pseudonym": _encoded(rows.pid, self._pseudonyms),
+            "pseudonym": encoded(rows.pid, self._pseudonyms),
             "event_time": pa.array(rows.event_ms).cast(pa.timestamp("ms", tz="UTC")),
             "local_date": pa.array(rows.local_days).cast(pa.date32()),
             "local_hour": pa.array(rows.local_hour),
             "source": pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), self._source),
-            "event_type": _encoded(rows.event_type, _EVENT_TYPES),
+            "event_type": encoded(rows.event_type, _EVENT_TYPES),
             **{c: coded.encoded(places) for c, coded in self._places.items()},
         }
         table = pa.table(columns, schema=_WRITTEN_SCHEMA)
@@ -391,162 +387,6 @@ _EVENT_TYPES = pa.array(STAGED_EVENT_TYPES, pa.string())
 _FIELDS = StagedRows.__slots__
 
 
-@numba.njit(nogil=True, cache=True)
-def _grouped(
-    keep: NDArray[np.bool_],
-    pid: NDArray[np.uint32],
-    place: NDArray[np.uint32],
-    event_ms: NDArray[np.int64],
-    local_days: NDArray[np.int32],
-    local_hour: NDArray[np.int8],
-    event_type: NDArray[np.uint8],
-    shard: NDArray[np.uint16],
-) -> tuple[np.int64, np.int64, NDArray[np.int64], Any, Any, Any, Any, Any, Any, Any]:
-    """The kept rows grouped by partition (local day, shard), in file order within each: a
-    counting sort, one pass to count and one to move every field.
-
-    Returns the first day and the number of shards spanned (partition ``k`` is day
-    ``first + k // shards``, shard ``k % shards``), where each partition starts and ends, and
-    the fields of the grouped rows.
-    """
-    n = 0
-    first, last, top = np.int64(2**62), np.int64(-(2**62)), np.int64(1)
-    for i in range(len(keep)):
-        if keep[i]:
-            n += 1
-            first = min(first, np.int64(local_days[i]))
-            last = max(last, np.int64(local_days[i]))
-            top = max(top, np.int64(shard[i]) + 1)
-    if n == 0:
-        first = last = np.int64(0)
-    bounds = np.zeros((last - first + 1) * top + 1, dtype=np.int64)
-    for i in range(len(keep)):
-        if keep[i]:
-            bounds[(local_days[i] - first) * top + shard[i] + 1] += 1
-    for k in range(len(bounds) - 1):
-        bounds[k + 1] += bounds[k]
-    at = bounds[:-1].copy()
-    out = (
-        np.empty(n, pid.dtype),
-        np.empty(n, place.dtype),
-        np.empty(n, event_ms.dtype),
-        np.empty(n, local_days.dtype),
-        np.empty(n, local_hour.dtype),
-        np.empty(n, event_type.dtype),
-        np.empty(n, shard.dtype),
-    )
-    for i in range(len(keep)):
-        if keep[i]:
-            k = (local_days[i] - first) * top + shard[i]
-            j = at[k]
-            at[k] = j + 1
-            out[0][j] = pid[i]
-            out[1][j] = place[i]
-            out[2][j] = event_ms[i]
-            out[3][j] = local_days[i]
-            out[4][j] = local_hour[i]
-            out[5][j] = event_type[i]
-            out[6][j] = shard[i]
-    return first, top, bounds, out[0], out[1], out[2], out[3], out[4], out[5], out[6]
-
-
-@numba.njit(nogil=True, cache=True)
-def _compact(
-    values: NDArray[np.integer[Any]], code_of: NDArray[np.int32]
-) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
-    """Distinct ``values`` in order of first appearance, and each value's code.
-
-    ``code_of`` is scratch space, -1 everywhere, longer than the largest value; it is left so.
-    """
-    distinct = np.empty(len(values), dtype=np.int64)
-    codes = np.empty(len(values), dtype=np.int32)
-    k = 0
-    for i in range(len(values)):
-        v = values[i]
-        c = code_of[v]
-        if c < 0:
-            c = k
-            code_of[v] = k
-            distinct[k] = v
-            k += 1
-        codes[i] = c
-    for j in range(k):
-        code_of[distinct[j]] = -1
-    return distinct[:k], codes
-
-
-class Values(Protocol):
-    """Strings by number: a :class:`pyarrow.Array`, or the pseudonyms of an ``IdTable``."""
-
-    def __len__(self) -> int: ...
-
-    def take(self, indices: NDArray[np.int64], /) -> pa.Array: ...
-
-
-_scratch = threading.local()
-
-
-def _compacted(
-    numbers: NDArray[np.integer[Any]], size: int
-) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
-    """:func:`_compact` of ``numbers``, all below ``size``."""
-    code_of: NDArray[np.int32] | None = getattr(_scratch, "code_of", None)
-    if code_of is None or len(code_of) < size:  # one per thread, as long as the longest table
-        code_of = _scratch.code_of = np.full(max(size, 1024), -1, dtype=np.int32)
-    return _compact(numbers, code_of)
-
-
-def _encoded(numbers: NDArray[np.integer[Any]], values: Values) -> pa.DictionaryArray:
-    """``values[numbers]`` as a dictionary array holding only the values used.
-
-    ``values`` must be distinct and non-null: Parquet takes the dictionary as it is.
-    """
-    distinct, codes = _compacted(numbers, len(values))
-    return pa.DictionaryArray.from_arrays(codes, values.take(distinct), safe=False)
-
-
-@dataclass(frozen=True, slots=True)
-class _Compacted:
-    """The place numbers of a row group as its distinct places and each row's code among them,
-    so that each place column is encoded from the few distinct places, not from every row."""
-
-    distinct: NDArray[np.int64]
-    codes: NDArray[np.int32]
-
-    @classmethod
-    def of(cls, place: NDArray[np.uint32]) -> _Compacted:
-        return cls(*_compacted(place, int(place.max()) + 1 if len(place) else 0))
-
-
-@dataclass(frozen=True, slots=True)
-class _Coded:
-    """A column of the place table as codes into its distinct values."""
-
-    codes: NDArray[np.int32] | None
-    """Code of each place's value; None when the column is empty (GPS fixes have no cell)."""
-    values: pa.Array
-
-    @classmethod
-    def of(cls, column: pa.ChunkedArray) -> _Coded:
-        encoded = pc.dictionary_encode(column.combine_chunks())
-        if encoded.null_count == len(encoded):
-            return cls(None, pa.array([], column.type))
-        if encoded.null_count:
-            msg = "a place table column holds nulls beside values"
-            raise InternalError(msg)
-        return cls(encoded.indices.to_numpy().astype(np.int32), encoded.dictionary)
-
-    def encoded(self, places: _Compacted) -> pa.Array:
-        """The column's value for each row's place."""
-        if self.codes is None:
-            rows = len(places.codes)
-            return pa.DictionaryArray.from_arrays(pa.nulls(rows, pa.int32()), self.values)
-        distinct, codes = _compacted(self.codes[places.distinct], len(self.values))
-        return pa.DictionaryArray.from_arrays(
-            codes[places.codes], self.values.take(distinct), safe=False
-        )
-
-
 def contract_problems(path: Path, contract: Contract = STAGED_EVENTS) -> list[str]:
     """What breaks the staged contract (events, or the fixes sidecar) in a written file, from
     its footer.
@@ -566,111 +406,3 @@ def contract_problems(path: Path, contract: Contract = STAGED_EVENTS) -> list[st
             if stats is None or not stats.has_null_count or stats.null_count:
                 problems.append(f"column {name!r} may hold nulls (row group {rg})")
     return problems
-
-
-@dataclass(frozen=True, slots=True)
-class Layout:
-    """Settings every staged file of a workspace must share."""
-
-    shards: int
-    timezone: str
-    key_id: str
-
-    def check(self, workspace: Workspace) -> None:
-        """Refuse to mix data staged under other settings; record them on the first ingest."""
-        path = workspace.staged / LAYOUT_FILE
-        if not path.exists():
-            return
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-        fixes = {
-            "shards": "set [ingest] shards back to {old} in mobility.toml, or re-stage every drop",
-            "timezone": 'set [workspace] timezone back to "{old}", or re-stage every drop',
-            "key_id": (
-                "the pseudonymisation secret differs from the one the staged data was written "
-                "with (key id {old}); use that secret, or re-stage every drop"
-            ),
-        }
-        for key, fix in fixes.items():
-            old, new = recorded.get(key), getattr(self, key)
-            if old != new:
-                msg = (
-                    f"{path}: staged data was written with {key} = {old!r}, this run has "
-                    f"{new!r}; " + fix.format(old=old)
-                )
-                raise ConfigurationError(msg)
-
-    def record(self, workspace: Workspace) -> None:
-        """Write ``staged/_layout.json`` if it does not exist yet."""
-        path = workspace.staged / LAYOUT_FILE
-        if not path.exists():
-            data = {"shards": self.shards, "timezone": self.timezone, "key_id": self.key_id}
-            write_json_atomic(path, data)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON at ``path`` via a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def manifest_path(workspace: Workspace, drop_id: str) -> Path:
-    """Where the manifest of a drop lives."""
-    return workspace.staged / DROPS_DIR / f"{drop_id}.json"
-
-
-def commit(
-    workspace: Workspace,
-    drop_id: str,
-    scratch: Path,
-    partitions: dict[str, int],
-    quarantine: Path | None,
-    manifest: dict[str, Any],
-) -> None:
-    """Swap the drop's new files (written under ``scratch``) into the workspace."""
-    for rel in partitions:
-        _fsync(scratch / rel)
-    if quarantine is not None:
-        _fsync(quarantine)
-    manifest_file = manifest_path(workspace, drop_id)
-    manifest_file.unlink(missing_ok=True)
-    staged = workspace.staged
-    for rel in partitions:
-        target = staged / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        (scratch / rel).replace(target)
-    old_files = [
-        *staged.glob(f"date=*/shard=*/{drop_id}.parquet"),
-        *staged.glob(f"{FIXES_DIR}/date=*/shard=*/{drop_id}.parquet"),
-    ]
-    for old in old_files:
-        rel = old.relative_to(staged).as_posix()
-        if rel not in partitions:
-            old.unlink()
-            _remove_empty_dirs(old.parent, stop=staged)
-    quarantine_file = workspace.quarantine / f"{drop_id}.parquet"
-    if quarantine is not None:
-        workspace.quarantine.mkdir(parents=True, exist_ok=True)
-        quarantine.replace(quarantine_file)
-    else:
-        quarantine_file.unlink(missing_ok=True)
-    write_json_atomic(manifest_file, manifest)
-
-
-def _remove_empty_dirs(directory: Path, stop: Path) -> None:
-    while directory != stop and directory.is_dir() and not any(directory.iterdir()):
-        directory.rmdir()
-        directory = directory.parent

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, cast
 import polars as pl
 
 from aggregation.bounding import BoundingKey
-from aggregation.extract import bounded_connection
 from aggregation.indicators import AggregateRequest
 from aggregation.indicators.shards import sharded_aggregate
 from aggregation.ledger import OutputFile
@@ -46,6 +45,7 @@ from aggregation.release.publish import (
     write_aside,
 )
 from aggregation.release.suppress import suppress_below
+from aggregation.sql import bounded_connection
 from schemas.errors import InternalError, MobilityError
 from schemas.indicators import spec as indicator_spec
 from schemas.release import release_contract
