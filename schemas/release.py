@@ -43,7 +43,10 @@ class ReleaseSpec:
     ``epsilon`` None takes the workspace policy's default for the indicator, ``mechanism`` None the
     policy's mechanism. ``value`` names the
     value column for indicators with several (``mobility_distance``: ``distance_m`` and
-    ``subscribers`` are released, and charged, separately).
+    ``subscribers`` are released, and charged, separately). ``agreement`` names the
+    data-sharing agreement the release is made under (None: the workspace default, if
+    agreements are registered); ``agreement_version`` is filled in by the plan with the version
+    in force.
     """
 
     indicator: Indicator
@@ -59,6 +62,8 @@ class ReleaseSpec:
     baseline_start: date | None = None
     baseline_end: date | None = None
     confidence: float = 0.95
+    agreement: str | None = None
+    agreement_version: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "indicator", Indicator(spec(self.indicator).indicator))
@@ -137,7 +142,14 @@ class ReleaseSpec:
             "keys": self.keys,
             "mechanism": self.mechanism,
             "confidence": self.confidence,
-        }
+        } | self._agreement_parameters()
+
+    def _agreement_parameters(self) -> dict[str, Any]:
+        """The agreement named, if any: only then part of the release key, so that releases
+        made without agreements keep their keys."""
+        if self.agreement is None:
+            return {}
+        return {"agreement": self.agreement, "agreement_version": self.agreement_version}
 
 
 def release_contract(indicator: Indicator | str) -> Contract:
@@ -225,6 +237,12 @@ METADATA_JSON_SCHEMA: dict[str, Any] = {
             "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
         },
         "columns": {"type": "array", "items": {"type": "object"}},
+        "agreement": {
+            "description": "The data-sharing agreement the release was made under (issue 20).",
+            "type": ["object", "null"],
+            "required": ["id", "version"],
+            "properties": {"id": {"type": "string"}, "version": {"type": "integer"}},
+        },
     },
 }  # fmt: skip
 """JSON Schema of ``metadata.json``; ``tests/test_release.py`` validates every release with it."""

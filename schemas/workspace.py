@@ -15,8 +15,8 @@ A workspace is one directory that holds everything the pipeline keeps for one op
                       (removed when it ends)
 
 Configuration sections parsed here: ``[workspace]``, ``[pseudonymisation]``, ``[geography]``,
-``[ingest]`` and ``[aggregation]``. The sections ``[privacy]``, ``[schedule]`` and
-``[indicators]`` are allowed and kept as raw mappings for the modules that own them. Every error
+``[ingest]`` and ``[aggregation]``. The sections ``[privacy]``, ``[schedule]``, ``[indicators]`` and
+``[agreements]`` are allowed and kept as raw mappings for the modules that own them. Every error
 names the file, the key and the fix.
 """
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import tomllib
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "mobility.toml"
 SUBDIRECTORIES = ("staged", "quarantine", "releases", "reports")
-RAW_SECTIONS = ("privacy", "schedule", "indicators")
+RAW_SECTIONS = ("privacy", "schedule", "indicators", "agreements")
 """Sections kept as raw mappings here and parsed by the modules that own them."""
 
 MAX_SHARDS = 4096
@@ -125,6 +125,11 @@ level = "admin2"
 k = 10
 daily = ["event_counts", "presence", "od_trips", "od_connections", "home_away", "mobility_distance"]
 
+# Data-sharing agreements (`mobility agreement add FILE`): once one is registered, every
+# release names the agreement it is made under (--agreement ID), or is made under this one.
+# [agreements]
+# default = "transport-2026"
+
 # Section read by the indicator modules (reserved):
 
 [indicators]
@@ -184,6 +189,9 @@ class WorkspaceConfig:
     privacy: Mapping[str, Any]
     schedule: Mapping[str, Any]
     indicators: Mapping[str, Any]
+    agreements: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    """``[agreements]``: ``default``, the agreement a release names when it names none
+    (:mod:`aggregation.release.agreements`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +303,7 @@ def load_config(path: Path | str) -> WorkspaceConfig:
         privacy=reader.raw("privacy"),
         schedule=reader.raw("schedule"),
         indicators=reader.raw("indicators"),
+        agreements=reader.raw("agreements"),
     )
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aggregation.indicators import AggregateRequest
 from aggregation.ledger import ReleaseRequest, files_digest
 from aggregation.mechanisms import explain_partitions, explain_vector
+from aggregation.release.agreements import resolve_agreement
 from aggregation.release.context import code_version
 from aggregation.release.digests import staged_digests
 from schemas.errors import ConfigurationError
@@ -83,6 +84,7 @@ def plan_release(
     # The resolved question: defaults applied, so that every door (CLI, API, flow) asking it
     # gets the same parameters, hence the same release key (issue 16.2).
     spec = replace(spec, mechanism=mechanism)
+    spec = resolve_agreement(ctx, spec)  # the agreement and its version in force (issue 20)
     needs_delta = mechanism == "discrete_gaussian" or spec.keys == "private"
     delta = policy.default_delta if needs_delta else 0.0
     problems = release_parameter_problems(epsilon=epsilon, delta=delta if needs_delta else None)
