@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from click.testing import CliRunner
 
-from aggregation.audit import verify_workspace
+from aggregation.audit import build_report, verify_workspace, write_report
 from aggregation.ledger import canonical_json, sha256_hex
 from aggregation.ledger.chain import agreement_hash
 from aggregation.ledger.tables import agreement_from
@@ -175,7 +175,7 @@ def test_a_release_outside_its_agreement_is_refused_with_the_rule_and_recorded(
     assert verify_workspace(workspace).passed
 
 
-def test_the_term_budget_is_charged_over_every_window(workspace: Path) -> None:
+def test_the_term_budget_is_charged_over_every_window(workspace: Path, tmp_path: Path) -> None:
     register(workspace, epsilon_per_window=1.0, epsilon_term=1.5)
     ctx = open_context(workspace)
     release(ctx, _od())
@@ -186,6 +186,13 @@ def test_the_term_budget_is_charged_over_every_window(workspace: Path) -> None:
     (spend,) = report.as_dict()["agreements"]
     assert spend["releases"] == 1
     assert spend["epsilon_term_spent"] == pytest.approx(1.0)
+    verified = CliRunner().invoke(cli, ["audit", "verify", "--workspace", str(workspace)])
+    assert verified.exit_code == 0, verified.output
+    assert "agreement transport v1: 1 release(s), ε 1 of 1.5 over its term, busiest window " in (
+        verified.output
+    )
+    files = write_report(build_report(workspace), tmp_path / "report")
+    assert "Spend per data-sharing agreement" in files.html.read_text()
 
 
 def test_the_cli_refuses_with_exit_3_and_names_the_rule(workspace: Path) -> None:

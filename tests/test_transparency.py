@@ -62,7 +62,8 @@ def public_numbers(ws: Path, document: dict[str, Any]) -> set[float]:
             found.update(numbers(str(value)))
 
     walk(document)
-    for a in document["agreements"]:  # the share of the term's budget used, in per cent
+    for a in document["agreements"]:  # ε summed over releases (and its share of the budget)
+        found |= numbers(json.dumps(a["spend"]))
         found.add(float(round(100 * a["spend"]["epsilon_term"] / a["budget"]["epsilon_term"])))
     return found
 
@@ -132,7 +133,12 @@ def check_page(ws: Path, page: Path, tmp_path: Path) -> None:
     # What a reader sees (the page's text, not its layout's coordinates) and the JSON's values.
     shown = numbers(" ".join(found.text)) | numbers(json.dumps(document))
     leaked = (shown & data_numbers(ws)) - public_numbers(ws, document)
-    assert not leaked, f"numbers of released data files on the page: {sorted(leaked)[:10]}"
+    where = [
+        m.group(0)
+        for n in sorted(leaked)[:3]
+        for m in re.finditer(rf".{{0,60}}(?<![\w.]){n:g}(?![\w]).{{0,20}}", html)
+    ]
+    assert not leaked, f"numbers of released data files on the page: {sorted(leaked)}: {where}"
     requests = page_requests(page, tmp_path)
     if requests is not None:
         assert requests == []

@@ -214,7 +214,11 @@ def _releases_table(releases: list[dict[str, Any]]) -> str:
 
 def _agreement_section(a: dict[str, Any]) -> str:
     rel, bud, spend = a["releases"], a["budget"], a["spend"]
-    data_days = f"{_e(rel.get('data_from', 'any day'))} – {_e(rel.get('data_to', 'any day'))}"
+    data_days = (
+        f"{_e(rel.get('data_from', 'any day'))} – {_e(rel.get('data_to', 'any day'))}"
+        if "data_from" in rel or "data_to" in rel
+        else "no limit besides the term"
+    )
     versions = ", ".join(
         f"version {v['version']} (ledger seq {v['seq']}, registered {_e(v['recorded_at'])})"
         for v in a["versions"]
