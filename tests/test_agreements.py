@@ -375,6 +375,12 @@ def test_a_token_bound_to_one_agreement_cannot_read_releases_made_under_another(
         store.create("analyst", "x", ("nope",))
     with _client(workspace) as client:
         _check_visibility(client, token_a, token_b, auditor, under_a, b_id)
+    register(workspace, version=2, roles=["operator"])  # analysts are no longer its recipients
+    with _client(workspace) as client:
+        refused = client.get("/v1/releases", headers=_bearer(token_a))
+        assert refused.status_code == 403
+        assert "is a recipient of no data-sharing agreement" in refused.json()["detail"]
+        assert client.get("/v1/releases", headers=_bearer(token_b)).status_code == 200
 
 
 def _check_visibility(

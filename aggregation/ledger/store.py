@@ -344,7 +344,7 @@ class Ledger:
             )
             raise InternalError(msg)
         cost = request.noise.cost
-        outside = self._agreement_reasons(request, self.entries())
+        outside = self._agreement_reasons(request)
         if outside:
             refusal = self._record_refusal(request, outside)
             raise AgreementRefusedError(_outside_message(request, outside, refusal, self.path))
@@ -368,12 +368,15 @@ class Ledger:
         return self._append_entry(request)
 
     def _agreement_reasons(
-        self, request: ReleaseRequest, entries: Sequence[LedgerEntry]
+        self, request: ReleaseRequest, entries: Sequence[LedgerEntry] | None = None
     ) -> list[str]:
-        """Why ``request`` falls outside the agreement it names (none if it names none)."""
+        """Why ``request`` falls outside the agreement it names (none if it names none), given
+        the ``entries`` charged so far (default: read them)."""
         named = named_in(request.parameters)
         if named is None:
             return []
+        if entries is None:
+            entries = self.entries()
         record = self.agreements_in_force().get(named[0])
         if record is None:
             msg = (
@@ -393,12 +396,14 @@ class Ledger:
         falls outside its agreement, or for the door's ``extra`` reasons (a recipient's token
         not covered); do nothing otherwise. Checked early by every door, so that a request
         outside its agreement costs no aggregate; the charge checks again, atomically."""
+        if not extra and named_in(request.parameters) is None:
+            return  # made under no agreement: nothing to check
         if not extra and self.find(request.release_key) is not None:
             return  # answered already: the stored release is returned, nothing is charged
         with flock(
             self.writer_lock, exclusive=True, timeout=self.lock_timeout, purpose="a refusal"
         ):
-            reasons = [*extra, *self._agreement_reasons(request, self.entries())]
+            reasons = [*extra, *self._agreement_reasons(request)]
             if reasons:
                 refusal = self._record_refusal(request, reasons)
                 raise AgreementRefusedError(_outside_message(request, reasons, refusal, self.path))

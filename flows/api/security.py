@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from flows.api.tokens import ROLES, Role, TokenStore, registered_agreements, token_id_of
+from flows.api.tokens import ROLES, Role, TokenStore, covered, registered_agreements, token_id_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -95,15 +95,17 @@ def authenticate(
     request.state.role = record.role
     registered = registered_agreements(workspace_root(request))
     sees_all = not registered or record.role == "auditor"
-    if not sees_all and not record.agreements:
+    scope = covered(record, registered)
+    if not sees_all and not scope:
         msg = (
-            f"Token {record.token_id} is bound to no data-sharing agreement, and this workspace "
-            f"has agreements ({', '.join(sorted(registered))}): ask an operator for a token "
-            "bound to yours (`mobility token create --role ROLE --agreement ID`)."
+            f"Token {record.token_id} is a recipient of no data-sharing agreement of this "
+            f"workspace (agreements: {', '.join(sorted(registered))}; the token is bound to "
+            f"{', '.join(record.agreements) or 'none'}): ask an operator for a token bound to "
+            "yours (`mobility token create --role ROLE --agreement ID`)."
         )
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=msg)
-    request.state.agreement_scope = None if sees_all else record.agreements
-    return Caller(record.token_id, record.role, record.agreements, sees_all)
+    request.state.agreement_scope = None if sees_all else scope
+    return Caller(record.token_id, record.role, scope, sees_all)
 
 
 def require(permission: Permission) -> Callable[[Caller], Caller]:

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+    from schemas.agreement import Agreement
+
 Role = Literal["analyst", "auditor", "operator"]
 ROLES: tuple[Role, ...] = ("analyst", "auditor", "operator")
 
@@ -72,14 +74,25 @@ class TokenRecord:
         return doc
 
 
-def registered_agreements(workspace_root: Path) -> dict[str, tuple[str, ...]]:
-    """Every agreement registered in the workspace's ledger (version in force): id → the roles
-    it names as recipients."""
+def registered_agreements(workspace_root: Path) -> dict[str, Agreement]:
+    """Every agreement registered in the workspace's ledger: id → the version in force."""
     from aggregation.ledger.agreements import agreement_of  # noqa: PLC0415 - DuckDB is slow
     from aggregation.release import open_context  # noqa: PLC0415
 
     ledger = open_context(workspace_root, need_secret=False).ledger
-    return {i: agreement_of(r).roles for i, r in ledger.agreements_in_force().items()}
+    return {i: agreement_of(r) for i, r in ledger.agreements_in_force().items()}
+
+
+def covered(record: TokenRecord, agreements: dict[str, Agreement]) -> tuple[str, ...]:
+    """The agreements (version in force) whose recipients include the token ``record``: bound
+    to it, its role among the agreement's roles, and its id among its tokens if it lists any."""
+    return tuple(
+        name
+        for name in record.agreements
+        if name in agreements
+        and record.role in agreements[name].roles
+        and (not agreements[name].tokens or record.token_id in agreements[name].tokens)
+    )
 
 
 def check_binding(workspace_root: Path, role: str, agreements: tuple[str, ...]) -> None:
@@ -95,7 +108,7 @@ def check_binding(workspace_root: Path, role: str, agreements: tuple[str, ...]) 
             f"{', '.join(sorted(registered)) or 'none'}); see `mobility agreement list`."
         )
         raise ConfigurationError(msg)
-    uncovered = [a for a in agreements if role not in registered[a]]
+    uncovered = [a for a in agreements if role not in registered[a].roles]
     if uncovered:
         msg = (
             f"Role {role} is not among the recipients of {', '.join(uncovered)}; bind the token "
