@@ -427,3 +427,18 @@ def _operator_requests(client: httpx.Client, operator: str, workspace: Path) -> 
     assert made.json()["releases"][0]["metadata"]["agreement"]["id"] == "transport"
     assert len(ledger.refusals()) == 2
     assert verify_workspace(workspace).passed
+
+
+def test_audit_noise_rebuilds_a_release_with_the_agreement_it_was_made_under(
+    workspace: Path,
+) -> None:
+    from aggregation.audit import audit_noise  # noqa: PLC0415 - scipy is slow to import
+
+    plain = release(open_context(workspace), _od(agreement=None)).metadata["release_id"]
+    register(workspace)
+    under = release(open_context(workspace), _od(start=DAY2, end=DAY2)).metadata["release_id"]
+    register(workspace, version=2, levels=["admin1"])  # neither would be allowed now
+    for release_id in (plain, under):
+        audited = audit_noise(workspace, release_id, environ=KEY_ENVIRON)
+        assert audited.release_id == release_id
+        assert not audited.problems
