@@ -14,6 +14,7 @@ that refused (:data:`RULES`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
@@ -46,8 +47,9 @@ _TOLERANCE = 1e-9
 """Relative slack on sums of floating-point ε and δ, as the workspace budget allows."""
 
 
+@functools.lru_cache(maxsize=256)
 def agreement_of(record: AgreementRecord) -> Agreement:
-    """The :class:`Agreement` a record states."""
+    """The :class:`Agreement` a record states (checked against the schema once per record)."""
     return Agreement.from_mapping(record.agreement, source=f"ledger agreement seq {record.seq}")
 
 

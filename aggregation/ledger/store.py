@@ -198,17 +198,7 @@ class Ledger:
         """Every agreement version registered, in chain order (none in a ledger made before
         agreements existed, until its next write adds the empty table)."""
         with self._read() as con:
-            if con is None:
-                return []
-            found = con.execute(
-                "SELECT count(*) FROM information_schema.tables "
-                "WHERE table_name = 'ledger_agreements'"
-            ).fetchall()
-            if not found[0][0]:
-                return []
-            cursor = con.execute("SELECT * FROM ledger_agreements ORDER BY seq")
-            columns = [d[0] for d in cursor.description or ()]
-            return [agreement_from(Row(columns, row)) for row in cursor.fetchall()]
+            return [] if con is None else _agreement_rows(con)
 
     def agreements_in_force(self) -> dict[str, AgreementRecord]:
         """The version in force (registered last) of every agreement id."""
@@ -375,9 +365,14 @@ class Ledger:
         named = named_in(request.parameters)
         if named is None:
             return []
-        if entries is None:
-            entries = self.entries()
-        record = self.agreements_in_force().get(named[0])
+        if entries is None:  # one connection: the agreements and the charges (no publications)
+            with self._read() as con:
+                records = [] if con is None else _agreement_rows(con)
+                rows = [] if con is None else _rows(con, "SELECT * FROM ledger_entries")
+            entries = [entry_from(r, None) for r in rows]
+        else:
+            records = self.agreements()
+        record = latest(records).get(named[0])
         if record is None:
             msg = (
                 f"A release names agreement {named[0]!r}, which this ledger has never "
@@ -396,10 +391,9 @@ class Ledger:
         falls outside its agreement, or for the door's ``extra`` reasons (a recipient's token
         not covered); do nothing otherwise. Checked early by every door, so that a request
         outside its agreement costs no aggregate; the charge checks again, atomically."""
-        if not extra and named_in(request.parameters) is None:
-            return  # made under no agreement: nothing to check
-        if not extra and self.find(request.release_key) is not None:
-            return  # answered already: the stored release is returned, nothing is charged
+        if not extra and not self._agreement_reasons(request):
+            return  # made under no agreement, or within it (checked without the lock: the
+            # charge checks again under it)
         with flock(
             self.writer_lock, exclusive=True, timeout=self.lock_timeout, purpose="a refusal"
         ):
@@ -582,6 +576,22 @@ class Ledger:
                 f"Rolling back ledger entry {entry.entry_id} failed too ({failure}); it stays "
                 "charged as 'pending' (conservative)."
             )
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[Row]:
+    cursor = con.execute(sql)
+    columns = [d[0] for d in cursor.description or ()]
+    return [Row(columns, row) for row in cursor.fetchall()]
+
+
+def _agreement_rows(con: duckdb.DuckDBPyConnection) -> list[AgreementRecord]:
+    """The agreement records, read on ``con`` (none while the table does not exist)."""
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'ledger_agreements'"
+    ).fetchall()
+    if not found[0][0]:
+        return []
+    return [agreement_from(r) for r in _rows(con, "SELECT * FROM ledger_agreements ORDER BY seq")]
 
 
 def _outside_message(
