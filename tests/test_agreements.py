@@ -213,6 +213,8 @@ def test_the_cli_refuses_with_exit_3_and_names_the_rule(workspace: Path) -> None
     assert "transport  v1  2026-01-01..2099-12-31  0 release(s)" in listed.output
     shown = runner.invoke(cli, ["agreement", "show", "transport", "--workspace", str(workspace)])
     assert json.loads(shown.output)["releases"]["levels"] == ["admin1", "admin2"]
+    printed = runner.invoke(cli, ["agreement", "schema"])
+    assert json.loads(printed.output) == AGREEMENT_JSON_SCHEMA
 
 
 def test_a_release_under_an_agreement_names_it_and_is_a_question_of_its_own(

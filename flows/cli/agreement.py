@@ -12,7 +12,7 @@ from aggregation.audit.agreements import spend_per_agreement
 from aggregation.ledger.agreements import agreement_of
 from aggregation.release import open_context
 from flows.cli._common import JSON_OPTION, emit_json
-from schemas.agreement import load_agreement
+from schemas.agreement import AGREEMENT_JSON_SCHEMA, load_agreement
 from schemas.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ def agreement() -> None:
     add FILE   register an agreement file (TOML), or a new version of one
     list       every agreement: version in force, term, spend against its budget
     show ID    one agreement's terms (the version in force, or --version N)
+    schema     the JSON Schema an agreement file is checked against
     """
 
 
@@ -103,3 +104,9 @@ def show(*, agreement_id: str, version: int | None, workspace: Path) -> None:
         msg = f"No agreement {agreement_id!r}" + (f" version {version}" if version else "")
         raise ConfigurationError(f"{msg} is registered; registered: {', '.join(known)}.")
     click.echo(json.dumps(_record_doc(versions[-1]), indent=2, sort_keys=True))
+
+
+@agreement.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of an agreement file (its TOML read as JSON, dates as strings)."""
+    click.echo(json.dumps(AGREEMENT_JSON_SCHEMA, indent=2))
