@@ -22,8 +22,10 @@ from aggregation import unprotected
 from aggregation.export.charts import make_demo_charts
 from aggregation.extract import StagedSource
 from aggregation.release import open_context, release
+from aggregation.transparency.site import build_transparency, write_site
 from sample_data.synth import Summary, SynthConfig, generate
 from sample_data.synth.truth import true_od_trips, true_presence
+from schemas.agreement import load_agreement
 from schemas.errors import ConfigurationError
 from schemas.indicators import Indicator
 from schemas.release import ReleaseSpec
@@ -34,6 +36,35 @@ if TYPE_CHECKING:
 
     from schemas.geography import AdminLevel
 
+EXAMPLE_AGREEMENT = """\
+# An example data-sharing agreement (issue 20); every key is documented in schemas/agreement.py.
+id = "demo-transport"
+version = 1
+purpose = \"\"\"Daily origin-destination flows, presence and home-based indicators of Nulland, for \
+the Ministry of Transport's monitoring of mobility during the lockdown.\"\"\"
+parties = ["Nulland Telecom (data holder)", "Nulland Ministry of Transport (recipient)"]
+start = {start}
+end = {end}
+retention_days = 365
+
+[recipients]
+roles = ["analyst", "operator"]
+
+[releases]
+indicators = ["event_counts", "presence", "od_trips", "od_connections", "home_away",
+              "mobility_distance", "residents", "relocations"]
+levels = ["admin1", "admin2"]
+sources = ["cdr"]
+min_k = 10
+
+[budget]
+epsilon_per_window = 6.0
+epsilon_term = 200.0
+"""
+"""The demo's agreement; ``{start}`` and ``{end}``: a term from the first synthetic day to a year
+after today (a term is when releases may be made)."""
+
+AGREEMENT_FILE = "agreements/demo-transport.toml"
 MARKER = ".mobility-demo"
 DEMO_KEY = "demo-secret.key"
 LEVEL: AdminLevel = "admin2"
@@ -60,7 +91,17 @@ def _demo_config() -> str:
             msg = f"The workspace template changed: the demo cannot find {old!r} in it (a bug)."
             raise ConfigurationError(msg)
         text = text.replace(old, new, 1)
-    return text
+    return text + '\n[agreements]\ndefault = "demo-transport"\n'
+
+
+def register_example_agreement(root: Path, start: dt.date) -> Path:
+    """Write the demo's agreement file into the workspace and register it in the ledger."""
+    end = max(start, dt.datetime.now(dt.UTC).date()) + dt.timedelta(days=365)
+    path = root / AGREEMENT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(EXAMPLE_AGREEMENT.format(start=start, end=end), encoding="utf-8")
+    open_context(root, need_secret=False).ledger.register_agreement(load_agreement(path))
+    return path
 
 
 def prepare_workspace(root: Path) -> None:
@@ -91,6 +132,7 @@ class DemoResult:
     accuracy: list[dict[str, Any]] = field(default_factory=list)
     charts: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+    transparency: Path | None = None
 
 
 def accuracy(released: pl.DataFrame, truth: pl.DataFrame, keys: list[str]) -> dict[str, Any]:
@@ -131,6 +173,8 @@ def run_demo(
     say(f"Generating a synthetic country: {subscribers:,} subscribers, {days} days ...")
     synth = generate(config, root / "synthetic", progress=progress)
     result = DemoResult(workspace=root, synth=synth)
+    agreement = register_example_agreement(root, config.start)
+    say(f"Registered the example data-sharing agreement {agreement.relative_to(root)}")
 
     say("Running the daily Prefect flow for every day (ingest, then every daily indicator) ...")
     result.days = run_backfill(str(root), config.start, config.end)
@@ -163,6 +207,8 @@ def run_demo(
     ]  # fmt: skip
     say("Drawing the OD flow map and the time series ...")
     result.charts = make_demo_charts(root, root / "charts", level=LEVEL)
+    say("Writing the public transparency page ...")
+    result.transparency = write_site(build_transparency(ctx), root / "transparency").page
     result.accuracy = measure_accuracy(result.days, root / "synthetic", root / "staged")
     result.seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
     return result

@@ -25,5 +25,10 @@ class BudgetExceededError(MobilityError):
     exit_code = 3
 
 
+class AgreementRefusedError(BudgetExceededError):
+    """A release was refused by its data-sharing agreement (a rule of it, named in the message);
+    nothing was published. CLI exit status 3, HTTP 409, like a refusal by the budget."""
+
+
 class InternalError(Exception):
     """An invariant of this code base does not hold: this is a bug, please report it."""

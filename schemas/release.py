@@ -51,6 +51,10 @@ class ReleaseSpec:
     GPS definition), whose stays follow ``stay_rule`` (None: the workspace's ``[gps]`` rule,
     filled in when the release is planned). The source enters the release key only when it is
     ``gps``, so CDR questions keep the keys they always had.
+
+    ``agreement`` names the data-sharing agreement the release is made under (None: the workspace
+    default, if agreements are registered); ``agreement_version`` is filled in by the plan with
+    the version in force.
     """
 
     indicator: Indicator
@@ -68,6 +72,8 @@ class ReleaseSpec:
     confidence: float = 0.95
     source: Source = "cdr"
     stay_rule: StayRule | None = None
+    agreement: str | None = None
+    agreement_version: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "indicator", Indicator(spec(self.indicator).indicator))
@@ -157,7 +163,14 @@ class ReleaseSpec:
             "mechanism": self.mechanism,
             "confidence": self.confidence,
             **self._source_parameters(),
-        }
+        } | self._agreement_parameters()
+
+    def _agreement_parameters(self) -> dict[str, Any]:
+        """The agreement named, if any: only then part of the release key, so that releases
+        made without agreements keep their keys."""
+        if self.agreement is None:
+            return {}
+        return {"agreement": self.agreement, "agreement_version": self.agreement_version}
 
     def _source_parameters(self) -> dict[str, Any]:
         """``source`` and the stay rule, for GPS releases only: a CDR question's parameters (and
@@ -255,6 +268,12 @@ METADATA_JSON_SCHEMA: dict[str, Any] = {
         "columns": {"type": "array", "items": {"type": "object"}},
         "source": {"enum": list(SOURCES)},
         "accounting": {"type": "string"},
+        "agreement": {
+            "description": "The data-sharing agreement the release was made under (issue 20).",
+            "type": ["object", "null"],
+            "required": ["id", "version"],
+            "properties": {"id": {"type": "string"}, "version": {"type": "integer"}},
+        },
     },
 }  # fmt: skip
 """JSON Schema of ``metadata.json``; ``tests/test_release.py`` validates every release with it."""

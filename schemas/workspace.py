@@ -16,8 +16,8 @@ A workspace is one directory that holds everything the pipeline keeps for one op
 
 Configuration sections parsed here: ``[workspace]``, ``[pseudonymisation]``, ``[geography]``,
 ``[ingest]`` and ``[aggregation]``. The sections ``[privacy]``, ``[schedule]``,
-``[indicators]`` and ``[gps]`` are allowed and kept as raw mappings for the modules that own
-them. Every error names the file, the key and the fix.
+``[indicators]``, ``[gps]`` and ``[agreements]`` are allowed and kept as raw mappings for the
+modules that own them. Every error names the file, the key and the fix.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "mobility.toml"
 SUBDIRECTORIES = ("staged", "quarantine", "releases", "reports")
-RAW_SECTIONS = ("privacy", "schedule", "indicators", "gps")
+RAW_SECTIONS = ("privacy", "schedule", "indicators", "gps", "agreements")
 """Sections kept as raw mappings here and parsed by the modules that own them."""
 
 MAX_SHARDS = 4096
@@ -139,6 +139,11 @@ max_accuracy_m = 100.0
 max_outliers = 1
 max_gap_minutes = 360.0
 
+# Data-sharing agreements (`mobility agreement add FILE`): once one is registered, every
+# release names the agreement it is made under (--agreement ID), or is made under this one.
+# [agreements]
+# default = "transport-2026"
+
 # Section read by the indicator modules (reserved):
 
 [indicators]
@@ -200,6 +205,9 @@ class WorkspaceConfig:
     indicators: Mapping[str, Any]
     gps: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     """The raw ``[gps]`` section (:class:`schemas.gps.StayRule` parses it)."""
+    agreements: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    """``[agreements]``: ``default``, the agreement a release names when it names none
+    (:mod:`aggregation.release.agreements`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +320,7 @@ def load_config(path: Path | str) -> WorkspaceConfig:
         schedule=reader.raw("schedule"),
         indicators=reader.raw("indicators"),
         gps=reader.raw("gps"),
+        agreements=reader.raw("agreements"),
     )
 
 

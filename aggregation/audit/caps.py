@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from aggregation.audit.findings import entry_label, fail, warn
 from aggregation.budget import Charge, refusal_reasons, summarise_reasons
+from aggregation.ledger.agreements import REASON_PREFIX
 from aggregation.ledger.policies import change_problem, governing, in_force, policy_of
 from schemas.errors import ConfigurationError
 from schemas.privacy import PrivacyCost
@@ -162,6 +163,8 @@ def check_refusals(
     """
     findings: list[Finding] = []
     for refusal in refusals:
+        if refusal.reason.startswith(REASON_PREFIX):
+            continue  # refused by its data-sharing agreement, whose rule the reason names
         cost = PrivacyCost(epsilon=refusal.epsilon, delta=refusal.delta, rho=refusal.rho)
         try:
             new = Charge(refusal.windows, cost)

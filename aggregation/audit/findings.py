@@ -13,7 +13,16 @@ Severity = Literal["fail", "warn"]
 no guarantee is broken (e.g. a charge that was never published: spent budget, nothing released)."""
 
 Check = Literal[
-    "ledger", "chain", "head", "files", "metadata", "cost", "sensitivity", "budget", "refusals"
+    "ledger",
+    "chain",
+    "head",
+    "files",
+    "metadata",
+    "cost",
+    "sensitivity",
+    "budget",
+    "refusals",
+    "agreements",
 ]
 """The checks of ``audit verify``, in the order they run (see :mod:`aggregation.audit.verify`)."""
 

@@ -263,7 +263,7 @@ def audit_noise(
     entry = _published_entry(ctx, release_id)
     released = _released_data(ctx.workspace.root, entry)
     spec = rebuild_spec(entry)
-    plan = plan_release(ctx, spec)
+    plan = plan_release(ctx, spec, as_recorded=True)  # the agreement as recorded, if any
     scope = spec.scope()
     released_days = scope.days or scope.home_period  # a home window may reach before the data
     missing = ctx.source_for(spec.source).missing_days(

@@ -243,6 +243,8 @@ def render_html(report: AuditReport, png: bytes) -> str:
         f"<p>{escape(rolling)}</p>",
         "<h2>Spend per indicator</h2>",
         _table([i.as_dict() for i in spend.indicators], "No release yet."),
+        "<h2>Spend per data-sharing agreement</h2>",
+        _table([a.as_dict() for a in v.agreement_spend], "No agreement is registered."),
         "<h2>Releases</h2>",
         _table([_entry_row(e) for e in v.snapshot.entries], "No release yet."),
         "<h2>Refused requests</h2>",

@@ -20,6 +20,10 @@ Finding`):
                       cap under the budget policy the ledger recorded (a mobility.toml that
                       differs is reported).
 8. ``refusals``    -- refusals are re-checked; unexplained ones are warnings.
+9. ``agreements``  -- every release made under a data-sharing agreement names the version in
+                      force when it was charged and conformed to it (budget included); once
+                      agreements exist, every release names one. Spend per agreement is
+                      reported (:mod:`aggregation.audit.agreements`).
 
 Reading is safe while a flow runs: only the ledger's shared read lock is taken (never the
 writer lock), release directories are listed before the ledger is read, and an entry still
@@ -35,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from aggregation.audit.agreements import check_agreements, spend_per_agreement
 from aggregation.audit.caps import check_caps, check_refusals, recorded_policy
 from aggregation.audit.chain import check_chain, check_head
 from aggregation.audit.costs import check_costs
@@ -46,8 +51,15 @@ from aggregation.release import open_context
 from schemas.errors import InternalError, MobilityError
 
 if TYPE_CHECKING:
+    from aggregation.audit.agreements import AgreementSpend
     from aggregation.audit.findings import Finding
-    from aggregation.ledger import ChainLink, LedgerEntry, PolicyRecord, Refusal
+    from aggregation.ledger import (
+        AgreementRecord,
+        ChainLink,
+        LedgerEntry,
+        PolicyRecord,
+        Refusal,
+    )
     from schemas.privacy import BudgetPolicy
 
 
@@ -60,6 +72,7 @@ class LedgerSnapshot:
     policies: tuple[PolicyRecord, ...] = ()
     links: tuple[ChainLink, ...] = ()
     problem: Finding | None = None
+    agreements: tuple[AgreementRecord, ...] = ()
 
     @property
     def head(self) -> ChainLink | None:
@@ -110,7 +123,13 @@ class VerifyReport:
             "policy": self.policy.as_dict(),
             "failures": [f.as_dict() for f in self.failures],
             "warnings": [f.as_dict() for f in self.warnings],
+            "agreements": [s.as_dict() for s in self.agreement_spend],
         }
+
+    @property
+    def agreement_spend(self) -> list[AgreementSpend]:
+        """Spend per data-sharing agreement, against its budget."""
+        return spend_per_agreement(self.snapshot.agreements, self.snapshot.entries)
 
 
 def read_snapshot(root: Path) -> tuple[BudgetPolicy, LedgerSnapshot]:
@@ -121,6 +140,7 @@ def read_snapshot(root: Path) -> tuple[BudgetPolicy, LedgerSnapshot]:
         publications = ctx.ledger.publications()
         refusals = tuple(ctx.ledger.refusals())
         policies = tuple(ctx.ledger.policies())
+        agreements = tuple(ctx.ledger.agreements())
     except (duckdb.Error, InternalError, MobilityError) as err:
         problem = fail(
             "ledger",
@@ -129,8 +149,8 @@ def read_snapshot(root: Path) -> tuple[BudgetPolicy, LedgerSnapshot]:
             "outside this program. Restore it from a backup.",
         )
         return ctx.policy, LedgerSnapshot((), (), problem=problem)
-    links = tuple(chain_links(entries, publications, refusals, policies))
-    return ctx.policy, LedgerSnapshot(entries, refusals, policies, links)
+    links = tuple(chain_links(entries, publications, refusals, policies, agreements))
+    return ctx.policy, LedgerSnapshot(entries, refusals, policies, links, agreements=agreements)
 
 
 def verify_workspace(root: Path | str, *, expected_head: str | None = None) -> VerifyReport:
@@ -154,4 +174,5 @@ def verify_workspace(root: Path | str, *, expected_head: str | None = None) -> V
     findings += policy_findings
     findings += check_caps(snapshot.policies, policy, entries)
     findings += check_refusals(snapshot.policies, policy, entries, snapshot.refusals)
+    findings += check_agreements(snapshot.agreements, entries)
     return VerifyReport(root, recorded, snapshot, count_outputs(entries), tuple(findings))

@@ -10,7 +10,7 @@ against the SHA-256 recorded in their metadata before they are read.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,8 @@ class ReleaseRecord:
     ledger_status: str = "published"
     ledger_seq: int = 0
     """Position of its entry in the ledger's chain (release order)."""
+    agreement: str | None = None
+    """The data-sharing agreement it was made under (from its ledger entry), if any."""
 
     @property
     def release_id(self) -> str:
@@ -160,6 +162,14 @@ class ReleaseCatalog:
         """The workspace's zones (every level)."""
         return Geography(self.context.zones_table)
 
+    def under_agreements(self, agreements: tuple[str, ...]) -> ReleaseCatalog:
+        """The catalog restricted to releases made under ``agreements`` (what a token bound to
+        them may see; releases made under no agreement are not among them)."""
+        kept = tuple(
+            r for r in self.records if r.agreement is not None and r.agreement in agreements
+        )
+        return replace(self, records=kept)
+
     def of(self, indicator: Indicator | str) -> list[ReleaseRecord]:
         """Releases of ``indicator``, in ledger order (oldest first)."""
         return [r for r in self.records if r.indicator == Indicator(indicator)]
@@ -202,7 +212,9 @@ def _problem(directory: Path, top: Path, entries: Mapping[str, LedgerEntry]) -> 
     entry = entries.get(directory.name)
     if entry is None or entry.indicator != directory.parent.name:
         return "no matching entry in the privacy ledger (not paid for by this workspace)"
-    return ReleaseRecord(directory, metadata, entry.status, entry.seq)
+    named = entry.parameters.get("agreement")
+    agreement = named if isinstance(named, str) else None
+    return ReleaseRecord(directory, metadata, entry.status, entry.seq, agreement)
 
 
 def _metadata(directory: Path, top: Path) -> dict[str, Any] | str:

@@ -40,6 +40,11 @@ publication, so a head hash noted while a release runs stays in the chain for go
 **Re-runs.** A request whose release key matches a published entry gets that entry back
 (``tx.reused``), whatever the budget now says, and charges nothing.
 
+**Agreements.** Each version of a data-sharing agreement is a chained record too
+(:meth:`Ledger.register_agreement`); a release made under one names it in its parameters, and
+the charge refuses (and records) a release outside it — its budget included — under the same
+writer lock as the workspace caps (:mod:`~aggregation.ledger.agreements`).
+
 **Concurrency.** See :mod:`~aggregation.ledger.locks`: a whole charge transaction holds the
 writer lock, so check-then-append is atomic across processes and threads, and the pending
 charge stays the head of the chain until it is published or rolled back.
@@ -58,6 +63,7 @@ from aggregation.ledger.chain import (
 )
 from aggregation.ledger.hashing import GENESIS_HASH, canonical_json, sha256_hex
 from aggregation.ledger.records import (
+    AgreementRecord,
     FileDigest,
     LedgerEntry,
     OutputFile,
@@ -77,6 +83,7 @@ __all__ = [
     "ENTRY_COLUMNS",
     "GENESIS_HASH",
     "SCHEMA_VERSION",
+    "AgreementRecord",
     "ChainLink",
     "ChargeTransaction",
     "FileDigest",

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from aggregation.ledger.records import (
+        AgreementRecord,
         LedgerEntry,
         PolicyRecord,
         Publication,
@@ -84,6 +85,16 @@ REFUSAL_COLUMNS = (
     "record_hash",
 )
 POLICY_COLUMNS = ("seq", "policy_id", "policy", "recorded_at", "prev_hash", "record_hash")
+AGREEMENT_COLUMNS = (
+    "seq",
+    "record_id",
+    "agreement_id",
+    "version",
+    "agreement",
+    "recorded_at",
+    "prev_hash",
+    "record_hash",
+)
 
 
 def _content(record: object, kind: RecordKind, columns: Iterable[str]) -> dict[str, object]:
@@ -125,6 +136,11 @@ def policy_hash(record: PolicyRecord) -> str:
     return sha256_hex(canonical_json(_content(record, "policy", POLICY_COLUMNS)))
 
 
+def agreement_hash(record: AgreementRecord) -> str:
+    """What ``record.record_hash`` must equal."""
+    return sha256_hex(canonical_json(_content(record, "agreement", AGREEMENT_COLUMNS)))
+
+
 @dataclass(frozen=True, slots=True)
 class ChainLink:
     """One record as the chain sees it: its number, kind, name, links and hashes."""
@@ -147,6 +163,7 @@ def chain_links(
     publications: Iterable[Publication] = (),
     refusals: Iterable[Refusal] = (),
     policies: Iterable[PolicyRecord] = (),
+    agreements: Iterable[AgreementRecord] = (),
 ) -> list[ChainLink]:
     """Every record of the ledger as a :class:`ChainLink`, in ``seq`` order."""
     links: list[ChainLink] = []
@@ -169,4 +186,8 @@ def chain_links(
         label = f"policy seq {q.seq} ({q.policy_id[:8]})"
         recomputed = policy_hash(q)
         links.append(ChainLink(q.seq, "policy", label, q.prev_hash, q.record_hash, recomputed))
+    for a in agreements:
+        label = f"agreement seq {a.seq} ({a.agreement_id} v{a.version})"
+        recomputed = agreement_hash(a)
+        links.append(ChainLink(a.seq, "agreement", label, a.prev_hash, a.record_hash, recomputed))
     return sorted(links, key=lambda link: link.seq)

@@ -28,7 +28,7 @@ Status = Literal["pending", "published"]
 """``pending``: charged, publication in progress or interrupted (a rerun of the same question
 finishes it). ``published``: a publication record lists its files."""
 
-RecordKind = Literal["charge", "publication", "refusal", "policy"]
+RecordKind = Literal["charge", "publication", "refusal", "policy", "agreement"]
 
 
 def frozen_mapping(mapping: Mapping[str, object]) -> Mapping[str, object]:
@@ -261,6 +261,25 @@ class PolicyRecord:
     seq: int
     policy_id: str
     policy: Mapping[str, object] = field(hash=False)
+    recorded_at: datetime
+    prev_hash: str
+    record_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementRecord:
+    """One version of a data-sharing agreement, registered (``mobility agreement add``).
+
+    ``agreement`` is the agreement as JSON values (:meth:`schemas.agreement.Agreement.as_dict`).
+    The version in force for an agreement id is the one registered last; releases made under it
+    name the id and the version (see :mod:`aggregation.ledger.agreements`).
+    """
+
+    seq: int
+    record_id: str
+    agreement_id: str
+    version: int
+    agreement: Mapping[str, object] = field(hash=False)
     recorded_at: datetime
     prev_hash: str
     record_hash: str

@@ -22,12 +22,20 @@ from aggregation.budget import (
     summarise_reasons,
     window_budget,
 )
+from aggregation.ledger.agreements import (
+    agreement_of,
+    agreement_reasons,
+    latest,
+    named_in,
+)
 from aggregation.ledger.chain import (
+    AGREEMENT_COLUMNS,
     ENTRY_COLUMNS,
     POLICY_COLUMNS,
     PUBLICATION_COLUMNS,
     REFUSAL_COLUMNS,
     ChainLink,
+    agreement_hash,
     chain_links,
     compute_entry_hash,
     policy_hash,
@@ -43,6 +51,7 @@ from aggregation.ledger.policies import (
     require_change_allowed,
 )
 from aggregation.ledger.records import (
+    AgreementRecord,
     LedgerEntry,
     PolicyRecord,
     Publication,
@@ -54,6 +63,7 @@ from aggregation.ledger.tables import (
     HEAD_SQL,
     INSERTS,
     Row,
+    agreement_from,
     check_schema_version,
     entry_from,
     has_tables,
@@ -63,7 +73,13 @@ from aggregation.ledger.tables import (
     row_of,
 )
 from aggregation.ledger.transaction import ChargeTransaction
-from schemas.errors import BudgetExceededError, InternalError, MobilityError
+from schemas.errors import (
+    AgreementRefusedError,
+    BudgetExceededError,
+    ConfigurationError,
+    InternalError,
+    MobilityError,
+)
 from schemas.privacy import BudgetPolicy, windows_of
 
 if TYPE_CHECKING:
@@ -72,6 +88,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from aggregation.ledger.records import FileDigest, ReleaseRequest
+    from schemas.agreement import Agreement
 
 
 class Ledger:
@@ -177,9 +194,22 @@ class Ledger:
         """Every budget policy recorded, in chain order."""
         return [policy_from(r) for r in self._query("SELECT * FROM ledger_policies ORDER BY seq")]
 
+    def agreements(self) -> list[AgreementRecord]:
+        """Every agreement version registered, in chain order (none in a ledger made before
+        agreements existed, until its next write adds the empty table)."""
+        with self._read() as con:
+            return [] if con is None else _agreement_rows(con)
+
+    def agreements_in_force(self) -> dict[str, AgreementRecord]:
+        """The version in force (registered last) of every agreement id."""
+        return latest(self.agreements())
+
     def chain(self) -> list[ChainLink]:
         """Every record of every kind, as the hash chain sees it, in ``seq`` order."""
-        return chain_links(self.entries(), self.publications(), self.refusals(), self.policies())
+        return chain_links(
+            self.entries(), self.publications(), self.refusals(), self.policies(),
+            self.agreements(),
+        )  # fmt: skip
 
     def head(self) -> ChainLink | None:
         """The last record of the chain, if any."""
@@ -222,7 +252,7 @@ class Ledger:
             return [problem]
         new = Charge(request.windows, request.noise.cost)
         charges = [e.as_charge() for e in entries]
-        reasons: list[str] = []
+        reasons: list[str] = self._agreement_reasons(request, entries)
         for policy in governing(self.policy, records, entries, request.windows):
             reasons += [r for r in refusal_reasons(policy, charges, new) if r not in reasons]
         return reasons
@@ -305,6 +335,10 @@ class Ledger:
             )
             raise InternalError(msg)
         cost = request.noise.cost
+        outside = self._agreement_reasons(request)
+        if outside:
+            refusal = self._record_refusal(request, outside)
+            raise AgreementRefusedError(_outside_message(request, outside, refusal, self.path))
         new = Charge(request.windows, cost)
         nearby = self._nearby_entries(request.windows, records)
         charges = [e.as_charge() for e in nearby]
@@ -323,6 +357,89 @@ class Ledger:
             )
             raise BudgetExceededError(msg)
         return self._append_entry(request)
+
+    def _agreement_reasons(
+        self, request: ReleaseRequest, entries: Sequence[LedgerEntry] | None = None
+    ) -> list[str]:
+        """Why ``request`` falls outside the agreement it names (none if it names none), given
+        the ``entries`` charged so far (default: read them)."""
+        named = named_in(request.parameters)
+        if named is None:
+            return []
+        if entries is None:  # one connection: the agreements and the charges (no publications)
+            with self._read() as con:
+                records = [] if con is None else _agreement_rows(con)
+                rows = [] if con is None else _rows(con, "SELECT * FROM ledger_entries")
+            entries = [entry_from(r, None) for r in rows]
+        else:
+            records = self.agreements()
+        record = latest(records).get(named[0])
+        if record is None:
+            msg = (
+                f"A release names agreement {named[0]!r}, which this ledger has never "
+                "registered: a bug (plans name only registered agreements)."
+            )
+            raise InternalError(msg)
+        cost = request.noise.cost
+        return agreement_reasons(
+            record, indicator=request.indicator, parameters=request.parameters,
+            windows=request.windows, epsilon=cost.epsilon, delta=cost.delta,
+            earlier=entries, today=now().date(),
+        )  # fmt: skip
+
+    def refuse_outside_agreement(self, request: ReleaseRequest, extra: Sequence[str] = ()) -> None:
+        """Record and raise :class:`~schemas.errors.AgreementRefusedError` when ``request``
+        falls outside its agreement, or for the door's ``extra`` reasons (a recipient's token
+        not covered); do nothing otherwise. Checked early by every door, so that a request
+        outside its agreement costs no aggregate; the charge checks again, atomically."""
+        if not extra and not self._agreement_reasons(request):
+            return  # made under no agreement, or within it (checked without the lock: the
+            # charge checks again under it)
+        with flock(
+            self.writer_lock, exclusive=True, timeout=self.lock_timeout, purpose="a refusal"
+        ):
+            reasons = [*extra, *self._agreement_reasons(request)]
+            if reasons:
+                refusal = self._record_refusal(request, reasons)
+                raise AgreementRefusedError(_outside_message(request, reasons, refusal, self.path))
+
+    def register_agreement(self, agreement: Agreement) -> tuple[AgreementRecord, bool]:
+        """Append ``agreement`` as a chained record; returns it and whether it is new.
+
+        The same id and version registered again with the same content is a no-op; with other
+        content it is refused (register a new version). Versions of one id must increase.
+        """
+        with flock(
+            self.writer_lock, exclusive=True, timeout=self.lock_timeout, purpose="an agreement"
+        ):
+            wanted = frozen_mapping(agreement.as_dict())
+            versions = [r for r in self.agreements() if r.agreement_id == agreement.agreement_id]
+            for record in versions:
+                if record.version == agreement.version:
+                    if agreement_of(record) == agreement:
+                        return record, False
+                    msg = (
+                        f"Agreement {agreement.label} is registered already (ledger seq "
+                        f"{record.seq}) with other terms; registered versions never change. "
+                        f"Register the amendment as version {versions[-1].version + 1}."
+                    )
+                    raise ConfigurationError(msg)
+            if versions and agreement.version < versions[-1].version:
+                msg = (
+                    f"Agreement {agreement.agreement_id} is at version {versions[-1].version}; "
+                    f"version {agreement.version} cannot follow it. Number the amendment "
+                    f"{versions[-1].version + 1}."
+                )
+                raise ConfigurationError(msg)
+            with self._write() as con:
+                seq, prev_hash = self._next(con)
+                draft = AgreementRecord(
+                    seq, uuid.uuid4().hex, agreement.agreement_id, agreement.version, wanted,
+                    now(), prev_hash, "",
+                )  # fmt: skip
+                record = replace(draft, record_hash=agreement_hash(draft))
+                con.execute(INSERTS["agreement"], row_of(record, AGREEMENT_COLUMNS))
+            return record, True
 
     @staticmethod
     def _next(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
@@ -460,6 +577,33 @@ class Ledger:
                 f"Rolling back ledger entry {entry.entry_id} failed too ({failure}); it stays "
                 "charged as 'pending' (conservative)."
             )
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[Row]:
+    cursor = con.execute(sql)
+    columns = [d[0] for d in cursor.description or ()]
+    return [Row(columns, row) for row in cursor.fetchall()]
+
+
+def _agreement_rows(con: duckdb.DuckDBPyConnection) -> list[AgreementRecord]:
+    """The agreement records, read on ``con`` (none while the table does not exist)."""
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'ledger_agreements'"
+    ).fetchall()
+    if not found[0][0]:
+        return []
+    return [agreement_from(r) for r in _rows(con, "SELECT * FROM ledger_agreements ORDER BY seq")]
+
+
+def _outside_message(
+    request: ReleaseRequest, reasons: Sequence[str], refusal: Refusal, path: Path
+) -> str:
+    return (
+        f"Refused by its data-sharing agreement: releasing {request.indicator!r} for "
+        f"{_describe_windows(request.windows)} — {summarise_reasons(reasons)}. Nothing was "
+        f"charged or published (refusal {refusal.refusal_id} is recorded in {path}). See the "
+        "agreement with `mobility agreement show ID`."
+    )
 
 
 def _describe_windows(windows: Sequence[date]) -> str:

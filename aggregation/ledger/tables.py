@@ -1,7 +1,8 @@
 """The ledger's DuckDB tables: their definitions, the schema version, and typed rows.
 
 Tables (schema version :data:`SCHEMA_VERSION`): ``ledger_entries`` (charges),
-``ledger_publications``, ``ledger_refusals``, ``ledger_policies`` — one hash chain over all of
+``ledger_publications``, ``ledger_refusals``, ``ledger_policies``, ``ledger_agreements`` (added
+by issue 20; a ledger without it gets it, empty, at its next write) — one hash chain over all of
 them, numbered by ``seq`` (see :mod:`aggregation.ledger.chain`) — and ``ledger_meta`` (the schema
 version). Rows are only ever inserted; a failed release's pending charge is the one row ever
 deleted (the head of the chain, under the writer lock, after its noise was destroyed).
@@ -15,6 +16,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from aggregation.ledger.chain import (
+    AGREEMENT_COLUMNS,
     ENTRY_COLUMNS,
     POLICY_COLUMNS,
     PUBLICATION_COLUMNS,
@@ -22,6 +24,7 @@ from aggregation.ledger.chain import (
 )
 from aggregation.ledger.hashing import canonical_json
 from aggregation.ledger.records import (
+    AgreementRecord,
     FileDigest,
     LedgerEntry,
     PolicyRecord,
@@ -106,6 +109,17 @@ DDL = (
     prev_hash VARCHAR NOT NULL,
     record_hash VARCHAR NOT NULL
 )""",
+    """CREATE TABLE IF NOT EXISTS ledger_agreements (
+    seq BIGINT PRIMARY KEY,
+    record_id VARCHAR NOT NULL UNIQUE,
+    agreement_id VARCHAR NOT NULL,
+    version BIGINT NOT NULL,
+    agreement VARCHAR NOT NULL,
+    recorded_at TIMESTAMPTZ NOT NULL,
+    prev_hash VARCHAR NOT NULL,
+    record_hash VARCHAR NOT NULL,
+    UNIQUE (agreement_id, version)
+)""",
 )
 
 HEAD_SQL = """SELECT seq, h FROM (
@@ -113,6 +127,7 @@ HEAD_SQL = """SELECT seq, h FROM (
     UNION ALL SELECT seq, record_hash FROM ledger_publications
     UNION ALL SELECT seq, record_hash FROM ledger_refusals
     UNION ALL SELECT seq, record_hash FROM ledger_policies
+    UNION ALL SELECT seq, record_hash FROM ledger_agreements
 ) ORDER BY seq DESC LIMIT 1"""
 """The head of the chain: the record with the highest ``seq``, and its hash."""
 
@@ -287,6 +302,20 @@ def policy_from(r: Row) -> PolicyRecord:
     )
 
 
+def agreement_from(r: Row) -> AgreementRecord:
+    """A ``ledger_agreements`` row."""
+    return AgreementRecord(
+        seq=r.whole("seq"),
+        record_id=r.text("record_id"),
+        agreement_id=r.text("agreement_id"),
+        version=r.whole("version"),
+        agreement=r.json_object("agreement"),
+        recorded_at=r.timestamp("recorded_at"),
+        prev_hash=r.text("prev_hash"),
+        record_hash=r.text("record_hash"),
+    )
+
+
 def _cell(value: object) -> object:
     if isinstance(value, FileDigest):
         return value.as_json()
@@ -314,4 +343,5 @@ INSERTS = {
     "publication": insert_sql("ledger_publications", PUBLICATION_COLUMNS),
     "refusal": insert_sql("ledger_refusals", REFUSAL_COLUMNS),
     "policy": insert_sql("ledger_policies", POLICY_COLUMNS),
+    "agreement": insert_sql("ledger_agreements", AGREEMENT_COLUMNS),
 }

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aggregation.indicators import AggregateRequest
 from aggregation.ledger import ReleaseRequest, files_digest
 from aggregation.mechanisms import plan_partitions, plan_vector
+from aggregation.release.agreements import resolve_agreement
 from aggregation.release.context import code_version
 from aggregation.release.digests import staged_digests
 from schemas.errors import ConfigurationError
@@ -62,12 +63,14 @@ def input_files(staged: Path, files: list[str]) -> tuple[FileDigest, ...]:
 
 
 def plan_release(
-    ctx: ReleaseContext, spec: ReleaseSpec, *, fingerprint: bool = True
+    ctx: ReleaseContext, spec: ReleaseSpec, *, fingerprint: bool = True, as_recorded: bool = False
 ) -> ReleasePlan:
     """Work out ``spec`` in ``ctx``: everything but the data and the noise.
 
     The plan's spec is the *resolved* question (the policy's mechanism filled in), whose
     parameters make the release key: asking with or without the default gives the same key.
+    ``as_recorded``: ``spec`` was rebuilt from a ledger entry (an audit), so its agreement (or
+    none) is taken as recorded rather than resolved against the agreements in force now.
     """
     policy = ctx.policy
     ind = indicator_spec(spec.indicator)
@@ -95,6 +98,8 @@ def plan_release(
     # The resolved question: defaults applied, so that every door (CLI, API, flow) asking it
     # gets the same parameters, hence the same release key (issue 16.2).
     spec = replace(spec, mechanism=mechanism)
+    if not as_recorded:
+        spec = resolve_agreement(ctx, spec)  # the agreement and its version in force (issue 20)
     needs_delta = mechanism == "discrete_gaussian" or spec.keys == "private"
     delta = policy.default_delta if needs_delta else 0.0
     problems = release_parameter_problems(epsilon=epsilon, delta=delta if needs_delta else None)

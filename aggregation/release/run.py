@@ -155,6 +155,7 @@ def release(
     stored = ctx.ledger.find(plan.request.release_key)
     if stored is not None:
         return stored_release(ctx, stored)
+    ctx.ledger.refuse_outside_agreement(plan.request)  # before any data is read (issue 20)
 
     _require_data(ctx, spec)
     exact = _SHARED.aggregate(plan, ctx.require_bounding_key(), aggregator)
@@ -324,4 +325,7 @@ def _metadata(
         "columns": contract_columns,
         "source": spec.source,
         "accounting": CROSS_SOURCE_ACCOUNTING,
+        "agreement": (
+            {"id": spec.agreement, "version": spec.agreement_version} if spec.agreement else None
+        ),
     }  # fmt: skip

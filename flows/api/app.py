@@ -24,12 +24,16 @@ Released mobility indicators for public-sector users, and the privacy ledger beh
 Every request but `/health` and this document needs `Authorization: Bearer <token>`; tokens are
 created with `mobility token create --role analyst|auditor|operator --workspace DIR` and revoked
 with `mobility token revoke ID`. Roles: **analyst** (releases, exports, charts), **auditor**
-(releases, ledger), **operator** (all of it, and `POST /v1/releases`).
+(releases, ledger), **operator** (all of it, and `POST /v1/releases`). Once data-sharing
+agreements are registered, analyst and operator tokens are bound to agreements (`mobility token
+create --agreement ID`): they see only the releases made under their agreements, and an operator
+releases only under them.
 
 Exports and charts are assembled from release files only: they spend no privacy budget and draw no
 noise. Errors are `{"detail": "..."}`: 401 token missing or wrong, 403 role not allowed, 404
 unknown release or data never released (with `release_command`, the `mobility release` command
-that would release it), 409 release refused by the budget, 422 bad parameters (says what is
+that would release it), 409 release refused by the budget or by its data-sharing agreement (the
+rule that refused is named), 422 bad parameters (says what is
 accepted; `errors` lists each bad parameter), 503 server cannot release (no secret). Days are
 `YYYY-MM-DD`. Swagger UI (`/docs`) and ReDoc (`/redoc`) are served from this server: they work
 on a closed network.

@@ -39,7 +39,10 @@ SeriesIndicator = Literal["presence", "od_trips", "od_connections", "home_away",
 
 
 def _catalog(request: Request) -> ReleaseCatalog:
-    return ReleaseCatalog.open(workspace_root(request))
+    """The releases the caller may see: those made under its agreements (issue 20)."""
+    catalog = ReleaseCatalog.open(workspace_root(request))
+    scope: tuple[str, ...] | None = getattr(request.state, "agreement_scope", None)
+    return catalog if scope is None else catalog.under_agreements(scope)
 
 
 def _file(content: bytes, name: str, media_type: str) -> Response:

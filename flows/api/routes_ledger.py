@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from aggregation.export.ledger_summary import entry_summary, ledger_summary
-from aggregation.release import explain, open_context, release
+from aggregation.ledger.agreements import recipient_reason
+from aggregation.release import ReleaseContext, explain, open_context, plan_release, release
+from aggregation.release.agreements import agreement_for
 from flows.api.params import EPSILON_MAX, EPSILON_MIN, Day, Level
 from flows.api.responses import errors
 from flows.api.security import require, workspace_root
@@ -19,6 +21,24 @@ from schemas.privacy import K_MAX
 from schemas.release import DEFAULT_K, ReleaseSpec
 
 router = APIRouter(prefix="/v1")
+
+
+def refuse_uncovered_recipient(ctx: ReleaseContext, spec: ReleaseSpec, request: Request) -> None:
+    """Record a refusal and answer 409 when the caller's token may not receive releases made
+    under the agreement ``spec`` is made under (nothing to check without agreements)."""
+    record = agreement_for(ctx, spec)
+    if record is None:
+        return
+    reason = recipient_reason(
+        record,
+        token_id=str(request.state.token_id),
+        role=str(request.state.role),
+        bound=getattr(request.state, "agreement_scope", None) or (),
+    )
+    if reason is not None:
+        plan = plan_release(ctx, spec, fingerprint=False)
+        ctx.ledger.refuse_outside_agreement(plan.request, extra=[reason])
+
 
 AUDITOR = [Depends(require("read_ledger"))]
 OPERATOR = [Depends(require("request_release"))]
@@ -73,6 +93,11 @@ class ReleaseBody(BaseModel):
         description="Data released from: cdr (subscribers) or gps (app fixes, devices; presence, "
         "od_trips, mobility_distance). Both are charged to the same windows and caps.",
     )
+    agreement: str | None = Field(
+        None,
+        description="The data-sharing agreement the release is made under [default: the "
+        "workspace's, when agreements are registered]; the token must be bound to it.",
+    )
 
     def specs(self) -> list[ReleaseSpec]:
         """One spec per value column released."""
@@ -84,6 +109,7 @@ class ReleaseBody(BaseModel):
                 value=value if len(columns) > 1 else None,
                 baseline_start=self.baseline_from, baseline_end=self.baseline_to,
                 source=self.source,
+                agreement=self.agreement,
             )
             for value in ([self.value] if self.value else list(columns))
         ]  # fmt: skip
@@ -108,6 +134,8 @@ def request_release(request: Request, response: Response, body: ReleaseBody) -> 
     except ConfigurationError as exc:
         msg = f"This server cannot release: {exc}"
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=msg) from exc
+    for spec in specs:  # the caller's token must be a recipient of the agreement (issue 20)
+        refuse_uncovered_recipient(ctx, spec, request)
     if len(specs) > 1:  # several value columns: refuse up front unless every part fits
         reasons = [r for s in specs for r in explain(ctx, s).refusal]
         if reasons:

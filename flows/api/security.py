@@ -7,6 +7,14 @@ analyst    list indicators and releases, read release files, exports, charts
 auditor    list indicators and releases, read release files, the privacy ledger
 operator   everything above, and request a new release (``POST /v1/releases``)
 =========  =====================================================================
+
+**Agreements.** Once data-sharing agreements are registered in the workspace's ledger, every
+analyst and operator token must be bound to at least one (``mobility token create --agreement
+ID``; an unbound one gets 403), and sees only the releases made under its agreements; an operator
+may request releases only under an agreement its token is bound to and that names its role (else
+409, recorded as a refusal). Auditor tokens are bound to nothing and see every release: checking
+all of them is their job, and they already read the whole ledger. Without agreements, every token
+sees every release, as before.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from flows.api.tokens import ROLES, Role, TokenStore, token_id_of
+from flows.api.tokens import ROLES, Role, TokenStore, covered, registered_agreements, token_id_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,6 +59,9 @@ class Caller:
 
     token_id: str
     role: Role
+    agreements: tuple[str, ...] = ()
+    sees_all: bool = True
+    """Whether the caller sees every release (no agreement registered, or an auditor)."""
 
 
 def _unauthorised(message: str) -> HTTPException:
@@ -82,7 +93,19 @@ def authenticate(
         msg = "Invalid or revoked token; ask an operator for a new one (`mobility token create`)."
         raise _unauthorised(msg)
     request.state.role = record.role
-    return Caller(record.token_id, record.role)
+    registered = registered_agreements(workspace_root(request))
+    sees_all = not registered or record.role == "auditor"
+    scope = covered(record, registered)
+    if not sees_all and not scope:
+        msg = (
+            f"Token {record.token_id} is a recipient of no data-sharing agreement of this "
+            f"workspace (agreements: {', '.join(sorted(registered))}; the token is bound to "
+            f"{', '.join(record.agreements) or 'none'}): ask an operator for a token bound to "
+            "yours (`mobility token create --role ROLE --agreement ID`)."
+        )
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=msg)
+    request.state.agreement_scope = None if sees_all else scope
+    return Caller(record.token_id, record.role, scope, sees_all)
 
 
 def require(permission: Permission) -> Callable[[Caller], Caller]:

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+    from schemas.agreement import Agreement
+
 Role = Literal["analyst", "auditor", "operator"]
 ROLES: tuple[Role, ...] = ("analyst", "auditor", "operator")
 
@@ -56,6 +58,9 @@ class TokenRecord:
     label: str
     created_at: str
     revoked_at: str | None = None
+    agreements: tuple[str, ...] = ()
+    """The data-sharing agreements the token is bound to: the releases made under them are all
+    it sees, and it may request releases only under them (see :mod:`flows.api.security`)."""
 
     @property
     def active(self) -> bool:
@@ -67,6 +72,56 @@ class TokenRecord:
         doc = asdict(self)
         del doc["sha256"]
         return doc
+
+
+def registered_agreements(workspace_root: Path) -> dict[str, Agreement]:
+    """Every agreement registered in the workspace's ledger: id → the version in force."""
+    from aggregation.ledger.agreements import agreement_of  # noqa: PLC0415 - DuckDB is slow
+    from aggregation.release import open_context  # noqa: PLC0415
+
+    ledger = open_context(workspace_root, need_secret=False).ledger
+    return {i: agreement_of(r) for i, r in ledger.agreements_in_force().items()}
+
+
+def covered(record: TokenRecord, agreements: dict[str, Agreement]) -> tuple[str, ...]:
+    """The agreements (version in force) whose recipients include the token ``record``: bound
+    to it, its role among the agreement's roles, and its id among its tokens if it lists any."""
+    return tuple(
+        name
+        for name in record.agreements
+        if name in agreements
+        and record.role in agreements[name].roles
+        and (not agreements[name].tokens or record.token_id in agreements[name].tokens)
+    )
+
+
+def check_binding(workspace_root: Path, role: str, agreements: tuple[str, ...]) -> None:
+    """Refuse (:class:`ConfigurationError`) a token bound to agreements that do not exist or
+    do not name ``role``, or an unbound analyst/operator token once agreements are registered."""
+    registered = registered_agreements(workspace_root)
+    if not registered and not agreements:
+        return
+    unknown = [a for a in agreements if a not in registered]
+    if unknown:
+        msg = (
+            f"No agreement {', '.join(unknown)} is registered (registered: "
+            f"{', '.join(sorted(registered)) or 'none'}); see `mobility agreement list`."
+        )
+        raise ConfigurationError(msg)
+    uncovered = [a for a in agreements if role not in registered[a].roles]
+    if uncovered:
+        msg = (
+            f"Role {role} is not among the recipients of {', '.join(uncovered)}; bind the token "
+            "to agreements that name its role, or amend the agreement."
+        )
+        raise ConfigurationError(msg)
+    if not agreements and role != "auditor":
+        msg = (
+            f"This workspace has data-sharing agreements ({', '.join(sorted(registered))}): an "
+            f"{role} token is bound to the agreements it receives releases under. Give "
+            "--agreement ID (repeat it for several)."
+        )
+        raise ConfigurationError(msg)
 
 
 class TokenStore:
@@ -82,16 +137,24 @@ class TokenStore:
             return []
         try:
             rows = json.loads(self.path.read_text(encoding="utf-8"))["tokens"]
-            return [TokenRecord(**row) for row in rows]
+            return [
+                TokenRecord(**{**row, "agreements": tuple(row.get("agreements", ()))})
+                for row in rows
+            ]
         except (ValueError, KeyError, TypeError) as exc:
             msg = f"{self.path} is not a valid token file ({exc}); restore it or remove it."
             raise MobilityError(msg) from exc
 
-    def create(self, role: str, label: str = "") -> tuple[TokenRecord, str]:
-        """A new token for ``role``; returns its record and the token (shown only once)."""
+    def create(
+        self, role: str, label: str = "", agreements: tuple[str, ...] = ()
+    ) -> tuple[TokenRecord, str]:
+        """A new token for ``role``, bound to ``agreements``; returns its record and the token
+        (shown only once). Once agreements are registered, a token must be bound to at least one
+        that names its role among its recipients (auditors excepted: they see every release)."""
         if role not in ROLES:
             msg = f"Unknown role {role!r}; choose one of {list(ROLES)}."
             raise ConfigurationError(msg)
+        check_binding(self.path.parent.parent, role, agreements)
         token = f"{PREFIX}_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
         token_id = token_id_of(token)
         if token_id is None:  # pragma: no cover - token_urlsafe(32) is always 43 characters
@@ -103,6 +166,7 @@ class TokenStore:
             sha256=_digest(token),
             label=label,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            agreements=tuple(dict.fromkeys(agreements)),
         )
         with self._locked():
             self._write([*self.records(), record])

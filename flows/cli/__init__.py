@@ -15,6 +15,9 @@ from flows.cli._lazy import LazyCommand, LazyGroup
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 SUBCOMMANDS = (
+    LazyCommand("agreement", "flows.cli.agreement", "agreement",
+                "Register data-sharing agreements in the ledger (hash-chained), list and show "
+                "them."),
     LazyCommand("api", "flows.cli.api", "api",
                 "Serve released data, exports, charts and the ledger over HTTP (FastAPI)."),
     LazyCommand("audit", "flows.cli.audit", "audit",
@@ -41,6 +44,9 @@ SUBCOMMANDS = (
                 "Serve the daily and backfill flows as Prefect deployments, until stopped."),
     LazyCommand("synth", "flows.cli.synth", "synth",
                 "Write a synthetic country's operator export and its ground truth."),
+    LazyCommand("transparency", "flows.cli.transparency", "transparency",
+                "Write the public transparency page: agreements, what was released under "
+                "them, budgets."),
     LazyCommand("token", "flows.cli.api", "token",
                 "Create, list and revoke API tokens (stored hashed in WORKSPACE/api/tokens.json)."),
 )  # fmt: skip

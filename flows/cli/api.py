@@ -51,12 +51,17 @@ def token() -> None:
     help="analyst: data and exports; auditor: ledger; operator: may also release.",
 )
 @click.option("--label", default="", help="Who or what the token is for (shown in listings).")
+@click.option("--agreement", "agreements", multiple=True, metavar="ID",
+              help="Bind the token to a data-sharing agreement (repeatable): it sees only the "
+                   "releases made under its agreements.")  # fmt: skip
 @_WORKSPACE
 @JSON_OPTION
-def create(*, role: str, label: str, workspace: Path, as_json: bool) -> None:
+def create(
+    *, role: str, label: str, agreements: tuple[str, ...], workspace: Path, as_json: bool
+) -> None:
     """Create a token for ROLE. It is printed once and cannot be shown again."""
     store = TokenStore(Workspace.open(workspace).root)
-    record, secret = store.create(role, label)
+    record, secret = store.create(role, label, agreements)
     if as_json:
         emit_json({**record.public(), "token": secret})
         return
@@ -79,7 +84,10 @@ def list_tokens(*, workspace: Path, as_json: bool) -> None:
         return
     for r in records:
         state = f"revoked {r.revoked_at}" if r.revoked_at else "active"
-        click.echo(f"{r.token_id}  {r.role:<8}  {state:<30}  created {r.created_at}  {r.label}")
+        bound = f"  agreements: {', '.join(r.agreements)}" if r.agreements else ""
+        click.echo(
+            f"{r.token_id}  {r.role:<8}  {state:<30}  created {r.created_at}  {r.label}{bound}"
+        )
 
 
 @token.command("revoke")

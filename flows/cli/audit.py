@@ -78,6 +78,14 @@ def _verify_text(report: VerifyReport) -> str:
             f"  ledger head: seq {head.seq} ({head.kind}) hash {head.record_hash}; note it "
             "outside the workspace and pass --expect-head next time"
         )
+    for spend in report.agreement_spend:
+        a = spend.as_dict()
+        lines.append(
+            f"  agreement {a['agreement']} v{a['version']}: {a['releases']} release(s), ε "
+            f"{a['epsilon_term_spent']:g} of {a['epsilon_term_budget']:g} over its term, "
+            f"busiest window {a['busiest_window'] or '-'} ε {a['epsilon_busiest_window']:g} of "
+            f"{a['epsilon_per_window_budget']:g}"
+        )
     lines += [f.line() for f in (*report.failures, *report.warnings)]
     verdict = (
         "all checks hold"

@@ -66,6 +66,11 @@ def report(result: DemoResult) -> str:
         f"  reports      {ws / 'reports'}  (ingest reconciliation)",
         f"  quarantine   {ws / 'quarantine'}",
         *[f"  chart        {c}" for c in result.charts],
+        *(
+            [f"  transparency {result.transparency}  (public page: agreements, releases, budgets)"]
+            if result.transparency
+            else []
+        ),
         f"Try: mobility explain od_trips --date {result.synth.config['start']} --workspace {ws}",
     ]
     return "\n".join(lines)

@@ -62,6 +62,10 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
                           "the same windows and caps."),
         click.option("--bound", "bounds", multiple=True, metavar="NAME=N",
                      help=f"Contribution bound override, one of {', '.join(_BOUND_NAMES)}."),
+        click.option("--agreement", default=None, metavar="ID",
+                     help="The data-sharing agreement the release is made under [default: "
+                          "[agreements] default of mobility.toml, when agreements are "
+                          "registered]."),
         click.option("--workspace", type=click.Path(path_type=Path, file_okay=False),
                      envvar="MOBILITY_WORKSPACE", required=True,
                      help="The workspace (env: MOBILITY_WORKSPACE)."),
@@ -105,6 +109,7 @@ def specs_from(options: dict[str, Any]) -> list[ReleaseSpec]:
             baseline_start=options["baseline_from"].date() if options["baseline_from"] else None,
             baseline_end=options["baseline_to"].date() if options["baseline_to"] else None,
             source=options["source"],
+            agreement=options["agreement"],
         )
         for value in values
     ]
