@@ -7,8 +7,9 @@ Modules: :mod:`~aggregation.ledger.records` (what is recorded: charges, publicat
 policies), :mod:`~aggregation.ledger.hashing` (canonical JSON), :mod:`~aggregation.ledger.chain`
 (what each hash covers; the chain of all records), :mod:`~aggregation.ledger.tables` (DuckDB
 tables and the schema version), :mod:`~aggregation.ledger.locks` (cross-process locks),
-:mod:`~aggregation.ledger.transaction` (an open charge) and :mod:`~aggregation.ledger.store`
-(the :class:`Ledger`).
+:mod:`~aggregation.ledger.transaction` (an open charge), :mod:`~aggregation.ledger.agreements`
+(the rule an agreement sets), :mod:`~aggregation.ledger.reading` (connections and every read) and
+:mod:`~aggregation.ledger.store` (the :class:`Ledger`: charges, refusals, policies, agreements).
 
 **One chain.** Every record — a charge (``ledger_entries``), a publication, a refusal, a budget
 policy — is numbered by one ``seq`` and chained by ``prev_hash`` → its hash (SHA-256 of its
