@@ -22,7 +22,7 @@ from aggregation import unprotected
 from aggregation.export.charts import make_demo_charts
 from aggregation.extract import StagedSource
 from aggregation.release import open_context, release
-from aggregation.transparency.site import build_transparency, write_site
+from aggregation.transparency.page import build_transparency, write_site
 from sample_data.synth import Summary, SynthConfig, generate
 from sample_data.synth.truth import true_od_trips, true_presence
 from schemas.agreement import load_agreement

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from aggregation.release import open_context, release
-from aggregation.transparency.site import build_transparency, write_site
+from aggregation.transparency.page import build_transparency, write_site
 from flows.cli import cli
 from schemas.indicators import Indicator
 from tests.conftest import KEY_ENVIRON, START

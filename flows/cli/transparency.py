@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from aggregation.release import open_context
-from aggregation.transparency.site import build_transparency, write_site
+from aggregation.transparency.page import build_transparency, write_site
 from flows.cli._common import JSON_OPTION, emit_json
 
 
