@@ -8,6 +8,7 @@ absent from the data files; their number is in the metadata.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -31,6 +32,42 @@ for fine geographies where the set of non-empty cells itself must stay private; 
 
 DEFAULT_K = 10
 """Default threshold: a cell is published only if its *noisy* value is at least k."""
+
+MAX_RELIABILITY = 100.0
+"""Largest reliability bar accepted (a bar beyond it would publish next to nothing)."""
+
+DEFAULT_RELIABILITY = 2.0
+"""Default reliability bar: a cell is published only if its *noisy* value is also at least
+``reliability × ci95`` (its own 95 % noise half-width, a function of the public noise scale).
+
+Why 2: a published row then has ci95 ≤ value / 2, so its 95 % noise interval stays within ±50 %
+of what is printed (an analyst can read it as a number, not as noise); and an empty cell clears
+the bar only when its noise exceeds twice the 95 % half-width, for the discrete Laplace
+P(Z ≥ 2h) ≈ (P(|Z| > h))² / 2 ≈ 0.13 % (k = 10 alone let 5–20 % of empty cells through at the
+default scales: ``event_counts`` has scale 80, ci95 ≈ 240). A cell whose bounded value is at least
+3 × ci95 is published with probability ≥ 97.5 %. ``benchmarks/bench_utility.py`` measures what
+it does to the published rows. 0 turns the bar off (k alone, as releases made before it).
+"""
+
+EPSILON_SHARES: dict[str, dict[str, float]] = {
+    "mobility_distance": {"distance_m": 0.75, "subscribers": 0.25},
+}
+"""How an indicator's ε is split between its value columns (each a release of its own, charged
+its share); an indicator not listed splits it evenly. ``mobility_distance``: its useful output is
+the mean distance per home zone, the ratio of the two noisy sums, whose relative variance is
+(σ_D/D)² + (σ_N/N)² with σ_D ∝ U/ε_D and σ_N ∝ 1/ε_N. Minimising it for a fixed ε_D + ε_N gives
+ε_D/ε_N = (U/d)^(2/3), with U the clipping bound (100 km) and d the mean daily distance of a
+subscriber-day (22 km in the demo country, see ``benchmarks/README.md``): about 2.7, so 3/4 and 1/4
+(binary fractions, so that ε·share is exact and an auditor recovers the indicator's ε)."""
+
+
+def epsilon_share(indicator: Indicator | str, value_column: str) -> float:
+    """The share of ``indicator``'s ε that the release of ``value_column`` is charged."""
+    s = spec(indicator)
+    shares = EPSILON_SHARES.get(str(s.indicator))
+    if shares is None:
+        return 1.0 / len(s.value_columns)
+    return shares[value_column]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +96,7 @@ class ReleaseSpec:
     baseline_start: date | None = None
     baseline_end: date | None = None
     confidence: float = 0.95
+    reliability: float = DEFAULT_RELIABILITY
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "indicator", Indicator(spec(self.indicator).indicator))
@@ -83,6 +121,16 @@ class ReleaseSpec:
             problems.append(f"private key sets are for counts; {self.indicator} releases sums")
         if (self.baseline_start is None) != (self.baseline_end is None):
             problems.append("give both --baseline-from and --baseline-to, or neither")
+        if not (
+            isinstance(self.reliability, int | float)
+            and not isinstance(self.reliability, bool)
+            and math.isfinite(self.reliability)
+            and 0 <= self.reliability <= MAX_RELIABILITY
+        ):
+            problems.append(
+                f"reliability must be a number from 0 to {MAX_RELIABILITY:g} (times the cell's "
+                f"ci95); got {self.reliability!r}"
+            )
         if problems:
             raise ConfigurationError("Bad release request: " + "; ".join(problems) + ".")
 
@@ -137,7 +185,7 @@ class ReleaseSpec:
             "keys": self.keys,
             "mechanism": self.mechanism,
             "confidence": self.confidence,
-        }
+        } | ({"reliability": self.reliability} if self.reliability else {})
 
 
 def release_contract(indicator: Indicator | str) -> Contract:
@@ -225,6 +273,10 @@ METADATA_JSON_SCHEMA: dict[str, Any] = {
             "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
         },
         "columns": {"type": "array", "items": {"type": "object"}},
+        "reliability": {"type": "number", "minimum": 0},
+        "publication_threshold": {"type": "integer", "minimum": 0},
+        "publication_rule": {"type": "string"},
+        "margins": {"type": "object"},
     },
 }  # fmt: skip
 """JSON Schema of ``metadata.json``; ``tests/test_release.py`` validates every release with it."""

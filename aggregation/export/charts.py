@@ -52,12 +52,14 @@ def privacy_caption(releases: tuple[ReleaseRecord, ...]) -> str:
         return "No releases."
     eps = sorted({float(r.metadata["epsilon"]) for r in releases})
     ks = sorted({int(r.metadata["k"]) for r in releases})
+    bars = sorted({float(r.metadata.get("reliability", 0)) for r in releases})
     units = sorted({str(r.metadata["privacy_unit"]) for r in releases})
     suppressed = sum(int(r.metadata["cells_suppressed"]) for r in releases)
     return (
         f"Differentially private releases ({len(releases)}): ε = {', '.join(f'{e:g}' for e in eps)}"
-        f" per {', '.join(units)}; cells with noisy value < k = {', '.join(map(str, ks))} "
-        f"suppressed ({suppressed:,} cells), not drawn."
+        f" per {', '.join(units)}; cells with noisy value < k = {', '.join(map(str, ks))}"
+        + (f" or < {', '.join(f'{b:g}' for b in bars)} × ci95" if any(bars) else "")
+        + f" suppressed ({suppressed:,} cells), not drawn."
     )
 
 
@@ -197,7 +199,7 @@ def _series_panel(ax: Axes, series: Series) -> None:
     low = [t - c for t, c in zip(total, ci, strict=True)]
     high = [t + c for t, c in zip(total, ci, strict=True)]
     ax.fill_between(x, low, high, alpha=0.25, color="#1f77b4", label="95 % interval (noise)")
-    ax.plot(x, total, "o-", color="#1f77b4", label="released total")
+    ax.plot(x, total, "o-", color="#1f77b4", label=f"released total ({series.totals_from})")
     b = series.baseline
     if b is not None and first is not None:
         ax.axhline(b.mean, color="#d62728", linestyle="--", linewidth=1,
@@ -229,7 +231,15 @@ def timeseries_png(series: list[Series], path: Path) -> Path:
     for ax, s in zip(axes, series, strict=False):
         _series_panel(ax, s)
     releases = tuple(r for s in series for r in s.releases)
-    caption = privacy_caption(releases) + " Totals sum released cells only."
+    sources = {s.totals_from for s in series}
+    if sources == {"margins"}:
+        note = (
+            " Totals are the releases' margins: every noisy cell summed, suppressed ones "
+            "included (unbiased, no budget)."
+        )
+    else:
+        note = " Totals sum published cells only (biased low where cells are suppressed)."
+    caption = privacy_caption(releases) + note
     fig.supxlabel(caption, fontsize=7, color="#444444")
     fig.savefig(path, dpi=DPI)
     return path

@@ -4,20 +4,29 @@ Everything here is post-processing of released values. A total over cells is the
 released values; its error bar is the normal approximation of the summed noise (independent
 draws): ``z · sqrt(Σ Var(noise of each cell))``, with the variance of the release's mechanism at
 its scale (discrete Laplace with ``p = exp(-1/scale)``: ``2p / (1 - p)²``; discrete Gaussian:
-at most ``scale²``). Suppressed cells are absent, so totals are biased low where cells are small.
+at most ``scale²``). Suppressed cells are absent, so a sum of published cells is biased low where
+cells are small, and more so on quiet days (more cells fall below the publication rule).
+
+Daily totals therefore come from the releases' *margins* when they have them
+(:mod:`aggregation.release.margins`): sums of every noisy cell, suppressed ones included, taken
+at release time (post-processing, no budget), unbiased whatever was suppressed. A series over
+all zones uses the ``date`` margin; over selected zones, the ``date×zone`` margin of
+``event_counts``. Releases made before margins existed, and selections no margin covers (OD pairs
+touching a selection; per-zone indicators, whose cells are the zone totals) sum the published
+cells, and say so (:attr:`Series.totals_from`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import polars as pl
 
-from aggregation.export.assemble import assemble
+from aggregation.export.assemble import assemble, zone_columns
 from aggregation.export.request import ExportRequest
 from schemas.errors import ConfigurationError
 from schemas.indicators import Indicator, Period
@@ -100,6 +109,66 @@ class Series:
     """Columns ``date``, ``total``, ``ci95``, ``cells``."""
     baseline: Baseline | None
     releases: tuple[ReleaseRecord, ...]
+    totals_from: str = "published cells"
+    """``margins`` (unbiased, every noisy cell summed) or ``published cells`` (biased low)."""
+
+
+MARGINS_FILE = "margins.parquet"
+TOTALS_FROM_MARGINS = "margins"
+TOTALS_FROM_CELLS = "published cells"
+
+
+def release_margins(record: ReleaseRecord) -> pl.DataFrame | None:
+    """The margins of a release (hash-checked), or None if it has none (private key sets,
+    releases made before margins existed)."""
+    if MARGINS_FILE not in record.metadata.get("files", {}):
+        return None
+    record.verify(MARGINS_FILE)
+    return pl.read_parquet(record.directory / MARGINS_FILE)
+
+
+def margin_totals(assembled: Assembled, selected: frozenset[str] | None) -> pl.DataFrame | None:
+    """Daily totals (``date``, ``total``, ``ci95``, ``cells``) from the margins of the releases
+    ``assembled`` drew from, or None when a release has no margins or no margin covers the
+    selection of zones (see the module docstring)."""
+    zones = zone_columns(assembled.request.indicator)
+    if selected is None:
+        margin, column = "date", None
+    elif len(zones) == 1 and f"date×{zones[0]}" in _margin_names(assembled.releases):
+        margin, column = f"date×{zones[0]}", zones[0]
+    else:
+        return None
+    frames = []
+    for record in assembled.releases:
+        found = release_margins(record)
+        if found is None:
+            return None
+        days = [date.fromisoformat(d) for d in assembled.days_used.get(record.release_id, [])]
+        rows = found.filter((pl.col("margin") == margin) & pl.col("date").is_in(days))
+        if column is not None and selected is not None:
+            rows = rows.filter(pl.col(column).is_in(list(selected)))
+        frames.append(rows.select("date", "value", "ci95", "cells"))
+    if not frames:
+        return None
+    return (
+        pl.concat(frames)
+        .group_by("date")
+        .agg(
+            pl.col("value").sum().alias("total"),
+            (pl.col("ci95").cast(pl.Float64) ** 2).sum().sqrt().alias("ci95"),
+            pl.col("cells").sum().cast(pl.Int64).alias("cells"),
+        )
+        .sort("date")
+    )
+
+
+def _margin_names(releases: Sequence[ReleaseRecord]) -> set[str]:
+    names: set[str] = set()
+    for record in releases:
+        described = record.metadata.get("margins")
+        if isinstance(described, dict):
+            names.update(str(m) for m in described.get("margins", []))
+    return names
 
 
 def daily_series(
@@ -122,15 +191,25 @@ def daily_series(
         )
         raise ConfigurationError(msg)
     assembled = assemble(catalog, request)
-    daily = totals(assembled, ["date"])
-    found: Baseline | None = None
-    releases = list(assembled.releases)
+    selected = catalog.geography.select(level, request.zones) if request.zones else None
+    from_margins = margin_totals(assembled, selected)
+    base: Assembled | None = None
     if baseline is not None:
         base = assemble(
             catalog, ExportRequest(request.indicator, baseline.start, baseline.end, level=level,
                                    zones=tuple(zones))
         )  # fmt: skip
-        base_daily = totals(base, ["date"])
+    base_margins = margin_totals(base, selected) if base is not None else None
+    use_margins = from_margins is not None and (base is None or base_margins is not None)
+    daily = (
+        from_margins if use_margins and from_margins is not None else totals(assembled, ["date"])
+    )
+    found: Baseline | None = None
+    releases = list(assembled.releases)
+    if baseline is not None and base is not None:
+        base_daily = (
+            base_margins if use_margins and base_margins is not None else totals(base, ["date"])
+        )
         n = max(base_daily.height, 1)
         found = Baseline(
             period=baseline,
@@ -138,7 +217,10 @@ def daily_series(
             ci95=math.sqrt(float((base_daily["ci95"] ** 2).sum())) / n,
         )
         releases += [r for r in base.releases if r not in releases]
-    return Series(request.indicator, level, request.zones, daily, found, tuple(releases))
+    return Series(
+        request.indicator, level, request.zones, daily, found, tuple(releases),
+        totals_from=TOTALS_FROM_MARGINS if use_margins else TOTALS_FROM_CELLS,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -186,4 +268,188 @@ def flow_map(
         selected=request.zones,
         flows=flows,
         releases=assembled.releases,
+    )
+
+
+ADDITIVE_ACROSS_LEVELS = {Indicator.EVENT_COUNTS: "date×zone"}
+"""Indicators whose per-zone day totals add up across admin levels, and the margin that holds
+them (events in admin3 zones add up to their admin2 zone; subscribers seen, trips between
+zones and homes do not, so no consistency is imposed on them)."""
+
+
+@dataclass(frozen=True)
+class ConsistentLevels:
+    """One day's per-zone totals at several levels, made to add up (post-processing only)."""
+
+    indicator: Indicator
+    day: date
+    levels: tuple[AdminLevel, ...]
+    noisy: dict[AdminLevel, dict[str, int]]
+    """The releases' margins, as published."""
+    consistent: dict[AdminLevel, dict[str, int]]
+    """Non-negative whole numbers; each zone the sum of its zones one level down."""
+    releases: tuple[ReleaseRecord, ...]
+
+
+def consistent_levels(
+    catalog: ReleaseCatalog,
+    indicator: Indicator | str,
+    day: date,
+    levels: Sequence[AdminLevel] = ("admin1", "admin2", "admin3"),
+) -> ConsistentLevels:
+    """The per-zone totals of ``day`` released at each of ``levels`` (coarsest first), made
+    consistent by :func:`aggregation.release.consistency.consistent`: weighted least squares,
+    then non-negative rounding. Reads released margins only; spends no budget."""
+    from aggregation.release.consistency import NoisyLevel, consistent  # noqa: PLC0415
+
+    ind = Indicator(indicator)
+    margin = ADDITIVE_ACROSS_LEVELS.get(ind)
+    if margin is None:
+        msg = (
+            f"{ind} does not add up across admin levels (only "
+            f"{', '.join(ADDITIVE_ACROSS_LEVELS)} does), so its levels cannot be made consistent."
+        )
+        raise ConfigurationError(msg)
+    column = margin.split("×")[1]
+    zones = catalog.geography.zones
+    noisy: dict[AdminLevel, dict[str, int]] = {}
+    inputs: list[NoisyLevel] = []
+    used: list[ReleaseRecord] = []
+    for level in levels:
+        record, found = _with_margins(catalog.of(ind), level, day)
+        if record is None or found is None:
+            msg = (
+                f"No release of {ind} at {level} for {day} with margins: release it "
+                f"(mobility release {ind} --date {day} --level {level}) before making levels "
+                "consistent."
+            )
+            raise ConfigurationError(msg)
+        rows = found.filter((pl.col("margin") == margin) & (pl.col("date") == day))
+        per_cell = noise_variance(
+            str(record.metadata["mechanism"]), float(record.metadata["scale"])
+        )
+        values = dict(zip(rows[column].to_list(), rows["value"].to_list(), strict=True))
+        noisy[level] = {str(z): int(v) for z, v in values.items()}
+        inputs.append(
+            NoisyLevel(
+                values={str(z): float(v) for z, v in values.items()},
+                variances={
+                    str(z): per_cell * int(n)
+                    for z, n in zip(rows[column].to_list(), rows["cells"].to_list(), strict=True)
+                },
+                parents={
+                    str(z): str(zones[str(z)].parent_id)
+                    for z in values
+                    if str(z) in zones and zones[str(z)].parent_id is not None
+                },
+            )
+        )
+        used.append(record)
+    fitted = consistent(inputs)
+    return ConsistentLevels(
+        indicator=ind,
+        day=day,
+        levels=tuple(levels),
+        noisy=noisy,
+        consistent=dict(zip(levels, fitted, strict=True)),
+        releases=tuple(used),
+    )
+
+
+def _with_margins(
+    records: Sequence[ReleaseRecord], level: AdminLevel, day: date
+) -> tuple[ReleaseRecord | None, pl.DataFrame | None]:
+    """The latest release at ``level`` covering ``day`` that has margins, and its margins."""
+    for record in reversed(records):
+        if record.level == level and day in record.period.days():
+            found = release_margins(record)
+            if found is not None:
+                return record, found
+    return None, None
+
+
+def _ratio(
+    d: pl.Expr, n: pl.Expr, var_d: pl.Expr, var_n: pl.Expr, z: float
+) -> tuple[pl.Expr, pl.Expr]:
+    """``d / n`` and the delta-method half-width ``z · sqrt(var_d / n² + d² · var_n / n⁴)``."""
+    mean = d / n
+    half = z * (var_d / n**2 + d**2 * var_n / n**4).sqrt()
+    return mean.alias("mean_m"), half.alias("ci95")
+
+
+def mean_distance(
+    catalog: ReleaseCatalog,
+    period: Period,
+    *,
+    level: AdminLevel = "admin2",
+    reliability: float = 2.0,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The mean daily distance per home zone and day, and nationally per day, with 95 % intervals.
+
+    ``mobility_distance`` releases two noisy sums per (date, home_zone): ``distance_m`` (clipped
+    metres) and ``subscribers``. Their ratio is the mean distance of a subscriber-day; its
+    half-width is the delta method's, ``z · sqrt(Var_D / N² + D² · Var_N / N⁴)`` with the noise
+    variances of the two releases (public) and the noisy D and N. Per zone, a mean is given when
+    both its cells were published, N is positive and the mean clears ``reliability × ci95`` (the
+    same bar as cells; post-processing of noisy values only). The national mean per day divides
+    the two releases' ``date`` margins (every noisy cell summed), so suppression does not bias it.
+    Returns (per zone: ``date``, ``home_zone``, ``mean_m``, ``ci95``, ``subscribers``;
+    national: ``date``, ``mean_m``, ``ci95``, ``subscribers``).
+    """
+    z = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2)
+    request = ExportRequest(Indicator.MOBILITY_DISTANCE, period.start, period.end, level=level)
+    assembled = assemble(catalog, request)
+    cells = assembled.data.join(_variances(assembled.releases), on="release_id", how="left")
+    wide = (
+        cells.filter(pl.col("measure") == "distance_m")
+        .select("date", "home_zone", pl.col("value").alias("d"), pl.col("variance").alias("vd"))
+        .join(
+            cells.filter(pl.col("measure") == "subscribers").select(
+                "date", "home_zone", pl.col("value").alias("n"), pl.col("variance").alias("vn")
+            ),
+            on=["date", "home_zone"],
+            how="inner",
+        )
+        .filter(pl.col("n") > 0)
+    )
+    mean, half = _ratio(pl.col("d"), pl.col("n"), pl.col("vd"), pl.col("vn"), z)
+    per_zone = (
+        wide.with_columns(mean, half)
+        .filter(pl.col("mean_m") >= reliability * pl.col("ci95"))
+        .select("date", "home_zone", "mean_m", "ci95", pl.col("n").alias("subscribers"))
+        .sort("date", "home_zone")
+    )
+    national = _national_mean(assembled, z)
+    return per_zone, national
+
+
+def _national_mean(assembled: Assembled, z: float) -> pl.DataFrame:
+    """Per day: the ratio of the ``date`` margins of the distance and subscriber releases."""
+    parts: dict[str, list[pl.DataFrame]] = {"distance_m": [], "subscribers": []}
+    for record in assembled.releases:
+        found = release_margins(record)
+        if found is None:
+            continue
+        per_cell = noise_variance(
+            str(record.metadata["mechanism"]), float(record.metadata["scale"])
+        )
+        days = [date.fromisoformat(d) for d in assembled.days_used.get(record.release_id, [])]
+        rows = found.filter((pl.col("margin") == "date") & pl.col("date").is_in(days))
+        parts[record.value_column].append(
+            rows.select("date", "value", (pl.col("cells") * per_cell).alias("variance"))
+        )
+    empty = pl.DataFrame(
+        schema={"date": pl.Date, "mean_m": pl.Float64, "ci95": pl.Float64, "subscribers": pl.Int64}
+    )
+    if not parts["distance_m"] or not parts["subscribers"]:
+        return empty
+    d = pl.concat(parts["distance_m"]).rename({"value": "d", "variance": "vd"})
+    n = pl.concat(parts["subscribers"]).rename({"value": "n", "variance": "vn"})
+    mean, half = _ratio(pl.col("d"), pl.col("n"), pl.col("vd"), pl.col("vn"), z)
+    return (
+        d.join(n, on="date", how="inner")
+        .filter(pl.col("n") > 0)
+        .with_columns(mean, half)
+        .select("date", "mean_m", "ci95", pl.col("n").alias("subscribers"))
+        .sort("date")
     )

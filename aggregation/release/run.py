@@ -37,6 +37,7 @@ from aggregation.indicators.shards import sharded_aggregate
 from aggregation.ledger import OutputFile
 from aggregation.mechanisms import plan_partitions, plan_vector
 from aggregation.release import checkpoints
+from aggregation.release.margins import margins_description, noisy_margins
 from aggregation.release.plan import plan_release
 from aggregation.release.publish import (
     METADATA_FILE,
@@ -46,7 +47,11 @@ from aggregation.release.publish import (
     recover,
     write_aside,
 )
-from aggregation.release.suppress import suppress_below
+from aggregation.release.suppress import (
+    publication_rule,
+    publication_threshold,
+    suppress_unreliable,
+)
 from schemas.errors import InternalError, MobilityError
 from schemas.indicators import spec as indicator_spec
 from schemas.release import release_contract
@@ -196,9 +201,17 @@ def _noise_and_publish(
         keys = list(indicator_spec(spec.indicator).key_columns)
         noisy = _add_noise(plan, exact.select(keys), exact[spec.value_column].to_list())
         checkpoints.reach("noised")
-        published, suppressed = suppress_below(noisy, spec.k)
+        # Margins before suppression, over every noisy cell (public key sets only): unbiased
+        # totals, post-processing of this release's noise (aggregation/release/margins.py).
+        public = spec.keys == "public"
+        margins = noisy_margins(noisy, spec.indicator, plan.noise) if public else None
+        published, suppressed = suppress_unreliable(
+            noisy, spec.k, spec.reliability, plan.noise.ci_half_width
+        )
         metadata = _metadata(plan, entry, exact.height, published.height, suppressed)
-        staged = write_aside(releases, indicator, entry.entry_id, published, metadata)
+        if margins is not None:
+            metadata["margins"] = margins_description(spec.indicator)
+        staged = write_aside(releases, indicator, entry.entry_id, published, metadata, margins)
         checkpoints.reach("written")
     except BaseException:
         discard_aside(releases, entry.entry_id)  # raises (charge kept) if anything is left
@@ -322,4 +335,9 @@ def _metadata(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": {},
         "columns": contract_columns,
+        "reliability": spec.reliability,
+        "publication_threshold": publication_threshold(
+            spec.k, spec.reliability, noise.ci_half_width
+        ),
+        "publication_rule": publication_rule(spec.k, spec.reliability, noise.ci_half_width),
     }  # fmt: skip
