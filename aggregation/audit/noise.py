@@ -31,6 +31,7 @@ from aggregation.audit.rebuild import rebuild_spec
 from aggregation.audit.residuals import DEFAULT_ALPHA, Residuals, run_noise_tests
 from aggregation.indicators import exact_aggregate
 from aggregation.ledger import files_digest
+from aggregation.mechanisms import ci_half_width
 from aggregation.release import open_context, plan_release
 from aggregation.release.publish import sha256_file
 from aggregation.release.suppress import publication_threshold
@@ -280,7 +281,11 @@ def audit_noise(
     keys = list(indicator_spec(spec.indicator).key_columns)
     matched = _match(exact, released, keys, spec.value_column, private=private)
     threshold = max(
-        publication_threshold(spec.k, spec.reliability, plan.noise.ci_half_width),
+        publication_threshold(
+            spec.k,
+            spec.reliability,
+            ci_half_width(plan.noise.mechanism, entry.scale, spec.confidence),
+        ),
         entry.partition_threshold or 0,
     )
     data, problems = _residuals(entry, matched, threshold, private=private)
