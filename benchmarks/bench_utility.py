@@ -84,6 +84,28 @@ def share(mask: pl.Series) -> float:
     return float(np.asarray(mask.to_numpy(), dtype=np.float64).mean()) if mask.len() else math.nan
 
 
+def change_ci95(
+    daily: dict[dt.date, float],
+    ci95: dict[dt.date, float],
+    base: list[dt.date],
+    after: list[dt.date],
+) -> float:
+    """95 % half-width (points) of :func:`pct_change` from the daily totals' half-widths (delta
+    method; the noise of each day's total is independent)."""
+    base = [d for d in base if d in daily]
+    after = [d for d in after if d in daily]
+    if not base or not after:
+        return math.nan
+    z = 1.959963984540054
+    b = sum(daily[d] for d in base) / len(base)
+    a = sum(daily[d] for d in after) / len(after)
+    var_b = sum((ci95[d] / z) ** 2 for d in base) / len(base) ** 2
+    var_a = sum((ci95[d] / z) ** 2 for d in after) / len(after) ** 2
+    if not a or not b:
+        return math.nan
+    return 100.0 * z * abs(a / b) * math.sqrt(var_a / a**2 + var_b / b**2)
+
+
 class Exact:
     """Exact bounded aggregates of the demo's releases (no noise, nothing suppressed), cached."""
 
@@ -133,13 +155,16 @@ def analyst_rows(ws: Path) -> list[dict[str, Any]]:
                 d: float(t) for d, t in data.group_by("date").agg(pl.col("value").sum()).rows()
             }
             margins: dict[dt.date, float] = {}
+            margin_ci: dict[dt.date, float] = {}
             for r in records:
                 found = release_margins(r)
                 if found is not None:
-                    for d, v in (
-                        found.filter(pl.col("margin") == "date").select("date", "value").rows()
+                    for d, v, c in (
+                        found.filter(pl.col("margin") == "date")
+                        .select("date", "value", "ci95")
+                        .rows()
                     ):
-                        margins[d] = float(v)
+                        margins[d], margin_ci[d] = float(v), float(c)
             exact_daily = {d: float(exact.of(indicator, d)[value].sum()) for d in days}
             truth_daily: dict[dt.date, float] = {}
             if indicator in TRUTH:
@@ -155,6 +180,7 @@ def analyst_rows(ws: Path) -> list[dict[str, Any]]:
                 "ci95": int(records[0].metadata["ci95_half_width"]),
                 "change_cells": pct_change(published, base, after),
                 "change_margins": pct_change(margins, base, after) if margins else math.nan,
+                "change_margins_ci95": change_ci95(margins, margin_ci, base, after),
                 "change_exact": pct_change(exact_daily, base, after),
                 "change_truth": pct_change(truth_daily, base, after) if truth_daily else math.nan,
             })  # fmt: skip
@@ -240,6 +266,10 @@ def level_rows(ws: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _pm(x: float | None) -> str:
+    return "" if x is None or math.isnan(x) else f" ±{x:.1f}"
+
+
 def _f(x: float | None, digits: int = 1) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.{digits}f}"
 
@@ -249,7 +279,7 @@ def print_tables(result: dict[str, Any]) -> None:
     print(f"\n{result['workspace']}: {result['events']:,} CDR events, {result['days']} days")
     print(
         f"{'indicator':<18} {'value':<18} {'rows':>6} {'of cells':>8} {'ci95≤v/2':>8} "
-        f"{'Δ% cells':>8} {'Δ% margins':>10} {'Δ% exact':>8} {'Δ% truth':>8} "
+        f"{'Δ% cells':>8} {'Δ% margins':>16} {'Δ% exact':>8} {'Δ% truth':>8} "
         f"{'bias/exact':>10} {'bias/truth':>10}"
     )
     for r in result["rows"]:
@@ -257,7 +287,8 @@ def print_tables(result: dict[str, Any]) -> None:
         print(
             f"{r['indicator']:<18} {r['value']:<18} {r['rows']:>6} {r['cells']:>8} "
             f"{100 * r['reliable_share']:>7.1f}% {_f(r['change_cells']):>8} "
-            f"{_f(r['change_margins']):>10} {_f(r['change_exact']):>8} "
+            f"{_f(r['change_margins']) + _pm(r.get('change_margins_ci95')):>16} "
+            f"{_f(r['change_exact']):>8} "
             f"{_f(r['change_truth']):>8} {_f(seen - r['change_exact']):>10} "
             f"{_f(seen - r['change_truth']):>10}"
         )
