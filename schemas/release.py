@@ -43,10 +43,11 @@ DEFAULT_RELIABILITY = 2.0
 Why 2: a published row then has ci95 ≤ value / 2, so its 95 % noise interval stays within ±50 %
 of what is printed (an analyst can read it as a number, not as noise); and an empty cell clears
 the bar only when its noise exceeds twice the 95 % half-width, for the discrete Laplace
-P(Z ≥ 2h) ≈ (P(|Z| > h))² / 2 ≈ 0.13 % (k = 10 alone let 5–20 % of empty cells through at the
-default scales: ``event_counts`` has scale 80, ci95 ≈ 240). A cell whose bounded value is at least
-3 × ci95 is published with probability ≥ 97.5 %. ``benchmarks/bench_utility.py`` measures what
-it does to the published rows. 0 turns the bar off (k alone, as releases made before it).
+P(Z ≥ 2h) ≈ (P(|Z| > h))² / 2 ≈ 0.13 % (k = 10 alone lets 5 % of empty cells through at the
+default scale of ``od_trips``, 4, and 44 % at that of ``event_counts``, 80, whose ci95 is 239).
+A cell whose bounded value is at least 3 × ci95 is published with probability ≥ 97.5 %.
+``benchmarks/bench_utility.py`` measures what it does to the published rows. 0 turns the bar
+off (k alone, as releases made before it).
 """
 
 EPSILON_SHARES: dict[str, dict[str, float]] = {
@@ -57,10 +58,11 @@ its share); an indicator not listed splits it evenly. ``mobility_distance``: its
 the mean distance per home zone, the ratio of the two noisy sums, whose relative variance is
 (σ_D/D)² + (σ_N/N)² with σ_D ∝ U/ε_D and σ_N ∝ 1/ε_N. Minimising it for a fixed ε_D + ε_N gives
 ε_D/ε_N = (U/d)^(2/3), with U the clipping bound (100 km) and d the mean daily distance of a
-subscriber-day. In the demo country d is 19 km on the weekdays before its lockdown and 6 km during
-it (``benchmarks/README.md``), so the best ratio is 3.0 to 6.5: 3/4 and 1/4 is the optimum for
-ordinary days and costs 20 % more variance (10 % wider intervals) during the lockdown. Lowering U
-instead would bias the mean: at 50 km a quarter of the ordinary days' distance is clipped away."""
+subscriber-day. In the demo country d is 19 km on a weekday before its lockdown and 6 km on one
+during it (``benchmarks/README.md``), so the best ratio is 3.0 to 6.5: 3/4 and 1/4 is the
+optimum for ordinary days and costs 20 % more variance (10 % wider intervals) during the
+lockdown. Lowering U instead would bias the mean: at 50 km a quarter of an ordinary day's
+distance is clipped away."""
 
 
 def epsilon_share(indicator: Indicator | str, value_column: str) -> float:
