@@ -44,7 +44,7 @@ Why 2: a published row then has ci95 ≤ value / 2, so its 95 % noise interval s
 of what is printed (an analyst can read it as a number, not as noise); and an empty cell clears
 the bar only when its noise exceeds twice the 95 % half-width, for the discrete Laplace
 P(Z ≥ 2h) ≈ (P(|Z| > h))² / 2 ≈ 0.13 % (k = 10 alone lets 5 % of empty cells through at the
-default scale of ``od_trips``, 4, and 44 % at that of ``event_counts``, 80, whose ci95 is 239).
+default scale of ``od_trips``, 4, and 44 % at that of ``event_counts``, 80, whose ci95 is 240).
 A cell whose bounded value is at least 3 × ci95 is published with probability ≥ 97.5 %.
 ``benchmarks/bench_utility.py`` measures what it does to the published rows. 0 turns the bar
 off (k alone, as releases made before it).
