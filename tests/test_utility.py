@@ -194,7 +194,16 @@ def test_daily_series_totals_are_the_margins(workspace: Path) -> None:
             series.daily.filter(pl.col("date") == day)["total"].item() == national["value"].item()
         )
     assert series.baseline is not None
-    assert series.baseline.mean == series.daily.filter(pl.col("date") == START)["total"].item()
+    base = series.baseline
+    assert base.mean == series.daily.filter(pl.col("date") == START)["total"].item()
+    # The scaled variant of the totals, with its delta-method half-width.
+    last = series.daily.row(-1, named=True)
+    assert last["pct_change"] == pytest.approx(100 * (last["total"] - base.mean) / base.mean)
+    ratio = last["total"] / base.mean
+    spread = 100 * math.sqrt(
+        last["ci95"] ** 2 / base.mean**2 + ratio**2 * base.ci95**2 / base.mean**2
+    )
+    assert last["pct_change_ci95"] == pytest.approx(spread)
 
 
 # --- consistent levels -------------------------------------------------------------------------

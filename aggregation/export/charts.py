@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import TYPE_CHECKING
 
 import matplotlib as mpl
@@ -150,7 +151,8 @@ def od_map_png(fmap: FlowMap, path: Path, *, title: str | None = None) -> Path:
         title
         or f"Trips between {fmap.level} zones, {fmap.period} — {fmap.flows.height} largest flows"
     )
-    fig.supxlabel(privacy_caption(fmap.releases), fontsize=7, color="#444444")
+    caption = privacy_caption(fmap.releases)
+    fig.supxlabel(textwrap.fill(caption, 210 if region else 125), fontsize=7, color="#444444")
     fig.savefig(path, dpi=DPI)
     return path
 
@@ -209,8 +211,11 @@ def _series_panel(ax: Axes, series: Series) -> None:
                    color="#999999", alpha=0.12)  # fmt: skip
         if total and b.mean > 0:
             change = 100 * (total[-1] - b.mean) / b.mean
-            ax.annotate(f"{change:+.1f} % vs baseline", (x[-1], total[-1]), xytext=(-10, 10),
-                        textcoords="offset points", ha="right", fontsize=8)  # fmt: skip
+            spread = d["pct_change_ci95"].to_list()[-1] if "pct_change_ci95" in d.columns else None
+            within = f" ± {spread:.1f}" if spread is not None else ""
+            ax.annotate(f"{change:+.1f}{within} % vs baseline", (x[-1], total[-1]),
+                        xytext=(-10, 10), textcoords="offset points", ha="right",
+                        fontsize=8)  # fmt: skip
     where = ", ".join(series.zones) if series.zones else f"all {series.level} zones"
     label = {"presence": "present subscribers", "od_trips": "trips"}.get(
         str(series.indicator), str(series.indicator)
@@ -240,7 +245,7 @@ def timeseries_png(series: list[Series], path: Path) -> Path:
     else:
         note = " Totals sum published cells only (biased low where cells are suppressed)."
     caption = privacy_caption(releases) + note
-    fig.supxlabel(caption, fontsize=7, color="#444444")
+    fig.supxlabel(textwrap.fill(caption, 125), fontsize=7, color="#444444")
     fig.savefig(path, dpi=DPI)
     return path
 

@@ -106,7 +106,8 @@ class Series:
     level: AdminLevel
     zones: tuple[str, ...]
     daily: pl.DataFrame
-    """Columns ``date``, ``total``, ``ci95``, ``cells``."""
+    """Columns ``date``, ``total``, ``ci95``, ``cells``; with a baseline also ``pct_change`` and
+    ``pct_change_ci95`` (the scaled variant of the totals)."""
     baseline: Baseline | None
     releases: tuple[ReleaseRecord, ...]
     totals_from: str = "published cells"
@@ -217,10 +218,30 @@ def daily_series(
             ci95=math.sqrt(float((base_daily["ci95"] ** 2).sum())) / n,
         )
         releases += [r for r in base.releases if r not in releases]
+        daily = _scaled_totals(daily, found)
     return Series(
         request.indicator, level, request.zones, daily, found, tuple(releases),
         totals_from=TOTALS_FROM_MARGINS if use_margins else TOTALS_FROM_CELLS,
     )  # fmt: skip
+
+
+def _scaled_totals(daily: pl.DataFrame, baseline: Baseline) -> pl.DataFrame:
+    """The scaled variant of daily totals: ``pct_change`` = 100 · (total - baseline) / baseline
+    and its 95 % half-width ``pct_change_ci95`` (delta method, the day's and the baseline's
+    noise independent; null without a positive baseline). Post-processing of released totals."""
+    if baseline.mean <= 0:
+        return daily.with_columns(
+            pl.lit(None, dtype=pl.Float64).alias("pct_change"),
+            pl.lit(None, dtype=pl.Float64).alias("pct_change_ci95"),
+        )
+    b, b_ci = baseline.mean, baseline.ci95
+    ratio = pl.col("total") / b
+    return daily.with_columns(
+        (100.0 * (ratio - 1.0)).alias("pct_change"),
+        (100.0 * (pl.col("ci95") ** 2 / b**2 + ratio**2 * b_ci**2 / b**2).sqrt()).alias(
+            "pct_change_ci95"
+        ),
+    )
 
 
 @dataclass(frozen=True)
