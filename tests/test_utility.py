@@ -20,6 +20,7 @@ from aggregation.export.series import (
     consistent_levels,
     daily_series,
     mean_distance,
+    mean_distance_series,
     noise_variance,
     release_margins,
 )
@@ -369,6 +370,8 @@ def test_mean_distance_per_zone_and_national(workspace: Path) -> None:
     d = margins["distance_m"].filter(pl.col("margin") == "date")  # type: ignore[union-attr]
     n = margins["subscribers"].filter(pl.col("margin") == "date")  # type: ignore[union-attr]
     assert national["mean_m"].item() == pytest.approx(d["value"].item() / n["value"].item())
+    km = mean_distance_series(catalog, Period(day, day)).daily
+    assert km["total"].item() == pytest.approx(national["mean_m"].item() / 1000)
     # The delta method's half-width, from the releases' public scales and the noisy sums.
     meta = {r.value_column: r.metadata for r in catalog.of(Indicator.MOBILITY_DISTANCE)}
     vd = (

@@ -29,7 +29,13 @@ from aggregation.export.drawing import (
     zone_traffic,
 )
 from aggregation.export.html_map import od_map_html
-from aggregation.export.series import DEFAULT_TOP, daily_series, default_baseline, flow_map
+from aggregation.export.series import (
+    DEFAULT_TOP,
+    daily_series,
+    default_baseline,
+    flow_map,
+    mean_distance_series,
+)
 from schemas.indicators import Indicator, Period
 
 if TYPE_CHECKING:
@@ -217,9 +223,12 @@ def _series_panel(ax: Axes, series: Series) -> None:
                         xytext=(-10, 10), textcoords="offset points", ha="right",
                         fontsize=8)  # fmt: skip
     where = ", ".join(series.zones) if series.zones else f"all {series.level} zones"
-    label = {"presence": "present subscribers", "od_trips": "trips"}.get(
-        str(series.indicator), str(series.indicator)
-    )
+    labels = {
+        "presence": "present subscribers",
+        "od_trips": "trips",
+        "mobility_distance": "mean km per subscriber-day",
+    }
+    label = labels.get(str(series.indicator), str(series.indicator))
     ax.set_title(f"{series.indicator}: {label} per day ({where})", fontsize=10)
     ax.set_ylabel(label)
     step = max(1, math.ceil(len(days) / 10))
@@ -288,6 +297,13 @@ def make_demo_charts(
                 daily_series(catalog, indicator, period, level=level,
                              baseline=default_baseline(period))
             )  # fmt: skip
+    distance_runs = _released_days(catalog, Indicator.MOBILITY_DISTANCE, level)
+    if distance_runs:
+        period = max(distance_runs, key=lambda p: (p.n_days, p.end))
+        found = mean_distance_series(catalog, period, level=level,
+                                     baseline=default_baseline(period))  # fmt: skip
+        if found.daily.height:
+            series.append(found)
     if series:
         made.append(timeseries_png(series, out_dir / "timeseries.png"))
     return made

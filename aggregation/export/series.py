@@ -474,3 +474,38 @@ def _national_mean(assembled: Assembled, z: float) -> pl.DataFrame:
         .select("date", "mean_m", "ci95", pl.col("n").alias("subscribers"))
         .sort("date")
     )
+
+
+def mean_distance_series(
+    catalog: ReleaseCatalog,
+    period: Period,
+    *,
+    level: AdminLevel = "admin2",
+    baseline: Period | None = None,
+) -> Series:
+    """The national mean daily distance of a subscriber-day, in km, as a :class:`Series` (from
+    the margins of the two ``mobility_distance`` releases of each day, see
+    :func:`mean_distance`), with the mean over ``baseline`` and the scaled variant."""
+    _, national = mean_distance(catalog, period, level=level)
+    daily = national.select(
+        "date",
+        (pl.col("mean_m") / 1000.0).alias("total"),
+        (pl.col("ci95") / 1000.0).alias("ci95"),
+        pl.col("subscribers").alias("cells"),
+    )
+    found: Baseline | None = None
+    if baseline is not None:
+        base = daily.filter(pl.col("date").is_between(baseline.start, baseline.end))
+        n = max(base.height, 1)
+        found = Baseline(
+            period=baseline,
+            mean=float(base["total"].sum()) / n,
+            ci95=math.sqrt(float((base["ci95"] ** 2).sum())) / n,
+        )
+        daily = _scaled_totals(daily, found)
+    request = ExportRequest(Indicator.MOBILITY_DISTANCE, period.start, period.end, level=level)
+    releases = assemble(catalog, request).releases
+    return Series(
+        Indicator.MOBILITY_DISTANCE, level, (), daily, found, releases,
+        totals_from=TOTALS_FROM_MARGINS,
+    )  # fmt: skip
