@@ -207,6 +207,25 @@ def test_daily_series_totals_are_the_margins(workspace: Path) -> None:
     assert last["pct_change_ci95"] == pytest.approx(spread)
 
 
+def test_a_zone_selection_of_event_counts_sums_the_zone_margins(workspace: Path) -> None:
+    release(open_context(workspace), ReleaseSpec(Indicator.EVENT_COUNTS, START, START))
+    catalog = ReleaseCatalog.open(workspace)
+    zone = catalog.geography.at("admin2")[0].zone_id
+    series = daily_series(catalog, Indicator.EVENT_COUNTS, Period(START, START), zones=[zone])
+    assert series.totals_from == "margins"
+    (record,) = catalog.of(Indicator.EVENT_COUNTS)
+    found = release_margins(record)
+    assert found is not None
+    row = found.filter((pl.col("margin") == "date×zone") & (pl.col("zone") == zone))
+    assert series.daily["total"].item() == row["value"].item()
+    assert series.daily["cells"].item() == 24
+    # od_trips touching a selection is no margin: the published cells, and the series says so.
+    release(open_context(workspace), ReleaseSpec(Indicator.OD_TRIPS, START, START))
+    trips = daily_series(ReleaseCatalog.open(workspace), Indicator.OD_TRIPS, Period(START, START),
+                         zones=[zone])  # fmt: skip
+    assert trips.totals_from == "published cells"
+
+
 # --- consistent levels -------------------------------------------------------------------------
 
 

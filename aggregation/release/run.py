@@ -8,7 +8,8 @@ Order matters for the guarantees (docs/design.md, guarantees 2-5, 7 and 8):
 3. Charge the ledger, atomically; a refusal raises :class:`BudgetExceededError` and publishes
    nothing. If an earlier run of the same question was charged and then interrupted (kill -9,
    power loss), its pending charge is resumed instead: no second charge.
-4. Add noise with the OpenDP measurement over the whole vector, suppress noisy cells below k,
+4. Add noise with the OpenDP measurement over the whole vector, sum the margins of every noisy
+   cell (public key sets), suppress noisy cells below k or below reliability × ci95,
    write the files aside, hash them, then rename them into place and record the publication.
    A resumed run publishes the files its predecessor completed (same noise) and otherwise
    destroys what it left and draws again. An exception before the rename destroys the files
