@@ -14,6 +14,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+import aggregation.release.run as release_run
+from aggregation.audit import verify_workspace
 from aggregation.export.catalog import ReleaseCatalog
 from aggregation.export.series import (
     _ratio,
@@ -29,7 +31,11 @@ from aggregation.release import explain, open_context, plan_release, release
 from aggregation.release.consistency import NoisyLevel, consistent, least_squares
 from aggregation.release.margins import margin_groups, noisy_margins
 from aggregation.release.publish import sha256_file
-from aggregation.release.suppress import publication_threshold, suppress_unreliable
+from aggregation.release.suppress import (
+    publication_threshold,
+    suppress_below,
+    suppress_unreliable,
+)
 from schemas.errors import ConfigurationError
 from schemas.indicators import Indicator, Period
 from schemas.privacy import NoiseSpec, PrivacyCost, Sensitivity
@@ -98,6 +104,22 @@ def test_release_publishes_only_reliable_rows_and_says_so(workspace: Path) -> No
     assert again.reused
     assert again.directory == out.directory
     assert again.data.equals(data)
+
+
+def test_audit_verify_catches_a_release_that_skipped_the_bar(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The auditor recomputes the bar from the charged scale and the recorded reliability: a
+    release whose code applied k alone (a bug) fails `audit verify`; an honest one passes."""
+    release(open_context(workspace), ReleaseSpec(Indicator.PRESENCE, START, START))
+    assert verify_workspace(workspace).passed
+    monkeypatch.setattr(
+        release_run, "suppress_unreliable", lambda noisy, k, _r, _ci: suppress_below(noisy, k)
+    )
+    release(open_context(workspace), ReleaseSpec(Indicator.OD_TRIPS, START, START))
+    report = verify_workspace(workspace)
+    assert not report.passed
+    assert any("reliability bar was not applied" in f.line() for f in report.findings)
 
 
 # --- margins -----------------------------------------------------------------------------------
