@@ -32,6 +32,7 @@ import argparse
 import datetime as dt
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-from bench_release import DATA, machine, write_results
+from bench_release import DATA, machine, reset_releases, write_results
 
 from aggregation.export.catalog import ReleaseCatalog
 from aggregation.export.series import consistent_levels, mean_distance, release_margins
@@ -51,6 +52,8 @@ from schemas.indicators import spec as indicator_spec
 from schemas.release import ReleaseSpec
 
 if TYPE_CHECKING:
+    from aggregation.bounding import BoundingKey
+    from aggregation.indicators import AggregateRequest
     from schemas.geography import AdminLevel
 
 LEVEL: AdminLevel = "admin2"
@@ -135,12 +138,30 @@ def _records(catalog: ReleaseCatalog, indicator: str, value: str, days: list[dt.
     ]
 
 
-def analyst_rows(ws: Path) -> list[dict[str, Any]]:
+class Truth:
+    """Daily true totals of the synthetic itineraries (``od_trips``, ``presence``), cached."""
+
+    def __init__(self, ws: Path) -> None:
+        self.synthetic = ws / "synthetic"
+        self.cache: dict[tuple[str, dt.date], float] = {}
+
+    def total(self, indicator: str, day: dt.date) -> float:
+        """The true total of ``indicator`` on ``day`` at admin2."""
+        if (indicator, day) not in self.cache:
+            found = TRUTH[indicator](self.synthetic, day, LEVEL)["true_value"].sum()
+            self.cache[(indicator, day)] = float(found)
+        return self.cache[(indicator, day)]
+
+
+def analyst_rows(
+    ws: Path, exact: Exact | None = None, truth: Truth | None = None
+) -> list[dict[str, Any]]:
     """One row per daily indicator and value column released at admin2 in ``ws``."""
     catalog = ReleaseCatalog.open(ws)
     base, after = demo_days(ws)
     days = [*base, *after]
-    exact = Exact(ws)
+    exact = exact or Exact(ws)
+    truth = truth or Truth(ws)
     rows: list[dict[str, Any]] = []
     indicators = sorted(
         {str(r.indicator) for r in catalog.records if indicator_spec(r.indicator).daily}
@@ -168,10 +189,7 @@ def analyst_rows(ws: Path) -> list[dict[str, Any]]:
             exact_daily = {d: float(exact.of(indicator, d)[value].sum()) for d in days}
             truth_daily: dict[dt.date, float] = {}
             if indicator in TRUTH:
-                truth_daily = {
-                    d: float(TRUTH[indicator](ws / "synthetic", d, LEVEL)["true_value"].sum())
-                    for d in days
-                }
+                truth_daily = {d: truth.total(indicator, d) for d in days}
             rows.append({
                 "indicator": indicator, "value": value,
                 "rows": data.height, "cells": sum(int(r.metadata["cells_total"]) for r in records),
@@ -305,6 +323,86 @@ def print_tables(result: dict[str, Any]) -> None:
             print(f"  ledger unchanged by the consistency step: {same}")
 
 
+DAILY = ("event_counts", "presence", "od_trips", "od_connections", "home_away", "mobility_distance")
+
+
+def draws(ws: Path, n: int, reliability: float) -> list[dict[str, Any]]:
+    """Release the demo's daily indicators afresh ``n`` times (fresh noise each time, in a scratch
+    workspace beside ``ws`` that reads its staged data) and summarise, per indicator, the mean
+    and standard deviation over draws of the published share, the rows and the error of the
+    % change against the exact aggregate's: the mean is the bias, the deviation the noise."""
+    scratch = ws.parent / f"{ws.name}-draws"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    for name in ("mobility.toml", "demo-secret.key"):
+        shutil.copy(ws / name, scratch / name)
+    for name in ("staged", "synthetic"):
+        (scratch / name).symlink_to((ws / name).resolve())
+    base, after = demo_days(ws)
+    exact, truth = Exact(ws), Truth(ws)
+
+    def aggregator(request: AggregateRequest, key: BoundingKey) -> pl.DataFrame:
+        del key
+        assert request.scope.days is not None
+        return exact.of(str(request.indicator), request.scope.days.start, request.zones.level)
+
+    per_draw: list[list[dict[str, Any]]] = []
+    for _ in range(n):
+        reset_releases(scratch)
+        ctx = open_context(scratch)
+        for day in [*base, *after]:
+            for indicator in DAILY:
+                columns = indicator_spec(indicator).value_columns
+                for value in columns:
+                    spec = ReleaseSpec(
+                        Indicator(indicator), day, day, level=LEVEL,
+                        value=value if len(columns) > 1 else None, reliability=reliability,
+                    )  # fmt: skip
+                    release(ctx, spec, aggregator=aggregator)
+        per_draw.append(analyst_rows(scratch, exact, truth))
+    summary = []
+    for i, first in enumerate(per_draw[0]):
+        rows = [d[i] for d in per_draw]
+
+        def stats(values: list[float]) -> list[float]:
+            arr = np.array([v for v in values if not math.isnan(v)], dtype=np.float64)
+            return [float(arr.mean()), float(arr.std(ddof=1))] if arr.size > 1 else [math.nan] * 2
+
+        summary.append({
+            "indicator": first["indicator"], "value": first["value"], "draws": n,
+            "reliability": reliability,
+            "rows": stats([r["rows"] for r in rows]),
+            "reliable_share": stats([r["reliable_share"] for r in rows]),
+            "cells_minus_exact": stats([r["change_cells"] - r["change_exact"] for r in rows]),
+            "margins_minus_exact": stats([r["change_margins"] - r["change_exact"] for r in rows]),
+            "margins_minus_truth": stats([r["change_margins"] - r["change_truth"] for r in rows]),
+        })  # fmt: skip
+    shutil.rmtree(scratch, ignore_errors=True)
+    return summary
+
+
+def print_draws(summary: list[dict[str, Any]]) -> None:
+    """Mean ± standard deviation over draws of what the analyst sees."""
+    print(
+        f"\nover {summary[0]['draws']} draws (mean ± sd), reliability "
+        f"{summary[0]['reliability']:g}: Δ% error against the exact aggregate"
+    )
+    print(f"{'indicator':<18} {'value':<18} {'rows':>12} {'ci95≤v/2':>10} "
+          f"{'cells - exact':>14} {'margins - exact':>16} {'margins - truth':>16}")  # fmt: skip
+    for r in summary:
+
+        def pm(pair: list[float], scale: float = 1.0, sign: str = "+") -> str:
+            if math.isnan(pair[0]):
+                return "—"
+            return f"{scale * pair[0]:{sign}.1f} ± {scale * pair[1]:.1f}"
+
+        print(
+            f"{r['indicator']:<18} {r['value']:<18} {pm(r['rows'], sign='-'):>12} "
+            f"{pm(r['reliable_share'], 100, '-'):>10} {pm(r['cells_minus_exact']):>14} "
+            f"{pm(r['margins_minus_exact']):>16} {pm(r['margins_minus_truth']):>16}"
+        )
+
+
 def make_demo(subscribers: int) -> Path:
     """A demo workspace of ``subscribers`` under ``benchmarks/data/`` (made once, reused)."""
     ws = DATA / f"utility_{subscribers}"
@@ -326,6 +424,12 @@ def main() -> int:
     parser.add_argument("--levels", action="store_true",
                         help="also release event_counts at admin1/admin3 (spends budget in the "
                              "workspace) and measure the consistency step")  # fmt: skip
+    parser.add_argument("--draws", type=int, default=0,
+                        help="also release the week afresh this many times (fresh noise, in a "
+                             "scratch workspace): the bias and noise of each figure")  # fmt: skip
+    parser.add_argument("--reliability", type=float, default=2.0,
+                        help="the reliability bar of the --draws releases (0: k alone, the rule "
+                             "before issue 19)")  # fmt: skip
     args = parser.parse_args()
     ws = args.workspace if args.workspace is not None else make_demo(args.subscribers)
     manifest = json.loads((ws / "synthetic" / "manifest.json").read_text())
@@ -341,8 +445,12 @@ def main() -> int:
     }
     if args.levels:
         result["levels"] = level_rows(ws)
+    if args.draws > 1:
+        result["draws"] = draws(ws, args.draws, args.reliability)
     out = write_results(f"utility_{result['events']}", result)
     print_tables(result)
+    if "draws" in result:
+        print_draws(result["draws"])
     print(f"written to {out}")
     return 0
 
