@@ -208,7 +208,8 @@ def release_contract(indicator: Indicator | str) -> Contract:
             "value",
             pa.int64(),
             "Released value: the exact bounded aggregate plus DP noise (may be below the true "
-            "count, never published below k).",
+            "count, never published below k, nor below reliability × ci95: see the release's "
+            "publication_threshold).",
         ),
         Column(
             "ci95",
@@ -222,7 +223,10 @@ def release_contract(indicator: Indicator | str) -> Contract:
     ]
     return Contract(
         name=f"release_{s.indicator}",
-        description=f"{s.description} Differentially private; cells below k suppressed.",
+        description=(
+            f"{s.description} Differentially private; cells below k or below reliability × "
+            "ci95 suppressed."
+        ),
         columns=tuple(columns),
     )
 
