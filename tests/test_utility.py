@@ -406,12 +406,14 @@ def test_mean_distance_per_zone_and_national(workspace: Path) -> None:
     catalog = ReleaseCatalog.open(workspace)
     per_zone, national = mean_distance(catalog, Period(day, day))
     assert (per_zone["mean_m"] >= 2 * per_zone["ci95"]).all()
+    assert (national["mean_m"] >= 2 * national["ci95"]).all()  # the same bar, nationally
+    _, national = mean_distance(catalog, Period(day, day), reliability=0.0)  # the formula
     assert national.height == 1
     margins = {r.value_column: release_margins(r) for r in catalog.of(Indicator.MOBILITY_DISTANCE)}
     d = margins["distance_m"].filter(pl.col("margin") == "date")  # type: ignore[union-attr]
     n = margins["subscribers"].filter(pl.col("margin") == "date")  # type: ignore[union-attr]
     assert national["mean_m"].item() == pytest.approx(d["value"].item() / n["value"].item())
-    km = mean_distance_series(catalog, Period(day, day)).daily
+    km = mean_distance_series(catalog, Period(day, day), reliability=0.0).daily
     assert km["total"].item() == pytest.approx(national["mean_m"].item() / 1000)
     # The delta method's half-width, from the releases' public scales and the noisy sums.
     meta = {r.value_column: r.metadata for r in catalog.of(Indicator.MOBILITY_DISTANCE)}

@@ -413,7 +413,9 @@ def mean_distance(
     variances of the two releases (public) and the noisy D and N. Per zone, a mean is given when
     both its cells were published, N is positive and the mean clears ``reliability × ci95`` (the
     same bar as cells; post-processing of noisy values only). The national mean per day divides
-    the two releases' ``date`` margins (every noisy cell summed), so suppression does not bias it.
+    the two releases' ``date`` margins (every noisy cell summed), so suppression does not bias
+    it; it is given on the days where both the subscriber total and the mean clear the same bar
+    (the first days of a home window can have too few homes).
     Returns (per zone: ``date``, ``home_zone``, ``mean_m``, ``ci95``, ``subscribers``;
     national: ``date``, ``mean_m``, ``ci95``, ``subscribers``).
     """
@@ -440,12 +442,15 @@ def mean_distance(
         .select("date", "home_zone", "mean_m", "ci95", pl.col("n").alias("subscribers"))
         .sort("date", "home_zone")
     )
-    national = _national_mean(assembled, z)
+    national = _national_mean(assembled, z, reliability)
     return per_zone, national
 
 
-def _national_mean(assembled: Assembled, z: float) -> pl.DataFrame:
-    """Per day: the ratio of the ``date`` margins of the distance and subscriber releases."""
+def _national_mean(assembled: Assembled, z: float, reliability: float) -> pl.DataFrame:
+    """Per day: the ratio of the ``date`` margins of the distance and subscriber releases, on
+    the days where the subscriber margin clears ``reliability × `` its own half-width and the
+    mean clears ``reliability × ci95`` (a ratio whose denominator is mostly noise is not a
+    number: the delta method's interval fails there, and so would the mean)."""
     parts: dict[str, list[pl.DataFrame]] = {"distance_m": [], "subscribers": []}
     for record in assembled.releases:
         found = release_margins(record)
@@ -469,8 +474,9 @@ def _national_mean(assembled: Assembled, z: float) -> pl.DataFrame:
     mean, half = _ratio(pl.col("d"), pl.col("n"), pl.col("vd"), pl.col("vn"), z)
     return (
         d.join(n, on="date", how="inner")
-        .filter(pl.col("n") > 0)
+        .filter((pl.col("n") > 0) & (pl.col("n") >= reliability * z * pl.col("vn").sqrt()))
         .with_columns(mean, half)
+        .filter(pl.col("mean_m") >= reliability * pl.col("ci95"))
         .select("date", "mean_m", "ci95", pl.col("n").alias("subscribers"))
         .sort("date")
     )
@@ -482,11 +488,12 @@ def mean_distance_series(
     *,
     level: AdminLevel = "admin2",
     baseline: Period | None = None,
+    reliability: float = 2.0,
 ) -> Series:
     """The national mean daily distance of a subscriber-day, in km, as a :class:`Series` (from
     the margins of the two ``mobility_distance`` releases of each day, see
     :func:`mean_distance`), with the mean over ``baseline`` and the scaled variant."""
-    _, national = mean_distance(catalog, period, level=level)
+    _, national = mean_distance(catalog, period, level=level, reliability=reliability)
     daily = national.select(
         "date",
         (pl.col("mean_m") / 1000.0).alias("total"),
