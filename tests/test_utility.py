@@ -406,7 +406,8 @@ def test_mean_distance_per_zone_and_national(workspace: Path) -> None:
     catalog = ReleaseCatalog.open(workspace)
     per_zone, national = mean_distance(catalog, Period(day, day))
     assert (per_zone["mean_m"] >= 2 * per_zone["ci95"]).all()
-    assert (national["mean_m"] >= 2 * national["ci95"]).all()  # the same bar, nationally
+    # Nationally the bar screens the denominator only (screening means would bias a series).
+    assert (national["subscribers"] > 0).all()
     _, national = mean_distance(catalog, Period(day, day), reliability=0.0)  # the formula
     assert national.height == 1
     margins = {r.value_column: release_margins(r) for r in catalog.of(Indicator.MOBILITY_DISTANCE)}

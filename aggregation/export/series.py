@@ -414,8 +414,8 @@ def mean_distance(
     both its cells were published, N is positive and the mean clears ``reliability × ci95`` (the
     same bar as cells; post-processing of noisy values only). The national mean per day divides
     the two releases' ``date`` margins (every noisy cell summed), so suppression does not bias
-    it; it is given on the days where both the subscriber total and the mean clear the same bar
-    (the first days of a home window can have too few homes).
+    it; it is given on the days where the subscriber total clears the same bar (the first days
+    of a home window can have too few homes), whatever the mean's own interval.
     Returns (per zone: ``date``, ``home_zone``, ``mean_m``, ``ci95``, ``subscribers``;
     national: ``date``, ``mean_m``, ``ci95``, ``subscribers``).
     """
@@ -448,9 +448,10 @@ def mean_distance(
 
 def _national_mean(assembled: Assembled, z: float, reliability: float) -> pl.DataFrame:
     """Per day: the ratio of the ``date`` margins of the distance and subscriber releases, on
-    the days where the subscriber margin clears ``reliability × `` its own half-width and the
-    mean clears ``reliability × ci95`` (a ratio whose denominator is mostly noise is not a
-    number: the delta method's interval fails there, and so would the mean)."""
+    the days where the subscriber margin clears ``reliability ×`` its own half-width (a ratio
+    whose denominator is mostly noise is heavy-tailed: the delta method fails there). The
+    numerator is not screened: dropping the days whose mean is small against its interval
+    would bias a series of means upward, as suppression biases sums of cells."""
     parts: dict[str, list[pl.DataFrame]] = {"distance_m": [], "subscribers": []}
     for record in assembled.releases:
         found = release_margins(record)
@@ -476,7 +477,6 @@ def _national_mean(assembled: Assembled, z: float, reliability: float) -> pl.Dat
         d.join(n, on="date", how="inner")
         .filter((pl.col("n") > 0) & (pl.col("n") >= reliability * z * pl.col("vn").sqrt()))
         .with_columns(mean, half)
-        .filter(pl.col("mean_m") >= reliability * pl.col("ci95"))
         .select("date", "mean_m", "ci95", pl.col("n").alias("subscribers"))
         .sort("date")
     )
