@@ -8,6 +8,7 @@ absent from the data files; their number is in the metadata.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -33,6 +34,46 @@ for fine geographies where the set of non-empty cells itself must stay private; 
 
 DEFAULT_K = 10
 """Default threshold: a cell is published only if its *noisy* value is at least k."""
+
+MAX_RELIABILITY = 100.0
+"""Largest reliability bar accepted (a bar beyond it would publish next to nothing)."""
+
+DEFAULT_RELIABILITY = 2.0
+"""Default reliability bar: a cell is published only if its *noisy* value is also at least
+``reliability × ci95`` (its own 95 % noise half-width, a function of the public noise scale).
+
+Why 2: a published row then has ci95 ≤ value / 2, so its 95 % noise interval stays within ±50 %
+of what is printed (an analyst can read it as a number, not as noise); and an empty cell clears
+the bar only when its noise exceeds twice the 95 % half-width, for the discrete Laplace
+P(Z ≥ 2h) ≈ (P(|Z| > h))² / 2 ≈ 0.13 % (k = 10 alone lets 5 % of empty cells through at the
+default scale of ``od_trips``, 4, and 44 % at that of ``event_counts``, 80, whose ci95 is 240).
+A cell whose bounded value is at least 3 × ci95 is published with probability ≥ 97.5 %.
+``benchmarks/bench_utility.py`` measures what it does to the published rows. 0 turns the bar
+off (k alone, as releases made before it).
+"""
+
+EPSILON_SHARES: dict[str, dict[str, float]] = {
+    "mobility_distance": {"distance_m": 0.75, "subscribers": 0.25},
+}
+"""How an indicator's ε is split between its value columns (each a release of its own, charged
+its share); an indicator not listed splits it evenly. ``mobility_distance``: its useful output is
+the mean distance per home zone, the ratio of the two noisy sums, whose relative variance is
+(σ_D/D)² + (σ_N/N)² with σ_D ∝ U/ε_D and σ_N ∝ 1/ε_N. Minimising it for a fixed ε_D + ε_N gives
+ε_D/ε_N = (U/d)^(2/3), with U the clipping bound (100 km) and d the mean daily distance of a
+subscriber-day. In the demo country d is 19 km on a weekday before its lockdown and 6 km on one
+during it (``benchmarks/README.md``), so the best ratio is 3.0 to 6.5: 3/4 and 1/4 is the
+optimum for ordinary days and costs 20 % more variance (10 % wider intervals) during the
+lockdown. Lowering U instead would bias the mean: at 50 km a quarter of an ordinary day's
+distance is clipped away."""
+
+
+def epsilon_share(indicator: Indicator | str, value_column: str) -> float:
+    """The share of ``indicator``'s ε that the release of ``value_column`` is charged."""
+    s = spec(indicator)
+    shares = EPSILON_SHARES.get(str(s.indicator))
+    if shares is None:
+        return 1.0 / len(s.value_columns)
+    return shares[value_column]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +115,7 @@ class ReleaseSpec:
     stay_rule: StayRule | None = None
     agreement: str | None = None
     agreement_version: int | None = None
+    reliability: float = DEFAULT_RELIABILITY
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "indicator", Indicator(spec(self.indicator).indicator))
@@ -98,9 +140,15 @@ class ReleaseSpec:
             problems.append(f"private key sets are for counts; {self.indicator} releases sums")
         if (self.baseline_start is None) != (self.baseline_end is None):
             problems.append("give both --baseline-from and --baseline-to, or neither")
+        problems += self._source_problems() + _reliability_problems(self.reliability)
+        if problems:
+            raise ConfigurationError("Bad release request: " + "; ".join(problems) + ".")
+
+    def _source_problems(self) -> list[str]:
         if self.source not in SOURCES:
-            problems.append(f"source must be one of {list(SOURCES)}, got {self.source!r}")
-        elif self.source not in spec(self.indicator).sources:
+            return [f"source must be one of {list(SOURCES)}, got {self.source!r}"]
+        problems = []
+        if self.source not in spec(self.indicator).sources:
             with_gps = [i.value for i in Indicator if "gps" in spec(i).sources]
             problems.append(
                 f"{self.indicator} has no {self.source.upper()} definition (indicators from GPS: "
@@ -108,8 +156,7 @@ class ReleaseSpec:
             )
         if self.stay_rule is not None and self.source != "gps":
             problems.append("a stay rule is for GPS releases only")
-        if problems:
-            raise ConfigurationError("Bad release request: " + "; ".join(problems) + ".")
+        return problems
 
     @property
     def value_column(self) -> str:
@@ -147,23 +194,27 @@ class ReleaseSpec:
     def parameters(self) -> dict[str, Any]:
         """What defines the question besides indicator and windows, for the ledger's release key."""
         scope = self.scope()
-        return {
-            "level": self.level,
-            "value": self.value_column,
-            "days": str(scope.days) if scope.days else None,
-            "home_period": str(scope.home_period) if scope.home_period else None,
-            "previous_home_period": (
-                str(scope.previous_home_period) if scope.previous_home_period else None
-            ),
-            "bounds": {
-                name: getattr(self.bounds, name) for name in spec(self.indicator).bounds_used
-            },
-            "k": self.k,
-            "keys": self.keys,
-            "mechanism": self.mechanism,
-            "confidence": self.confidence,
-            **self._source_parameters(),
-        } | self._agreement_parameters()
+        return (
+            {
+                "level": self.level,
+                "value": self.value_column,
+                "days": str(scope.days) if scope.days else None,
+                "home_period": str(scope.home_period) if scope.home_period else None,
+                "previous_home_period": (
+                    str(scope.previous_home_period) if scope.previous_home_period else None
+                ),
+                "bounds": {
+                    name: getattr(self.bounds, name) for name in spec(self.indicator).bounds_used
+                },
+                "k": self.k,
+                "keys": self.keys,
+                "mechanism": self.mechanism,
+                "confidence": self.confidence,
+                **self._source_parameters(),
+            }
+            | ({"reliability": self.reliability} if self.reliability else {})
+            | (self._agreement_parameters())
+        )
 
     def _agreement_parameters(self) -> dict[str, Any]:
         """The agreement named, if any: only then part of the release key, so that releases
@@ -179,6 +230,18 @@ class ReleaseSpec:
             return {}
         rule = self.stay_rule or StayRule()
         return {"source": self.source, "stay_rule": dict(sorted(asdict(rule).items()))}
+
+
+def _reliability_problems(reliability: object) -> list[str]:
+    if (
+        isinstance(reliability, int | float)
+        and not isinstance(reliability, bool)
+        and math.isfinite(reliability)
+        and 0 <= reliability <= MAX_RELIABILITY
+    ):
+        return []
+    rule = f"reliability must be a number from 0 to {MAX_RELIABILITY:g} (times the cell's ci95)"
+    return [f"{rule}; got {reliability!r}"]
 
 
 def release_contract(indicator: Indicator | str) -> Contract:
@@ -197,7 +260,8 @@ def release_contract(indicator: Indicator | str) -> Contract:
             "value",
             pa.int64(),
             "Released value: the exact bounded aggregate plus DP noise (may be below the true "
-            "count, never published below k).",
+            "count, never published below k, nor below reliability × ci95: see the release's "
+            "publication_threshold).",
         ),
         Column(
             "ci95",
@@ -211,7 +275,10 @@ def release_contract(indicator: Indicator | str) -> Contract:
     ]
     return Contract(
         name=f"release_{s.indicator}",
-        description=f"{s.description} Differentially private; cells below k suppressed.",
+        description=(
+            f"{s.description} Differentially private; cells below k or below reliability × "
+            "ci95 suppressed."
+        ),
         columns=tuple(columns),
     )
 
@@ -274,6 +341,10 @@ METADATA_JSON_SCHEMA: dict[str, Any] = {
             "required": ["id", "version"],
             "properties": {"id": {"type": "string"}, "version": {"type": "integer"}},
         },
+        "reliability": {"type": "number", "minimum": 0},
+        "publication_threshold": {"type": "integer", "minimum": 0},
+        "publication_rule": {"type": "string"},
+        "margins": {"type": "object"},
     },
 }  # fmt: skip
 """JSON Schema of ``metadata.json``; ``tests/test_release.py`` validates every release with it."""

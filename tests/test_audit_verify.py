@@ -65,7 +65,8 @@ def test_an_honest_workspace_verifies_on_a_copy(workspace: Path) -> None:
     assert report.warnings == []
     assert len(report.snapshot.entries) == 3
     assert len(report.snapshot.refusals) == 1
-    assert report.files_checked == 9  # data.parquet, data.csv, metadata.json per release
+    # data.parquet, data.csv, margins.parquet, margins.csv, metadata.json per release
+    assert report.files_checked == 15
     result = _verify_cli(workspace, "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)

@@ -19,7 +19,10 @@ import polars as pl
 
 from aggregation.audit.findings import entry_label, fail, warn
 from aggregation.ledger import files_digest
+from aggregation.mechanisms import CONFIDENCE, ci_half_width
 from aggregation.release.publish import METADATA_FILE, TMP_PREFIX, sha256_file
+from aggregation.release.suppress import publication_threshold
+from schemas.privacy import MECHANISMS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -183,7 +186,31 @@ def _check_contents(entry: LedgerEntry, good: Mapping[str, Path]) -> list[Findin
                 "applied to them."
             )
             findings.append(fail("metadata", where, text))
+        bar = _publication_threshold(entry)
+        unreliable = values.filter(values < bar).len() if bar is not None else 0
+        if unreliable and not low:
+            text = (
+                f"{unreliable} released value(s) are below the publication threshold {bar} "
+                f"(k={k}, reliability {entry.parameters.get('reliability')} × ci95 of the "
+                "charged scale): the reliability bar was not applied to them."
+            )
+            findings.append(fail("metadata", where, text))
     return findings
+
+
+def _publication_threshold(entry: LedgerEntry) -> int | None:
+    """``max(k, ⌈reliability × ci95⌉)`` from the entry's parameters and charged scale (None for
+    a release without a reliability bar, or whose mechanism this code does not know)."""
+    reliability = entry.parameters.get("reliability")
+    if not isinstance(reliability, int | float) or not reliability or entry.k_threshold is None:
+        return None
+    if entry.mechanism not in MECHANISMS:
+        return None
+    confidence = entry.parameters.get("confidence", CONFIDENCE)
+    if not isinstance(confidence, int | float):
+        return None
+    ci95 = ci_half_width(entry.mechanism, entry.scale, float(confidence))
+    return publication_threshold(entry.k_threshold, float(reliability), ci95)
 
 
 def _check_directories(

@@ -31,8 +31,10 @@ from aggregation.audit.rebuild import rebuild_spec
 from aggregation.audit.residuals import DEFAULT_ALPHA, Residuals, run_noise_tests
 from aggregation.indicators import exact_aggregate
 from aggregation.ledger import files_digest
+from aggregation.mechanisms import ci_half_width
 from aggregation.release import open_context, plan_release
 from aggregation.release.publish import sha256_file
+from aggregation.release.suppress import publication_threshold
 from schemas.errors import MobilityError
 from schemas.indicators import spec as indicator_spec
 
@@ -280,7 +282,14 @@ def audit_noise(
     private = spec.keys == "private"
     keys = list(indicator_spec(spec.indicator).key_columns)
     matched = _match(exact, released, keys, spec.value_column, private=private)
-    threshold = max(spec.k, entry.partition_threshold or 0)
+    threshold = max(
+        publication_threshold(
+            spec.k,
+            spec.reliability,
+            ci_half_width(plan.noise.mechanism, entry.scale, spec.confidence),
+        ),
+        entry.partition_threshold or 0,
+    )
     data, problems = _residuals(entry, matched, threshold, private=private)
     tests = run_noise_tests(
         noise_model(entry.mechanism), data, entry.scale, alpha=alpha, seed=entry.entry_id

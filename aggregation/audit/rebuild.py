@@ -21,7 +21,7 @@ from schemas.gps import StayRule
 from schemas.indicators import ContributionBounds, Indicator, Period
 from schemas.indicators import spec as indicator_spec
 from schemas.privacy import ACCOUNTING_WINDOWS, AccountingWindow, windows_of
-from schemas.release import ReleaseSpec
+from schemas.release import ReleaseSpec, epsilon_share
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -81,8 +81,9 @@ def rebuild_spec(entry: LedgerEntry) -> ReleaseSpec:
 
     Every recorded parameter must come back unchanged; parameters this code has and the entry
     lacks (options added since the release) take their defaults, which is what the older code
-    did. ``epsilon`` is the indicator's ε as the release asked it (the entry's ε times the
-    number of value columns sharing it). Raises :class:`RebuildError` when that is impossible.
+    did. ``epsilon`` is the indicator's ε as the release asked it (the entry's ε divided by
+    the share of it its value column was charged, :func:`~schemas.release.epsilon_share`).
+    Raises :class:`RebuildError` when that is impossible.
     """
     recorded = dict(entry.parameters)
     unknown = sorted(set(recorded) - set(_PERIODS) - set(ReleaseSpec.__dataclass_fields__))
@@ -106,7 +107,10 @@ def rebuild_spec(entry: LedgerEntry) -> ReleaseSpec:
         if released is None:
             msg = "parameters name neither release days nor a home period"
             raise RebuildError(msg)
-        shared_by = len(indicator_spec(indicator).value_columns)
+        value = passed.get("value") or indicator_spec(indicator).value_columns[0]
+        shared_by = 1.0 / epsilon_share(indicator, str(value))
+        # A release recorded before the reliability bar existed had none (k alone).
+        passed.setdefault("reliability", 0.0)
         spec = ReleaseSpec(
             indicator=indicator,
             start=released.start,

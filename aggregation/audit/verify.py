@@ -13,7 +13,7 @@ Finding`):
                       list; no temporary release folder is left (noisy values: unpaid ones
                       fail, those of a pending charge are reported for a rerun to finish).
 4. ``metadata``    -- each ``metadata.json`` states what the ledger charged; ``data.parquet``
-                      holds the recorded number of cells, none below k.
+                      holds the recorded number of cells, none below k or the publication threshold.
 5. ``cost``        -- ε, δ, ρ recomputed with OpenDP from mechanism, sensitivity and scale.
 6. ``sensitivity`` -- the sensitivity, windows and k follow from the recorded parameters.
 7. ``budget``      -- replaying the entries in order, no window or rolling span goes over its

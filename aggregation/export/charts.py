@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import TYPE_CHECKING
 
 import matplotlib as mpl
@@ -27,8 +28,14 @@ from aggregation.export.drawing import (
     rings,
     zone_traffic,
 )
+from aggregation.export.estimates import mean_distance_series
 from aggregation.export.html_map import od_map_html
-from aggregation.export.series import DEFAULT_TOP, daily_series, default_baseline, flow_map
+from aggregation.export.series import (
+    DEFAULT_TOP,
+    daily_series,
+    default_baseline,
+    flow_map,
+)
 from schemas.indicators import Indicator, Period
 
 if TYPE_CHECKING:
@@ -52,12 +59,14 @@ def privacy_caption(releases: tuple[ReleaseRecord, ...]) -> str:
         return "No releases."
     eps = sorted({float(r.metadata["epsilon"]) for r in releases})
     ks = sorted({int(r.metadata["k"]) for r in releases})
+    bars = sorted({float(r.metadata.get("reliability", 0)) for r in releases})
     units = sorted({str(r.metadata["privacy_unit"]) for r in releases})
     suppressed = sum(int(r.metadata["cells_suppressed"]) for r in releases)
     return (
         f"Differentially private releases ({len(releases)}): ε = {', '.join(f'{e:g}' for e in eps)}"
-        f" per {', '.join(units)}; cells with noisy value < k = {', '.join(map(str, ks))} "
-        f"suppressed ({suppressed:,} cells), not drawn."
+        f" per {', '.join(units)}; cells with noisy value < k = {', '.join(map(str, ks))}"
+        + (f" or < {', '.join(f'{b:g}' for b in bars)} × ci95" if any(bars) else "")
+        + f" suppressed ({suppressed:,} cells), not drawn."
     )
 
 
@@ -148,7 +157,8 @@ def od_map_png(fmap: FlowMap, path: Path, *, title: str | None = None) -> Path:
         title
         or f"Trips between {fmap.level} zones, {fmap.period} — {fmap.flows.height} largest flows"
     )
-    fig.supxlabel(privacy_caption(fmap.releases), fontsize=7, color="#444444")
+    caption = privacy_caption(fmap.releases)
+    fig.supxlabel(textwrap.fill(caption, 210 if region else 125), fontsize=7, color="#444444")
     fig.savefig(path, dpi=DPI)
     return path
 
@@ -197,7 +207,7 @@ def _series_panel(ax: Axes, series: Series) -> None:
     low = [t - c for t, c in zip(total, ci, strict=True)]
     high = [t + c for t, c in zip(total, ci, strict=True)]
     ax.fill_between(x, low, high, alpha=0.25, color="#1f77b4", label="95 % interval (noise)")
-    ax.plot(x, total, "o-", color="#1f77b4", label="released total")
+    ax.plot(x, total, "o-", color="#1f77b4", label=f"released total ({series.totals_from})")
     b = series.baseline
     if b is not None and first is not None:
         ax.axhline(b.mean, color="#d62728", linestyle="--", linewidth=1,
@@ -207,12 +217,18 @@ def _series_panel(ax: Axes, series: Series) -> None:
                    color="#999999", alpha=0.12)  # fmt: skip
         if total and b.mean > 0:
             change = 100 * (total[-1] - b.mean) / b.mean
-            ax.annotate(f"{change:+.1f} % vs baseline", (x[-1], total[-1]), xytext=(-10, 10),
-                        textcoords="offset points", ha="right", fontsize=8)  # fmt: skip
+            spread = d["pct_change_ci95"].to_list()[-1] if "pct_change_ci95" in d.columns else None
+            within = f" ± {spread:.1f}" if spread is not None else ""
+            ax.annotate(f"{change:+.1f}{within} % vs baseline", (x[-1], total[-1]),
+                        xytext=(-10, 10), textcoords="offset points", ha="right",
+                        fontsize=8)  # fmt: skip
     where = ", ".join(series.zones) if series.zones else f"all {series.level} zones"
-    label = {"presence": "present subscribers", "od_trips": "trips"}.get(
-        str(series.indicator), str(series.indicator)
-    )
+    labels = {
+        "presence": "present subscribers",
+        "od_trips": "trips",
+        "mobility_distance": "mean km per subscriber-day",
+    }
+    label = labels.get(str(series.indicator), str(series.indicator))
     ax.set_title(f"{series.indicator}: {label} per day ({where})", fontsize=10)
     ax.set_ylabel(label)
     step = max(1, math.ceil(len(days) / 10))
@@ -229,8 +245,16 @@ def timeseries_png(series: list[Series], path: Path) -> Path:
     for ax, s in zip(axes, series, strict=False):
         _series_panel(ax, s)
     releases = tuple(r for s in series for r in s.releases)
-    caption = privacy_caption(releases) + " Totals sum released cells only."
-    fig.supxlabel(caption, fontsize=7, color="#444444")
+    sources = {s.totals_from for s in series}
+    if sources == {"margins"}:
+        note = (
+            " Totals are the releases' margins: every noisy cell summed, suppressed ones "
+            "included (unbiased, no budget)."
+        )
+    else:
+        note = " Totals sum published cells only (biased low where cells are suppressed)."
+    caption = privacy_caption(releases) + note
+    fig.supxlabel(textwrap.fill(caption, 125), fontsize=7, color="#444444")
     fig.savefig(path, dpi=DPI)
     return path
 
@@ -275,6 +299,13 @@ def make_demo_charts(
                 daily_series(catalog, indicator, period, level=level,
                              baseline=default_baseline(period))
             )  # fmt: skip
+    distance_runs = _released_days(catalog, Indicator.MOBILITY_DISTANCE, level)
+    if distance_runs:
+        period = max(distance_runs, key=lambda p: (p.n_days, p.end))
+        found = mean_distance_series(catalog, period, level=level,
+                                     baseline=default_baseline(period))  # fmt: skip
+        if found.daily.height:
+            series.append(found)
     if series:
         made.append(timeseries_png(series, out_dir / "timeseries.png"))
     return made

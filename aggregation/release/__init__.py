@@ -4,7 +4,11 @@ Modules:
     context   -- :class:`ReleaseContext`: a workspace's policy, ledger, zones and bounding key.
     plan      -- :func:`plan_release` and :func:`explain`: sensitivity, noise, cost, budget left,
                  before any data are touched.
-    suppress  -- the k-threshold, applied to noisy values only (post-processing).
+    suppress  -- the publication rule: k and the reliability bar (reliability × ci95), applied to
+                 noisy values only (post-processing).
+    margins   -- totals of every noisy cell, taken before suppression (unbiased; no budget).
+    consistency -- nested levels made to add up: weighted least squares on the zone tree, then
+                 non-negative whole numbers (post-processing).
     publish   -- release files written aside, hashed, then moved into place atomically; the
                  complete files an interrupted run left, recovered.
     run       -- :func:`release`: the whole sequence, charged before publication, idempotent,

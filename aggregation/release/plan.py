@@ -11,11 +11,13 @@ from aggregation.mechanisms import plan_partitions, plan_vector
 from aggregation.release.agreements import resolve_agreement
 from aggregation.release.context import code_version
 from aggregation.release.digests import staged_digests
+from aggregation.release.suppress import publication_rule, publication_threshold
 from schemas.errors import ConfigurationError
 from schemas.gps import StayRule
 from schemas.indicators import Indicator, privacy_unit
 from schemas.indicators import spec as indicator_spec
 from schemas.privacy import release_parameter_problems, windows_of
+from schemas.release import epsilon_share
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -92,8 +94,8 @@ def plan_release(
     )
     sensitivity = aggregate.sensitivities(policy.accounting_window)[spec.value_column]
     epsilon = spec.epsilon if spec.epsilon is not None else policy.epsilon_for(str(spec.indicator))
-    if len(ind.value_columns) > 1:
-        epsilon /= len(ind.value_columns)  # the indicator's ε is shared by its value columns
+    if len(ind.value_columns) > 1:  # the indicator's ε is shared by its value columns
+        epsilon *= epsilon_share(spec.indicator, spec.value_column)
     mechanism = spec.mechanism or policy.mechanism
     # The resolved question: defaults applied, so that every door (CLI, API, flow) asking it
     # gets the same parameters, hence the same release key (issue 16.2).
@@ -174,6 +176,13 @@ class Explanation:
             "noise": p.noise.as_dict(),
             "cells_total": p.cells_total,
             "k": p.spec.k,
+            "reliability": p.spec.reliability,
+            "publication_threshold": publication_threshold(
+                p.spec.k, p.spec.reliability, p.noise.ci_half_width
+            ),
+            "publication_rule": publication_rule(
+                p.spec.k, p.spec.reliability, p.noise.ci_half_width
+            ),
             "already_released": self.already_released,
             "would_be_refused": bool(self.refusal),
             "refusal_reasons": self.refusal,

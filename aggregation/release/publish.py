@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     import polars as pl
 
 DATA_FILES = ("data.parquet", "data.csv")
+MARGIN_FILES = ("margins.parquet", "margins.csv")
+"""Unbiased totals of a public-key release (:mod:`aggregation.release.margins`), if any."""
 METADATA_FILE = "metadata.json"
 TMP_PREFIX = ".tmp-"
 
@@ -77,9 +79,15 @@ class StagedRelease:
 
 
 def write_aside(
-    releases: Path, indicator: str, release_id: str, data: pl.DataFrame, metadata: dict[str, Any]
+    releases: Path,
+    indicator: str,
+    release_id: str,
+    data: pl.DataFrame,
+    metadata: dict[str, Any],
+    margins: pl.DataFrame | None = None,
 ) -> StagedRelease:
-    """Write data and metadata into the temporary folder under ``releases``; hash everything.
+    """Write data (and ``margins``, if any) and metadata into the temporary folder under
+    ``releases``; hash everything.
 
     The caller destroys the folder (:func:`discard_aside`) if this raises.
     """
@@ -90,8 +98,13 @@ def write_aside(
     release_contract(indicator).validate(table, source=f"release {release_id}")
     pq.write_table(table, tmp / "data.parquet", compression="zstd")
     data.write_csv(tmp / "data.csv")
+    names: tuple[str, ...] = DATA_FILES
+    if margins is not None:
+        margins.write_parquet(tmp / MARGIN_FILES[0], compression="zstd")
+        margins.write_csv(tmp / MARGIN_FILES[1])
+        names = (*DATA_FILES, *MARGIN_FILES)
     checkpoints.reach("data_written")
-    hashes = {name: sha256_file(tmp / name) for name in DATA_FILES}
+    hashes = {name: sha256_file(tmp / name) for name in names}
     document = {**metadata, "files": hashes}
     jsonschema.validate(document, METADATA_JSON_SCHEMA)
     part = tmp / (METADATA_FILE + ".part")
@@ -125,9 +138,12 @@ def recover(releases: Path, indicator: str, release_id: str) -> StagedRelease | 
         try:
             document = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
             listed = dict(document["files"])
-            if document.get("release_id") != release_id or set(listed) != set(DATA_FILES):
+            if document.get("release_id") != release_id or set(listed) not in (
+                set(DATA_FILES),
+                {*DATA_FILES, *MARGIN_FILES},
+            ):
                 continue
-            hashes = {name: sha256_file(folder / name) for name in DATA_FILES}
+            hashes = {name: sha256_file(folder / name) for name in listed}
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if hashes == listed:

@@ -8,7 +8,8 @@ Order matters for the guarantees (docs/design.md, guarantees 2-5, 7 and 8):
 3. Charge the ledger, atomically; a refusal raises :class:`BudgetExceededError` and publishes
    nothing. If an earlier run of the same question was charged and then interrupted (kill -9,
    power loss), its pending charge is resumed instead: no second charge.
-4. Add noise with the OpenDP measurement over the whole vector, suppress noisy cells below k,
+4. Add noise with the OpenDP measurement over the whole vector, sum the margins of every noisy
+   cell (public key sets), suppress noisy cells below k or below reliability × ci95,
    write the files aside, hash them, then rename them into place and record the publication.
    A resumed run publishes the files its predecessor completed (same noise) and otherwise
    destroys what it left and draws again. An exception before the rename destroys the files
@@ -35,6 +36,7 @@ from aggregation.indicators import AggregateRequest
 from aggregation.indicators.shards import sharded_aggregate
 from aggregation.ledger import OutputFile
 from aggregation.release import checkpoints
+from aggregation.release.margins import margins_description, noisy_margins
 from aggregation.release.plan import plan_release
 from aggregation.release.publish import (
     METADATA_FILE,
@@ -44,7 +46,11 @@ from aggregation.release.publish import (
     recover,
     write_aside,
 )
-from aggregation.release.suppress import suppress_below
+from aggregation.release.suppress import (
+    publication_rule,
+    publication_threshold,
+    suppress_unreliable,
+)
 from aggregation.sql import bounded_connection
 from schemas.errors import InternalError, MobilityError
 from schemas.indicators import spec as indicator_spec
@@ -197,9 +203,17 @@ def _noise_and_publish(
         keys = list(indicator_spec(spec.indicator).key_columns)
         noisy = _add_noise(plan, exact.select(keys), exact[spec.value_column].to_list())
         checkpoints.reach("noised")
-        published, suppressed = suppress_below(noisy, spec.k)
+        # Margins before suppression, over every noisy cell (public key sets only): unbiased
+        # totals, post-processing of this release's noise (aggregation/release/margins.py).
+        public = spec.keys == "public"
+        margins = noisy_margins(noisy, spec.indicator, plan.noise) if public else None
+        published, suppressed = suppress_unreliable(
+            noisy, spec.k, spec.reliability, plan.noise.ci_half_width
+        )
         metadata = _metadata(plan, entry, exact.height, published.height, suppressed)
-        staged = write_aside(releases, indicator, entry.entry_id, published, metadata)
+        if margins is not None:
+            metadata["margins"] = margins_description(spec.indicator)
+        staged = write_aside(releases, indicator, entry.entry_id, published, metadata, margins)
         checkpoints.reach("written")
     except BaseException:
         discard_aside(releases, entry.entry_id)  # raises (charge kept) if anything is left
@@ -328,4 +342,9 @@ def _metadata(
         "agreement": (
             {"id": spec.agreement, "version": spec.agreement_version} if spec.agreement else None
         ),
+        "reliability": spec.reliability,
+        "publication_threshold": publication_threshold(
+            spec.k, spec.reliability, noise.ci_half_width
+        ),
+        "publication_rule": publication_rule(spec.k, spec.reliability, noise.ci_half_width),
     }  # fmt: skip

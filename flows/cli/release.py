@@ -16,7 +16,7 @@ from schemas.geography import ADMIN_LEVELS
 from schemas.indicators import ContributionBounds, Indicator
 from schemas.indicators import spec as indicator_spec
 from schemas.privacy import MECHANISMS
-from schemas.release import DEFAULT_K, ReleaseSpec
+from schemas.release import DEFAULT_K, DEFAULT_RELIABILITY, MAX_RELIABILITY, ReleaseSpec
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -66,6 +66,10 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="The data-sharing agreement the release is made under [default: "
                           "[agreements] default of mobility.toml, when agreements are "
                           "registered]."),
+        click.option("--reliability", type=click.FloatRange(min=0, max=MAX_RELIABILITY),
+                     default=DEFAULT_RELIABILITY, show_default=True,
+                     help="Publish a cell only if its noisy value is also >= this × its ci95 "
+                          "(0: k alone)."),
         click.option("--workspace", type=click.Path(path_type=Path, file_okay=False),
                      envvar="MOBILITY_WORKSPACE", required=True,
                      help="The workspace (env: MOBILITY_WORKSPACE)."),
@@ -110,6 +114,7 @@ def specs_from(options: dict[str, Any]) -> list[ReleaseSpec]:
             baseline_end=options["baseline_to"].date() if options["baseline_to"] else None,
             source=options["source"],
             agreement=options["agreement"],
+            reliability=options.get("reliability", DEFAULT_RELIABILITY),
         )
         for value in values
     ]
@@ -134,7 +139,9 @@ def describe_outcome(outcome: ReleaseOutcome) -> str:
             f"  accuracy   : ±{m['ci95_half_width']} (95 % CI per cell)",
             (
                 f"  cells      : {m['cells_released']} released, "
-                f"{m['cells_suppressed']} suppressed (noisy value < k={m['k']}) "
+                f"{m['cells_suppressed']} suppressed (noisy value < "
+                f"{m.get('publication_threshold', m['k'])}: k={m['k']}, "
+                f"reliability {m.get('reliability', 0):g} × ci95) "
                 f"of {m['cells_total']}"
             ),
             f"  files      : {outcome.directory}",
@@ -192,6 +199,7 @@ def explain(**options: Any) -> None:
             f"  accuracy    : ±{n['ci_half_width']} per cell (95 %), mean |error| "
             f"{n['expected_abs_error']:.2f}; {d['cells_total']} cells, k={d['k']}"
         )
+        click.echo(f"  publication : {d['publication_rule']}")
         if d["already_released"]:
             click.echo(f"  already released as {d['already_released']}: re-running costs nothing")
         for b in d["budget"]:
