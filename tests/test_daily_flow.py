@@ -33,16 +33,26 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-@pytest.fixture
-def scheduled_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    export = tmp_path / "export"
+@pytest.fixture(scope="module")
+def synthetic_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two days of a 1 500-subscriber country, generated once for the module's workspaces."""
+    export = tmp_path_factory.mktemp("daily") / "export"
     generate(SynthConfig(subscribers=1_500, days=2, start=START, seed=9), export)
-    ws = _workspace_with_policy(tmp_path / "ws", export)
-    shutil.copytree(export / "raw", ws / "drops")
+    return export
+
+
+@pytest.fixture
+def scheduled_workspace(
+    synthetic_export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A fresh workspace whose drops folder holds the two days' raw files (nothing staged)."""
+    ws = _workspace_with_policy(tmp_path / "ws", synthetic_export)
+    shutil.copytree(synthetic_export / "raw", ws / "drops")
     monkeypatch.setenv("MOBILITY_SECRET", KEY_ENVIRON["MOBILITY_SECRET"])
     return ws
 
 
+@pytest.mark.slow  # a Prefect test server (about 10 s to start) and real flow runs
 @pytest.mark.usefixtures("prefect_harness")
 def test_daily_flow_ingests_then_releases_and_a_rerun_changes_nothing(
     scheduled_workspace: Path,
@@ -65,6 +75,7 @@ def test_daily_flow_ingests_then_releases_and_a_rerun_changes_nothing(
     assert open_context(scheduled_workspace).ledger.entries() == entries
 
 
+@pytest.mark.slow  # a Prefect test server (about 10 s to start) and real flow runs
 @pytest.mark.usefixtures("prefect_harness")
 def test_backfill_runs_each_day_in_order(scheduled_workspace: Path) -> None:
     days = backfill_flow(str(scheduled_workspace), START, START.replace(day=3))
@@ -83,6 +94,7 @@ def test_serve_without_a_prefect_server_says_how_to_start_one(
     assert "prefect server start" in result.output
 
 
+@pytest.mark.slow  # a Prefect test server (about 10 s to start) and real flow runs
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_day_without_data_fails_at_once_and_charges_nothing(scheduled_workspace: Path) -> None:
     with pytest.raises(
@@ -93,6 +105,7 @@ def test_a_day_without_data_fails_at_once_and_charges_nothing(scheduled_workspac
     assert not any((scheduled_workspace / "releases").iterdir())
 
 
+@pytest.mark.slow  # a Prefect test server (about 10 s to start) and real flow runs
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_run_without_a_day_releases_lag_days_before_today_in_the_workspace_zone(
     scheduled_workspace: Path, monkeypatch: pytest.MonkeyPatch
@@ -138,6 +151,7 @@ def test_serve_says_so_when_the_prefect_server_does_not_answer(
     assert "prefect server start" in result.output
 
 
+@pytest.mark.slow  # a Prefect test server (about 10 s to start) and real flow runs
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_corrupt_drop_fails_the_run_after_its_report_and_charges_nothing(
     scheduled_workspace: Path,
