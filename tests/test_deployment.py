@@ -283,6 +283,7 @@ def one_day(tmp_path: Path) -> Path:
     return _workspace(tmp_path, dt.date(2026, 3, 2), 1)
 
 
+@pytest.mark.slow  # a cold `mobility run` process waiting on its temporary server
 def test_a_temporary_server_that_does_not_start_in_time_is_one_clear_line(one_day: Path) -> None:
     env = _environ(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="1")
     out = _mobility(env, "run", "--date", "2026-03-02", "--workspace", str(one_day))
