@@ -73,6 +73,15 @@ RAW_CDR = Contract(
     key=("record_id",),
 )
 
+ACCURACY_M = Column(
+    "accuracy_m",
+    pa.float32(),
+    "Reported horizontal accuracy (68 % radius); null when the device did not report it.",
+    nullable=True,
+    unit="metres",
+)
+"""A fix's accuracy: raw, and staged as it came (``schemas.staged.STAGED_FIXES``)."""
+
 RAW_GPS = Contract(
     name="raw_gps",
     description=(
@@ -93,12 +102,6 @@ RAW_GPS = Contract(
         ),
         Column("lat", pa.float64(), "Latitude, WGS84, in [-90, 90].", unit="degrees"),
         Column("lon", pa.float64(), "Longitude, WGS84, in [-180, 180].", unit="degrees"),
-        Column(
-            "accuracy_m",
-            pa.float32(),
-            "Reported horizontal accuracy (68 % radius); null when the device did not report it.",
-            nullable=True,
-            unit="metres",
-        ),
+        ACCURACY_M,
     ),
 )

@@ -19,6 +19,7 @@ from typing import Literal
 import pyarrow as pa
 
 from schemas.contract import Column, Contract
+from schemas.raw import ACCURACY_M
 
 SOURCES = ("cdr", "gps")
 STAGED_EVENT_TYPES = ("call", "sms", "data", "gps")
@@ -98,13 +99,7 @@ STAGED_FIXES = Contract(
         ),
         Column("lat", pa.float64(), "Latitude of the fix, WGS84.", unit="degrees"),
         Column("lon", pa.float64(), "Longitude of the fix, WGS84.", unit="degrees"),
-        Column(
-            "accuracy_m",
-            pa.float32(),
-            "Reported horizontal accuracy (68 % radius); null when the device did not report it.",
-            nullable=True,
-            unit="metres",
-        ),
+        ACCURACY_M,
         Column("admin1", pa.string(), "admin1 zone of the fix."),
         Column("admin2", pa.string(), "admin2 zone of the fix."),
         Column("admin3", pa.string(), "admin3 zone of the fix (point in polygon)."),
