@@ -143,3 +143,61 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
     with served(small_released_workspace(tmp_path_factory.mktemp("live_api"))) as server:
         yield server
+
+
+PRIVACY = """[privacy]
+epsilon_per_window = 5.0
+epsilon_rolling = 60.0
+
+[privacy.epsilon]
+event_counts = 0.5
+presence = 0.5
+od_trips = 1.0
+od_connections = 0.5
+home_away = 0.2
+mobility_distance = 0.4
+residents = 0.5
+relocations = 0.5
+"""
+"""The budget policy of the release tests' workspaces."""
+
+
+def workspace_with_policy(root: Path, export: Path, privacy: str = PRIVACY) -> Path:
+    """A new workspace at ``root`` under ``privacy`` (its ``[privacy]`` section), with the
+    reference geography of the synthetic ``export``."""
+    ws = init_workspace(root).root
+    text = (ws / "mobility.toml").read_text()
+    start, end = text.index("[privacy]\n"), text.index("[schedule]\n")
+    (ws / "mobility.toml").write_text(text[:start] + privacy + "\n" + text[end:])
+    (ws / "reference").mkdir()
+    for name in ("zones.parquet", "cells.csv"):
+        shutil.copy(export / "reference" / name, ws / "reference" / name)
+    return ws
+
+
+def fresh_copy(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the workspace ``template`` for one test, with the test secret set."""
+    ws = tmp_path / "ws"
+    shutil.copytree(template, ws)
+    monkeypatch.setenv("MOBILITY_SECRET", KEY_ENVIRON["MOBILITY_SECRET"])
+    return ws
+
+
+@pytest.fixture(scope="module")
+def staged_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ingested workspace (3 days, 2 500 subscribers), copied afresh for each test."""
+    from aggregation.ingest import ingest_files  # noqa: PLC0415 - only for the tests that use it
+
+    base = tmp_path_factory.mktemp("release")
+    export = base / "export"
+    generate(SynthConfig(subscribers=2_500, days=3, start=START, seed=3), export)
+    ws = workspace_with_policy(base / "template", export)
+    report = ingest_files([export / "raw"], ws, environ=KEY_ENVIRON)
+    assert report.ok
+    return ws
+
+
+@pytest.fixture
+def workspace(staged_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh copy of :func:`staged_template`."""
+    return fresh_copy(staged_template, tmp_path, monkeypatch)

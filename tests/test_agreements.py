@@ -4,7 +4,6 @@ replayed by the audit, and the releases made under them visible only to their re
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 from contextlib import contextmanager
@@ -30,7 +29,6 @@ from schemas.errors import AgreementRefusedError, BudgetExceededError, Configura
 from schemas.indicators import Indicator
 from schemas.release import ReleaseSpec
 from tests.conftest import KEY_ENVIRON, START
-from tests.test_release import staged_template  # noqa: F401 - fixture reused
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -80,14 +78,6 @@ def register(ws: Path, **changes: Any) -> Agreement:
     parsed = load_agreement(path)
     open_context(ws, need_secret=False).ledger.register_agreement(parsed)
     return parsed
-
-
-@pytest.fixture
-def workspace(staged_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
-    ws = tmp_path / "ws"
-    shutil.copytree(staged_template, ws)
-    monkeypatch.setenv("MOBILITY_SECRET", KEY_ENVIRON["MOBILITY_SECRET"])
-    return ws
 
 
 def _od(**changes: Any) -> ReleaseSpec:

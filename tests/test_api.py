@@ -25,7 +25,6 @@ from flows.cli import cli
 from schemas.indicators import Indicator
 from tests.conftest import KEY_ENVIRON, START
 from tests.test_export import DAY2, DAY3, PNG, released  # noqa: F401 - fixture reused
-from tests.test_release import staged_template  # noqa: F401 - fixture reused
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -30,8 +30,7 @@ from aggregation.release import open_context, plan_release
 from sample_data.synth import SynthConfig, generate
 from schemas.indicators import ContributionBounds, Indicator
 from schemas.release import ReleaseSpec
-from tests.conftest import KEY_ENVIRON, START
-from tests.test_release import _workspace_with_policy
+from tests.conftest import KEY_ENVIRON, START, workspace_with_policy
 
 if TYPE_CHECKING:
     import polars as pl
@@ -79,7 +78,7 @@ def staged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("approved")
     export = base / "export"
     generate(SynthConfig(subscribers=1_200, days=3, start=START, seed=21), export)
-    ws = _workspace_with_policy(base / "ws", export)
+    ws = workspace_with_policy(base / "ws", export)
     assert ingest_files([export / "raw"], ws, environ=KEY_ENVIRON).ok
     return ws
 

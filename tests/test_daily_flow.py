@@ -26,8 +26,7 @@ from flows.retries import IO_RETRIES, os_error_only
 from sample_data.synth import SynthConfig, generate
 from schemas.errors import MobilityError
 from schemas.workspace import Workspace
-from tests.conftest import KEY_ENVIRON, START
-from tests.test_release import _workspace_with_policy
+from tests.conftest import KEY_ENVIRON, START, workspace_with_policy
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -46,7 +45,7 @@ def scheduled_workspace(
     synthetic_export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Path:
     """A fresh workspace whose drops folder holds the two days' raw files (nothing staged)."""
-    ws = _workspace_with_policy(tmp_path / "ws", synthetic_export)
+    ws = workspace_with_policy(tmp_path / "ws", synthetic_export)
     shutil.copytree(synthetic_export / "raw", ws / "drops")
     monkeypatch.setenv("MOBILITY_SECRET", KEY_ENVIRON["MOBILITY_SECRET"])
     return ws

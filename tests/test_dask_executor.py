@@ -36,8 +36,7 @@ from sample_data.synth import SynthConfig, generate
 from schemas.errors import ConfigurationError
 from schemas.indicators import Indicator
 from schemas.release import ReleaseSpec
-from tests.conftest import KEY_ENVIRON, START
-from tests.test_release import _workspace_with_policy
+from tests.conftest import KEY_ENVIRON, START, workspace_with_policy
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -72,7 +71,7 @@ SPECS = [
 
 
 def _sharded_workspace(root: Path, export: Path) -> Path:
-    ws = _workspace_with_policy(root, export)
+    ws = workspace_with_policy(root, export)
     config = (ws / "mobility.toml").read_text()
     (ws / "mobility.toml").write_text(config.replace("shards = 16", f"shards = {SHARDS}", 1))
     return ws

@@ -26,8 +26,7 @@ from flows.deployments import deployments
 from flows.prefect_api import api_unhealthy
 from sample_data.synth import SynthConfig, generate
 from schemas.workspace import Workspace
-from tests.conftest import KEY_ENVIRON
-from tests.test_release import _workspace_with_policy
+from tests.conftest import KEY_ENVIRON, workspace_with_policy
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -54,7 +53,7 @@ def _environ(**extra: str) -> dict[str, str]:
 def _workspace(root: Path, start: dt.date, days: int) -> Path:
     export = root / "export"
     generate(SynthConfig(subscribers=1_200, days=days, start=start, seed=5), export)
-    ws = _workspace_with_policy(root / "ws", export)
+    ws = workspace_with_policy(root / "ws", export)
     config = (ws / "mobility.toml").read_text()
     (ws / "mobility.toml").write_text(
         config.replace('timezone = "Africa/Lagos"', f'timezone = "{TIME_ZONE}"', 1)

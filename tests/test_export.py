@@ -31,7 +31,6 @@ from schemas.errors import ConfigurationError, MobilityError
 from schemas.indicators import Indicator, Period
 from schemas.release import ReleaseSpec
 from tests.conftest import KEY_ENVIRON, START
-from tests.test_release import staged_template  # noqa: F401 - fixture reused
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -42,7 +41,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def released(staged_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def released(staged_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An ingested workspace with releases: od_trips and presence each day (presence of day 1
     twice, at ε 0.5 and 2), mobility_distance of day 1, residents of the three days.
 

@@ -29,8 +29,7 @@ from schemas.gps import StayRule
 from schemas.indicators import Indicator, Period, Scope
 from schemas.release import METADATA_JSON_SCHEMA, ReleaseSpec
 from schemas.staged import FIXES_DIR, STAGED_FIXES
-from schemas.workspace import init_workspace
-from tests.conftest import KEY_ENVIRON, START
+from tests.conftest import KEY_ENVIRON, START, fresh_copy, workspace_with_policy
 from tests.indicators_helpers import ADMIN3, DAY0, KEY, parent, zone_set
 
 if TYPE_CHECKING:
@@ -59,23 +58,14 @@ def gps_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         SynthConfig(subscribers=1500, days=2, start=START, seed=7, gps_share=0.4, fmt="parquet"),
         export,
     )
-    ws = init_workspace(base / "template").root
-    text = (ws / "mobility.toml").read_text()
-    start, end = text.index("[privacy]\n"), text.index("[schedule]\n")
-    (ws / "mobility.toml").write_text(text[:start] + PRIVACY + "\n" + text[end:])
-    (ws / "reference").mkdir()
-    for name in ("zones.parquet", "cells.csv"):
-        shutil.copy(export / "reference" / name, ws / "reference" / name)
+    ws = workspace_with_policy(base / "template", export, PRIVACY)
     assert ingest_files([export / "raw"], ws, environ=KEY_ENVIRON).ok
     return ws
 
 
 @pytest.fixture
 def workspace(gps_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    ws = tmp_path / "ws"
-    shutil.copytree(gps_template, ws)
-    monkeypatch.setenv("MOBILITY_SECRET", KEY_ENVIRON["MOBILITY_SECRET"])
-    return ws
+    return fresh_copy(gps_template, tmp_path, monkeypatch)
 
 
 # --- staging ------------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ from aggregation.export.zones import Zone
 from schemas.indicators import Indicator, Period
 from tests.conftest import START
 from tests.test_export import released  # noqa: F401 - fixture reused
-from tests.test_release import staged_template  # noqa: F401 - fixture reused
 
 if TYPE_CHECKING:
     from pathlib import Path

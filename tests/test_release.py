@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,67 +15,17 @@ from click.testing import CliRunner
 import aggregation.release.plan as release_plan
 import aggregation.release.run as release_run
 from aggregation.indicators import AggregateRequest, exact_aggregate
-from aggregation.ingest import ingest_files
 from aggregation.ledger import files_digest
 from aggregation.release import explain, open_context, release
 from aggregation.release.publish import sha256_file
 from flows.cli import cli
-from sample_data.synth import SynthConfig, generate
 from schemas.errors import BudgetExceededError, MobilityError
 from schemas.indicators import Indicator
 from schemas.release import METADATA_JSON_SCHEMA, ReleaseSpec
-from schemas.workspace import init_workspace
-from tests.conftest import KEY_ENVIRON, START
+from tests.conftest import START
 
 if TYPE_CHECKING:
     from aggregation.bounding import BoundingKey
-
-PRIVACY = """[privacy]
-epsilon_per_window = 5.0
-epsilon_rolling = 60.0
-
-[privacy.epsilon]
-event_counts = 0.5
-presence = 0.5
-od_trips = 1.0
-od_connections = 0.5
-home_away = 0.2
-mobility_distance = 0.4
-residents = 0.5
-relocations = 0.5
-"""
-
-
-def _workspace_with_policy(root: Path, export: Path) -> Path:
-    ws = init_workspace(root).root
-    text = (ws / "mobility.toml").read_text()
-    start, end = text.index("[privacy]\n"), text.index("[schedule]\n")
-    config = text[:start] + PRIVACY + "\n" + text[end:]
-    (ws / "mobility.toml").write_text(config)
-    (ws / "reference").mkdir()
-    for name in ("zones.parquet", "cells.csv"):
-        shutil.copy(export / "reference" / name, ws / "reference" / name)
-    return ws
-
-
-@pytest.fixture(scope="module")
-def staged_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An ingested workspace (3 days, 2 500 subscribers), copied afresh for each test."""
-    base = tmp_path_factory.mktemp("release")
-    export = base / "export"
-    generate(SynthConfig(subscribers=2_500, days=3, start=START, seed=3), export)
-    ws = _workspace_with_policy(base / "template", export)
-    report = ingest_files([export / "raw"], ws, environ=KEY_ENVIRON)
-    assert report.ok
-    return ws
-
-
-@pytest.fixture
-def workspace(staged_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    ws = tmp_path / "ws"
-    shutil.copytree(staged_template, ws)
-    monkeypatch.setenv("MOBILITY_SECRET", KEY_ENVIRON["MOBILITY_SECRET"])
-    return ws
 
 
 def _od(**changes: Any) -> ReleaseSpec:

@@ -27,7 +27,6 @@ from aggregation.release.publish import discard_aside
 from schemas.indicators import Indicator
 from schemas.release import ReleaseSpec
 from tests.conftest import KEY_ENVIRON, START
-from tests.test_release import staged_template  # noqa: F401 - fixture reused
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -55,21 +54,13 @@ def forkserver() -> Iterator[multiprocessing.context.ForkServerContext]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(staged_template: Path, tmp_path_factory: pytest.TempPathFactory) -> list[float]:  # noqa: F811
+def uninterrupted(staged_template: Path, tmp_path_factory: pytest.TempPathFactory) -> list[float]:
     """The window spend of the same release, run once without a crash (the control)."""
     ws = tmp_path_factory.mktemp("control") / "ws"
     shutil.copytree(staged_template, ws)
     ctx = open_context(ws, environ=KEY_ENVIRON)
     release(ctx, SPEC)
     return [b.epsilon_spent for b in ctx.ledger.window_budgets()]
-
-
-@pytest.fixture
-def workspace(staged_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
-    ws = tmp_path / "ws"
-    shutil.copytree(staged_template, ws)
-    monkeypatch.setenv("MOBILITY_SECRET", KEY_ENVIRON["MOBILITY_SECRET"])
-    return ws
 
 
 def _written_by_the_killed_run(ws: Path) -> pl.DataFrame | None:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import pytest
 from click.testing import CliRunner
 
 from aggregation.release import open_context
@@ -21,19 +19,10 @@ from flows.api import create_app
 from flows.cli import cli
 from schemas.indicators import Indicator
 from schemas.workspace import Workspace
-from tests.conftest import KEY_ENVIRON, START
-from tests.test_release import staged_template  # noqa: F401 - fixture reused
+from tests.conftest import START
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-
-@pytest.fixture
-def workspace(staged_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
-    ws = tmp_path / "ws"
-    shutil.copytree(staged_template, ws)
-    monkeypatch.setenv("MOBILITY_SECRET", KEY_ENVIRON["MOBILITY_SECRET"])
-    return ws
 
 
 def _cli(ws: Path, *extra: str) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from schemas.indicators import Indicator
 from schemas.privacy import window_of, windows_of
 from schemas.release import ReleaseSpec
 from tests.conftest import KEY_ENVIRON, START
-from tests.test_release import staged_template  # noqa: F401 - fixture reused
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -59,7 +58,7 @@ def _presence(day: date) -> ReleaseSpec:
 
 @pytest.mark.parametrize("unit", ["week", "month"])
 def test_a_second_release_in_the_same_window_is_refused_past_the_cap(
-    staged_template: Path,  # noqa: F811
+    staged_template: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     unit: AccountingWindow,
@@ -86,7 +85,7 @@ def test_a_second_release_in_the_same_window_is_refused_past_the_cap(
 
 
 def test_a_release_over_several_days_of_one_week_is_charged_once_to_that_week(
-    staged_template: Path,  # noqa: F811
+    staged_template: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -21,7 +21,6 @@ from flows.cli import cli
 from schemas.indicators import Indicator
 from tests.conftest import KEY_ENVIRON, START
 from tests.test_agreements import DAY2, _od, register
-from tests.test_release import staged_template  # noqa: F401 - fixture reused
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -146,7 +145,7 @@ def check_page(ws: Path, page: Path, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def workspace(staged_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
+def workspace(staged_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ws = tmp_path / "ws"
     shutil.copytree(staged_template, ws)
     monkeypatch.setenv("MOBILITY_SECRET", KEY_ENVIRON["MOBILITY_SECRET"])

@@ -39,14 +39,12 @@ from schemas.indicators import Indicator, Period
 from schemas.privacy import NoiseSpec, PrivacyCost, Sensitivity
 from schemas.release import EPSILON_SHARES, ReleaseSpec, epsilon_share
 from tests.conftest import START
-from tests.test_release import staged_template, workspace
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from schemas.geography import AdminLevel
 
-__all__ = ["staged_template", "workspace"]  # fixtures shared with tests/test_release.py
 
 # --- the publication rule ----------------------------------------------------------------------
 
