@@ -175,7 +175,7 @@ def _nearest_and_paths(
 
 def _usable(fixes: pl.DataFrame, rule: StayRule, extra: tuple[str, ...] = ()) -> pl.DataFrame:
     """The fixes a stay can be found in (located, accurate enough), sorted by (device, day,
-    time), with the number of their device-day as ``_group``."""
+    time, position), with the number of their device-day as ``_group``."""
     columns = (*FIX_COLUMNS, *extra)
     missing = [c for c in columns if c not in fixes.columns]
     if missing:
@@ -188,7 +188,9 @@ def _usable(fixes: pl.DataFrame, rule: StayRule, extra: tuple[str, ...] = ()) ->
             & pl.col("lon").is_not_null()
             & (pl.col("accuracy_m").is_null() | (pl.col("accuracy_m") <= rule.max_accuracy_m))
         )
-        .sort("device", "day", "time_ms")
+        # A total order: fixes sharing a millisecond sort by position, so stays (and the
+        # aggregates an auditor recomputes) do not depend on the order the files list them in.
+        .sort("device", "day", "time_ms", "lat", "lon", "accuracy_m")
         .with_columns(pl.struct("device", "day").rank("dense").cast(pl.Int64).alias("_group"))
     )
 
