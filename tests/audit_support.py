@@ -16,24 +16,8 @@ import duckdb
 import pytest
 
 from aggregation.ingest import ingest_files
-from aggregation.ledger import (
-    GENESIS_HASH,
-    Ledger,
-    LedgerEntry,
-    PolicyRecord,
-    Publication,
-    Refusal,
-    compute_entry_hash,
-    policy_hash,
-    publication_hash,
-    refusal_hash,
-)
-from aggregation.ledger.chain import (
-    ENTRY_COLUMNS,
-    POLICY_COLUMNS,
-    PUBLICATION_COLUMNS,
-    REFUSAL_COLUMNS,
-)
+from aggregation.ledger import GENESIS_HASH, AgreementRecord, Ledger, LedgerEntry
+from aggregation.ledger.chain import ChainRecord, own_hash, record_columns, record_kind, sealed
 from aggregation.ledger.tables import INSERTS, row_of
 from aggregation.release import open_context, release
 from sample_data.synth import SynthConfig, generate
@@ -93,14 +77,20 @@ def copy_workspace(template: Path, target: Path) -> Path:
     return target
 
 
-def forge(ledger: Path, entries: Sequence[LedgerEntry]) -> None:
-    """Replace the ledger's charges (and their publications) with ``entries``, then renumber and
-    rehash every record into a valid chain, as a careful forger with the file would.
+def forge(
+    ledger: Path,
+    entries: Sequence[LedgerEntry],
+    agreements: Sequence[AgreementRecord] | None = None,
+) -> None:
+    """Replace the ledger's charges (and their publications) with ``entries``, and its agreement
+    records with ``agreements`` if given, then renumber and rehash every record into a valid
+    chain, as a careful forger with the file would.
 
     Records keep their order by ``seq`` (give a forged entry a large ``seq`` to append it).
     """
     honest = Ledger(ledger, BudgetPolicy())
-    items: list[tuple[int, object]] = [(p.seq, p) for p in honest.policies()]
+    items: list[tuple[int, ChainRecord]] = [(p.seq, p) for p in honest.policies()]
+    items += [(a.seq, a) for a in (honest.agreements() if agreements is None else agreements)]
     items += [(r.seq, r) for r in honest.refusals()]
     for entry in entries:
         items.append((entry.seq, dataclasses.replace(entry, publication=None)))
@@ -110,26 +100,9 @@ def forge(ledger: Path, entries: Sequence[LedgerEntry]) -> None:
     rows: list[tuple[str, list[object]]] = []
     prev = GENESIS_HASH
     for seq, (_, record) in enumerate(items, start=1):
-        if isinstance(record, LedgerEntry):
-            entry = dataclasses.replace(record, seq=seq, prev_hash=prev, entry_hash="")
-            entry = dataclasses.replace(entry, entry_hash=compute_entry_hash(entry))
-            prev = entry.entry_hash
-            rows.append(("charge", row_of(entry, ENTRY_COLUMNS)))
-        elif isinstance(record, Publication):
-            pub = dataclasses.replace(record, seq=seq, prev_hash=prev, record_hash="")
-            pub = dataclasses.replace(pub, record_hash=publication_hash(pub))
-            prev = pub.record_hash
-            rows.append(("publication", row_of(pub, PUBLICATION_COLUMNS)))
-        elif isinstance(record, Refusal):
-            ref = dataclasses.replace(record, seq=seq, prev_hash=prev, record_hash="")
-            ref = dataclasses.replace(ref, record_hash=refusal_hash(ref))
-            prev = ref.record_hash
-            rows.append(("refusal", row_of(ref, REFUSAL_COLUMNS)))
-        elif isinstance(record, PolicyRecord):
-            pol = dataclasses.replace(record, seq=seq, prev_hash=prev, record_hash="")
-            pol = dataclasses.replace(pol, record_hash=policy_hash(pol))
-            prev = pol.record_hash
-            rows.append(("policy", row_of(pol, POLICY_COLUMNS)))
+        forged = sealed(record, seq, prev)
+        prev = own_hash(forged)
+        rows.append((record_kind(forged), row_of(forged, record_columns(forged))))
     con = duckdb.connect(str(ledger))
     try:
         con.execute("BEGIN TRANSACTION")
@@ -138,6 +111,7 @@ def forge(ledger: Path, entries: Sequence[LedgerEntry]) -> None:
             "DELETE FROM ledger_publications",
             "DELETE FROM ledger_refusals",
             "DELETE FROM ledger_policies",
+            "DELETE FROM ledger_agreements",
         ):
             con.execute(statement)
         for kind, row in rows:

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -28,6 +29,7 @@ from schemas.agreement import AGREEMENT_JSON_SCHEMA, Agreement, load_agreement
 from schemas.errors import AgreementRefusedError, BudgetExceededError, ConfigurationError
 from schemas.indicators import Indicator
 from schemas.release import ReleaseSpec
+from tests.audit_support import forge
 from tests.conftest import KEY_ENVIRON, START
 
 if TYPE_CHECKING:
@@ -288,8 +290,6 @@ def _rewrite_agreement(workspace: Path, change: dict[str, Any], *, rehash: bool)
         record = agreement_from(Row(columns, cursor.fetchall()[0]))
         content = {**dict(record.agreement), **change}
         text = canonical_json(content).decode()
-        from dataclasses import replace  # noqa: PLC0415
-
         edited = replace(record, agreement=content)
         new_hash = agreement_hash(edited) if rehash else record.record_hash
         con.execute(
@@ -298,6 +298,19 @@ def _rewrite_agreement(workspace: Path, change: dict[str, Any], *, rehash: bool)
         )
     finally:
         con.close()
+
+
+def test_a_rewritten_chain_cannot_hide_a_release_outside_its_agreement(workspace: Path) -> None:
+    register(workspace)
+    release(open_context(workspace), _od())
+    ledger = open_context(workspace).ledger
+    entries, (record,) = ledger.entries(), ledger.agreements()
+    releases = {"indicators": ["presence"], "levels": ["admin2"], "sources": ["cdr"], "min_k": 10}
+    edited = replace(record, agreement={**dict(record.agreement), "releases": releases})
+    forge(workspace / "ledger.duckdb", entries, agreements=[edited])
+    report = verify_workspace(workspace)  # every hash and link is valid again
+    assert {f.check for f in report.failures} == {"agreements"}
+    assert "od_trips is not among the indicators it allows (presence)" in report.failures[0].message
 
 
 def test_verify_detects_a_release_whose_agreement_entry_was_edited(workspace: Path) -> None:

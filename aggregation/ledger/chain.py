@@ -11,22 +11,22 @@ chain.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from aggregation.ledger.hashing import canonical_json, sha256_hex
+from aggregation.ledger.records import (
+    AgreementRecord,
+    LedgerEntry,
+    PolicyRecord,
+    Publication,
+    Refusal,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from aggregation.ledger.records import (
-        AgreementRecord,
-        LedgerEntry,
-        PolicyRecord,
-        Publication,
-        RecordKind,
-        Refusal,
-    )
+    from aggregation.ledger.records import RecordKind
 
 ENTRY_COLUMNS = (
     "seq",
@@ -139,6 +139,49 @@ def policy_hash(record: PolicyRecord) -> str:
 def agreement_hash(record: AgreementRecord) -> str:
     """What ``record.record_hash`` must equal."""
     return sha256_hex(canonical_json(_content(record, "agreement", AGREEMENT_COLUMNS)))
+
+
+ChainRecord = LedgerEntry | Publication | Refusal | PolicyRecord | AgreementRecord
+"""Any record of the chain."""
+
+_KINDS: dict[type, tuple[RecordKind, tuple[str, ...]]] = {
+    LedgerEntry: ("charge", ENTRY_COLUMNS),
+    Publication: ("publication", PUBLICATION_COLUMNS),
+    Refusal: ("refusal", REFUSAL_COLUMNS),
+    PolicyRecord: ("policy", POLICY_COLUMNS),
+    AgreementRecord: ("agreement", AGREEMENT_COLUMNS),
+}
+"""Each record type: its kind and its table's columns."""
+
+
+def record_kind(record: ChainRecord) -> RecordKind:
+    """The kind of ``record`` (``charge``, ``publication``, …)."""
+    return _KINDS[type(record)][0]
+
+
+def record_columns(record: ChainRecord) -> tuple[str, ...]:
+    """The columns of ``record``'s table, in table order."""
+    return _KINDS[type(record)][1]
+
+
+def own_hash(record: ChainRecord) -> str:
+    """The hash ``record`` carries (``entry_hash`` of a charge, ``record_hash`` of the others)."""
+    return record.entry_hash if isinstance(record, LedgerEntry) else record.record_hash
+
+
+def recompute_hash(record: ChainRecord) -> str:
+    """What :func:`own_hash` of ``record`` must equal: the hash of its content."""
+    kind, columns = _KINDS[type(record)]
+    return sha256_hex(canonical_json(_content(record, kind, columns)))
+
+
+def sealed(record: ChainRecord, seq: int, prev_hash: str) -> ChainRecord:
+    """``record`` numbered ``seq``, linked to ``prev_hash`` and hashed over that content."""
+    if isinstance(record, LedgerEntry):
+        entry = replace(record, seq=seq, prev_hash=prev_hash, entry_hash="")
+        return replace(entry, entry_hash=recompute_hash(entry))
+    other = replace(record, seq=seq, prev_hash=prev_hash, record_hash="")
+    return replace(other, record_hash=recompute_hash(other))
 
 
 @dataclass(frozen=True, slots=True)
