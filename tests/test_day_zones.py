@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aggregation.extract.day_zones as day_zones_module
+import aggregation.ingest.commit as commit_module
 from aggregation.audit.verify import verify_workspace
 from aggregation.bounding import BoundingKey
 from aggregation.extract import (
@@ -249,27 +250,30 @@ def _summary_files(ws: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
 
 
+def _half_drop(template: Path, tmp_path: Path) -> Path:
+    """A corrected drop of the last day: its first half."""
+    (raw,) = (template.parent / "export" / "raw").glob(f"cdr_{LAST.isoformat()}.*")
+    fixed = tmp_path / "fixed" / raw.name
+    fixed.parent.mkdir()
+    if raw.suffix == ".csv":
+        frame = pl.read_csv(raw, infer_schema=False)
+        frame.head(frame.height // 2).write_csv(fixed)
+    else:
+        frame = pl.read_parquet(raw)
+        frame.head(frame.height // 2).write_parquet(fixed)
+    return fixed
+
+
 def test_re_ingesting_a_day_removes_its_summaries_and_the_next_release_uses_the_new_data(
     week_template: Path, week: Path, tmp_path: Path
 ) -> None:
-    export_raw = week_template.parent / "export" / "raw"
     ctx = open_context(week)
     spec = ReleaseSpec(Indicator.HOME_AWAY, LAST, LAST)
     before = plan_release(ctx, spec)
     old = exact_aggregate(before.aggregate, KEY)
     made = _summary_files(week)
     assert made
-    # A corrected drop of the last day: half its rows.
-    (raw,) = export_raw.glob(f"cdr_{LAST.isoformat()}.*")
-    fixed_dir = tmp_path / "fixed"
-    fixed_dir.mkdir()
-    fixed = fixed_dir / raw.name
-    frame = pl.read_csv(raw, infer_schema=False) if raw.suffix == ".csv" else pl.read_parquet(raw)
-    half = frame.head(frame.height // 2)
-    if raw.suffix == ".csv":
-        half.write_csv(fixed)
-    else:
-        half.write_parquet(fixed)
+    fixed = _half_drop(week_template, tmp_path)
     assert ingest_files([fixed], week, environ=KEY_ENVIRON).ok
     left = _summary_files(week)
     assert not any(f.startswith(f"date={LAST.isoformat()}/") for f in left)  # removed with it
@@ -347,3 +351,26 @@ def test_only_home_based_cdr_requests_over_staged_directories_read_summaries(wee
     files = StagedFiles(tuple(StagedSource(week / "staged").files_for([LAST])))
     with pytest.raises(Exception, match="Day-zone summaries serve home-based CDR"):
         replace(distance.aggregate, day_zones=True, source=files)
+
+
+def test_an_ingest_killed_inside_its_commit_leaves_no_summary_a_release_would_read(
+    week_template: Path, week: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = ReleaseSpec(Indicator.MOBILITY_DISTANCE, LAST, LAST, value="distance_m")
+    plan_release(open_context(week), spec)  # every summary made
+    fixed = _half_drop(week_template, tmp_path)
+
+    def killed(*_: object) -> None:  # after the files moved, before the manifest
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(commit_module, "write_json_atomic", killed)
+    with pytest.raises(SystemExit, match="killed"):
+        ingest_files([fixed], week, environ=KEY_ENVIRON)
+    monkeypatch.undo()
+    monkeypatch.setenv("MOBILITY_SECRET", KEY_ENVIRON["MOBILITY_SECRET"])
+    assert not any(f.startswith(f"date={LAST.isoformat()}/") for f in _summary_files(week))
+    plan = plan_release(open_context(week), spec)
+    assert plan.aggregate.day_zones
+    full = exact_aggregate(replace(plan.aggregate, day_zones=False), KEY)
+    assert exact_aggregate(plan.aggregate, KEY).equals(full)
+    assert not list((week / "staged").rglob("*.part"))

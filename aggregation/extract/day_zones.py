@@ -165,8 +165,10 @@ def current_day_zones(
         for day, shard, files in partitions
         if recorded_sources(summary_path(source.root, day, shard)) != stamps[day, shard]
     ]
-    for day, shard, files in stale:
-        write_summary(summary_path(source.root, day, shard), day, files, stamps[day, shard], con)
+    with connection(con) as c:  # one connection for them all
+        for day, shard, files in stale:
+            target = summary_path(source.root, day, shard)
+            write_summary(target, day, files, stamps[day, shard], c)
     now = _stamps(digests, source.partitions({d for d, _, _ in stale}))
     for day, shard, _ in stale:
         if now.get((day, shard)) != stamps[day, shard]:  # changed while being summarised
