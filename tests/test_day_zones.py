@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 import aggregation.extract.day_zones as day_zones_module
 import aggregation.ingest.commit as commit_module
+import aggregation.release.plan as plan_module
 from aggregation.audit.verify import verify_workspace
 from aggregation.bounding import BoundingKey
 from aggregation.extract import (
@@ -374,3 +375,27 @@ def test_an_ingest_killed_inside_its_commit_leaves_no_summary_a_release_would_re
     full = exact_aggregate(replace(plan.aggregate, day_zones=False), KEY)
     assert exact_aggregate(plan.aggregate, KEY).equals(full)
     assert not list((week / "staged").rglob("*.part"))
+
+
+@pytest.mark.slow
+def test_audit_noise_recomputes_releases_made_with_and_before_summaries(
+    week: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aggregation.audit import audit_noise  # noqa: PLC0415 - scipy is slow to import
+
+    before_spec = ReleaseSpec(Indicator.HOME_AWAY, LAST, LAST, epsilon=1.0)
+    with monkeypatch.context() as m:  # a release made before issue 21: events only
+        m.setattr(plan_module, "with_day_zones", lambda _staged, aggregate: (aggregate, []))
+        before = release(open_context(week), before_spec)
+    after = release(open_context(week), replace(before_spec, epsilon=0.5))
+    ids = [e.entry_id for e in open_context(week).ledger.entries()]
+    assert len(ids) == 2
+    inputs = {e.entry_id: e.inputs for e in open_context(week).ledger.entries()}
+    assert not any(
+        f.path.startswith(DAY_ZONES_DIR) for f in inputs[before.metadata["ledger_entry_id"]]
+    )
+    assert any(f.path.startswith(DAY_ZONES_DIR) for f in inputs[after.metadata["ledger_entry_id"]])
+    for entry_id in ids:
+        audited = audit_noise(week, entry_id, alpha=1e-6, environ=KEY_ENVIRON)
+        assert audited.notes == ()  # the same data: no "input fingerprint differs" note
+        assert not audited.problems
