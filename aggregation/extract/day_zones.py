@@ -92,7 +92,10 @@ def recorded_sources(path: Path) -> list[list[str]] | None:
         return None
     if meta.get(VERSION_KEY) != VERSION or SOURCES_KEY not in meta:
         return None
-    found = json.loads(meta[SOURCES_KEY])
+    try:
+        found = json.loads(meta[SOURCES_KEY])
+    except ValueError:
+        return None
     return found if isinstance(found, list) else None
 
 
@@ -110,23 +113,23 @@ def _stamps(
 
 def write_summary(
     target: Path,
-    day: date,
     files: Sequence[str],
     sources: list[list[str]],
     con: duckdb.DuckDBPyConnection | None = None,
 ) -> None:
-    """Summarise the staged ``files`` of ``day`` into ``target``, written aside and renamed into
-    place (a reader sees the old file or the whole new one), naming ``sources`` in its metadata."""
+    """Summarise the staged ``files`` of one day-shard into ``target``, written aside and renamed
+    into place (a reader sees the old file or the whole new one), naming ``sources`` in its
+    metadata."""
     body = sql(
         """SELECT pseudonym, local_date, admin1, admin2, admin3,
     CAST(bit_or(CAST(1 AS INTEGER) << CAST(local_hour AS INTEGER)) AS INTEGER) AS hours
 FROM read_parquet($files, hive_partitioning = false)
-WHERE local_date = $day AND source = 'cdr'
+WHERE source = 'cdr'
 GROUP BY ALL
 ORDER BY ALL"""
-    )
+    )  # every row of the files, whatever its day: readers filter by day as they do on events
     with connection(con) as c:
-        table = c.sql(body, params={"files": list(files), "day": day}).arrow()
+        table = c.sql(body, params={"files": list(files)}).arrow()
     if isinstance(table, pa.RecordBatchReader):
         table = table.read_all()
     schema = STAGED_DAY_ZONES.schema
@@ -168,7 +171,7 @@ def current_day_zones(
     with connection(con) as c:  # one connection for them all
         for day, shard, files in stale:
             target = summary_path(source.root, day, shard)
-            write_summary(target, day, files, stamps[day, shard], c)
+            write_summary(target, files, stamps[day, shard], c)
     now = _stamps(digests, source.partitions({d for d, _, _ in stale}))
     for day, shard, _ in stale:
         if now.get((day, shard)) != stamps[day, shard]:  # changed while being summarised
