@@ -136,9 +136,9 @@ def test_summaries_give_the_exact_aggregate_of_the_full_re_read(
     _make_current(week_template, request.days_read())
     full, summarised = _both_ways(request, KEY)
     assert summarised.equals(full)
-    assert full.height > 0
-    if rule == "one night":  # a home found at all, and ties broken by the secret
+    if rule in {"default", "one night"} and "first day" not in name:  # not a comparison of zeros
         assert full[full.columns[-1]].sum() > 0
+    if rule == "one night":  # many ties, broken by the secret
         other_full, other_summarised = _both_ways(request, OTHER_KEY)
         assert other_summarised.equals(other_full)
 
