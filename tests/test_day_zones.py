@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -399,3 +400,17 @@ def test_audit_noise_recomputes_releases_made_with_and_before_summaries(
         audited = audit_noise(week, entry_id, alpha=1e-6, environ=KEY_ENVIRON)
         assert audited.notes == ()  # the same data: no "input fingerprint differs" note
         assert not audited.problems
+
+
+def test_two_releases_making_the_same_summaries_at_once_agree(week: Path) -> None:
+    """Concurrent first uses (API requests) write the same summaries, each aside then renamed."""
+    days = tuple(START + dt.timedelta(days=i) for i in range(DAYS))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        made = list(pool.map(lambda _: _make_current(week, days), range(3)))
+    assert made[0] == made[1] == made[2]
+    assert not list((week / "staged").rglob("*.part"))
+    ctx = open_context(week)
+    plan = plan_release(ctx, ReleaseSpec(Indicator.RESIDENTS, START, LAST, level="admin3"))
+    assert plan.aggregate.day_zones
+    full = exact_aggregate(replace(plan.aggregate, day_zones=False), KEY)
+    assert exact_aggregate(plan.aggregate, KEY).equals(full)
