@@ -105,3 +105,38 @@ STAGED_FIXES = Contract(
         Column("admin3", pa.string(), "admin3 zone of the fix (point in polygon)."),
     ),
 )
+
+DAY_ZONES_DIR = "_day_zones"
+"""Per-subscriber-day summaries of staged CDR events live under ``staged/_day_zones/``."""
+
+DAY_ZONES_FILE = "day.parquet"
+"""The summary of one day-shard: ``staged/_day_zones/date=YYYY-MM-DD/shard=NNN/day.parquet``."""
+
+STAGED_DAY_ZONES = Contract(
+    name="staged_day_zones",
+    description=(
+        "Internal, never published: one row per subscriber, local day and zone with a CDR event, "
+        "and the local hours of those events, summarised from one day-shard of staged_events into "
+        "staged/_day_zones/date=YYYY-MM-DD/shard=NNN/day.parquet. Home-based indicators read it "
+        "instead of every event of their home period; it gives exactly the same homes and zones "
+        "seen. Its Parquet metadata names the staged files it was made from, by SHA-256, and a "
+        "summary whose files changed is made again before it is read."
+    ),
+    columns=(
+        Column(
+            "pseudonym",
+            pa.string(),
+            "Keyed pseudonym of the subscriber, as in staged_events (no raw identifier).",
+        ),
+        Column("local_date", pa.date32(), "Calendar day of the events (the partition's day)."),
+        Column("admin1", pa.string(), "admin1 zone of the events."),
+        Column("admin2", pa.string(), "admin2 zone of the events."),
+        Column("admin3", pa.string(), "admin3 zone of the events."),
+        Column(
+            "hours",
+            pa.int32(),
+            "Local hours with at least one CDR event in the zone that day, as a bit mask: bit h "
+            "(value 2^h) is set when an event fell in hour h (0-23).",
+        ),
+    ),
+)

@@ -153,3 +153,21 @@ def test_every_plan_and_exact_aggregate_is_the_approved_one(staged: Path, tmp_pa
     # two columns of mobility_distance, released from one aggregate.
     assert all(v["exact"]["rows"] > 0 for v in found.values())
     assert len({v["exact"]["sha256"] for v in found.values()}) == len(found) - 1
+
+
+def test_releases_reading_day_zone_summaries_compute_the_approved_aggregates(
+    staged: Path, tmp_path: Path
+) -> None:
+    """Home-based releases read day-zone summaries when planned to run (issue 21): their exact
+    aggregates are still the approved ones."""
+    ws = tmp_path / "ws"
+    shutil.copytree(staged, ws)
+    approved = json.loads(APPROVED.read_text())
+    ctx = open_context(ws, environ=KEY_ENVIRON)
+    key = ctx.require_bounding_key()
+    summarised = 0
+    for name, spec in SPECS.items():
+        plan = plan_release(ctx, spec)  # with its inputs: the summaries are made here
+        summarised += plan.aggregate.day_zones
+        assert _aggregate(exact_aggregate(plan.aggregate, key)) == approved[name]["exact"], name
+    assert summarised == 5  # home_away, residents, relocations and mobility_distance × 2

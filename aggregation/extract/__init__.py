@@ -5,7 +5,9 @@ expression (CTE) to an :class:`~aggregation.sql.SqlPlan`, so an indicator runs a
 per-event work as a single query (window functions over ``pseudonym, local_date``), and values are
 always bound parameters. The package's modules: :mod:`.source` (where staged data are),
 :mod:`.steps` (CDR building blocks), :mod:`.gps` (GPS fixes, stays and paths), :mod:`.frames`
-(a plan run on its own, returning a Polars frame, for tests, debugging and documentation).
+(a plan run on its own, returning a Polars frame, for tests, debugging and documentation),
+:mod:`.day_zones` (per-subscriber-day summaries that home detection reads instead of a period's
+events).
 
 Definitions (at the admin level of the zone set; the local calendar day is the day):
 
@@ -28,6 +30,12 @@ query as registered relations, :meth:`SqlPlan.with_relation`). A device-day is t
 subscriber-day is for CDR.
 """
 
+from aggregation.extract.day_zones import (
+    current_day_zones,
+    homes_from_day_zones,
+    remove_summary,
+    staged_day_zones,
+)
 from aggregation.extract.frames import (
     daily_distances_frame,
     homes_frame,
@@ -53,13 +61,17 @@ __all__ = [
     "StagedFiles",
     "StagedSource",
     "centroids",
+    "current_day_zones",
     "daily_distances",
     "daily_distances_frame",
     "gps_stays",
     "homes",
     "homes_frame",
+    "homes_from_day_zones",
     "level_column",
     "read_fixes",
+    "remove_summary",
+    "staged_day_zones",
     "staged_events",
     "staged_fixes",
     "stays",

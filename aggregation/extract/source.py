@@ -38,14 +38,21 @@ class StagedSource:
 
     def files_for(self, days: Iterable[date]) -> list[str]:
         """Every staged Parquet file of ``days`` in the selected shards."""
-        found: list[str] = []
+        return [f for _, _, files in self.partitions(days) for f in files]
+
+    def partitions(self, days: Iterable[date]) -> list[tuple[date, int, list[str]]]:
+        """Each day-shard of ``days`` in the selected shards that holds staged files: its day,
+        its shard and its files (sorted), in order of day then shard."""
+        found: list[tuple[date, int, list[str]]] = []
         for day in sorted(set(days)):
             day_dir = self.root / f"date={day.isoformat()}"
             for shard_dir in sorted(day_dir.glob("shard=*")):
                 m = _SHARD_DIR.match(shard_dir.name)
                 if m is None or (self.shards is not None and int(m.group(1)) not in self.shards):
                     continue
-                found.extend(str(p) for p in sorted(shard_dir.glob("*.parquet")))
+                files = [str(p) for p in sorted(shard_dir.glob("*.parquet"))]
+                if files:
+                    found.append((day, int(m.group(1)), files))
         return found
 
     def missing_days(self, days: Iterable[date]) -> list[date]:

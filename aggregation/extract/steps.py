@@ -156,6 +156,12 @@ WHERE list_contains(${out}_evening, local_hour) OR list_contains(${out}_morning,
     )
     hours = {f"{out}_evening": list(rule.evening_hours), f"{out}_morning": list(rule.morning_hours)}
     plan = plan.with_cte(f"{out}_nights", nights, **hours)
+    return home_of_nights(plan, out, rule, key)
+
+
+def home_of_nights(plan: SqlPlan, out: str, rule: HomeRule, key: BoundingKey) -> SqlPlan:
+    """Add CTE ``out``: each subscriber's home from CTE ``out_nights`` (``pseudonym, zone,
+    night``: the distinct nights each subscriber was seen in each zone), as :func:`homes`."""
     body = sql(
         """SELECT pseudonym, zone AS home_zone, n_nights
 FROM (SELECT pseudonym, zone, count(*) AS n_nights FROM {out}_nights GROUP BY pseudonym, zone)

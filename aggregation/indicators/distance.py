@@ -17,6 +17,9 @@ length through its fixes — each fix of a stay at the stay's centre, so a devic
 nothing (:func:`aggregation.gps_stays.stays_and_paths`), whole metres — clipped to [0, U];
 ``subscribers`` adds 1 (a device). Same bounds, same derivation, unit one device-day: the same
 declared sensitivities. ``distance_zones`` are not used (paths run through the fixes).
+
+CDR homes may come from the day-zone summaries (``AggregateRequest.day_zones``); distances always
+come from the events of the release days, whose order they need.
 """
 
 from __future__ import annotations

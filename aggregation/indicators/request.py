@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from aggregation.extract.source import StagedSource
 from schemas.errors import ConfigurationError
 from schemas.gps import StayRule
 from schemas.indicators import (
@@ -23,6 +24,16 @@ if TYPE_CHECKING:
     from aggregation.extract import EventSource
     from schemas.privacy import AccountingWindow, Sensitivity
     from schemas.staged import Source
+
+HOME_BASED = frozenset(
+    {
+        Indicator.RESIDENTS,
+        Indicator.HOME_AWAY,
+        Indicator.RELOCATIONS,
+        Indicator.MOBILITY_DISTANCE,
+    }
+)
+"""Indicators that find homes over a home period: the readers of day-zone summaries."""
 
 KeyStrategy = Literal["public", "observed"]
 """``public``: every key of the public key set, zeros included (the default; noise goes on every
@@ -50,6 +61,10 @@ class AggregateRequest:
     distance_zones: ZoneSet | None = None
     feed: Source = "cdr"
     stay_rule: StayRule = field(default_factory=StayRule)
+    day_zones: bool = False
+    """Home-based CDR indicators: find homes (and ``home_away``'s zones seen) in the day-zone
+    summaries of ``source`` (:mod:`aggregation.extract.day_zones`) instead of its events; the
+    same aggregate. The caller makes the summaries current first (``current_day_zones``)."""
 
     def __post_init__(self) -> None:
         s = spec(self.indicator)  # refuses unknown names
@@ -67,6 +82,16 @@ class AggregateRequest:
                 raise ConfigurationError(msg)
         elif self.distance_zones is not None:
             msg = f"Only mobility_distance uses distance_zones; {self.indicator} does not."
+            raise ConfigurationError(msg)
+        if self.day_zones and (
+            self.indicator not in HOME_BASED
+            or self.feed != "cdr"
+            or not isinstance(self.source, StagedSource)
+        ):
+            msg = (
+                f"Day-zone summaries serve home-based CDR indicators over a staged directory; "
+                f"not {self.indicator} ({self.feed}, {type(self.source).__name__})."
+            )
             raise ConfigurationError(msg)
 
     @property

@@ -1,7 +1,9 @@
 """A drop's staged files swapped into the workspace, its manifest written last; the layout check.
 
 A drop is complete exactly when its manifest ``staged/_drops/<drop>.json`` exists. The commit
-(1) removes the manifest, (2) moves each new partition file into place with ``os.replace``,
+(1) removes the manifest and the day-zone summaries of every day-shard the drop writes or wrote
+(:mod:`aggregation.extract.day_zones`; they are made again from the new files when next read),
+(2) moves each new partition file into place with ``os.replace``,
 (3) deletes the drop's files that the new run no longer produces, (4) moves the quarantine file
 into place, and (5) writes the manifest; a crash in between leaves the drop without a manifest,
 and ingesting the file again completes it. ``staged/_layout.json`` records the shards, time zone
@@ -10,21 +12,25 @@ and key id every staged file of the workspace shares (:class:`Layout`).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from schemas.errors import ConfigurationError
-from schemas.staged import FIXES_DIR
+from schemas.staged import DAY_ZONES_DIR, DAY_ZONES_FILE, FIXES_DIR
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
 
     from schemas.workspace import Workspace
 
 DROPS_DIR = "_drops"
 LAYOUT_FILE = "_layout.json"
+_EVENTS_FILE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})/shard=(\d+)/[^/]+\.parquet$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +113,14 @@ def commit(
     manifest_file = manifest_path(workspace, drop_id)
     manifest_file.unlink(missing_ok=True)
     staged = workspace.staged
+    old_events = [
+        p.relative_to(staged).as_posix() for p in staged.glob(f"date=*/shard=*/{drop_id}.parquet")
+    ]
+    for day, shard in sorted(_day_shards([*partitions, *old_events])):
+        # made again, from the new files, when next read (aggregation.extract.day_zones)
+        summary = staged / DAY_ZONES_DIR / f"date={day.isoformat()}" / f"shard={shard:03d}"
+        (summary / DAY_ZONES_FILE).unlink(missing_ok=True)
+        _remove_empty_dirs(summary, stop=staged)
     for rel in partitions:
         target = staged / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -127,6 +141,17 @@ def commit(
     else:
         quarantine_file.unlink(missing_ok=True)
     write_json_atomic(manifest_file, manifest)
+
+
+def _day_shards(rels: Iterable[str]) -> set[tuple[dt.date, int]]:
+    """The (day, shard) of each staged events file ``date=…/shard=…/<drop>.parquet`` of ``rels``
+    (GPS fixes, under ``_fixes/``, are not events and have no summary)."""
+    found: set[tuple[dt.date, int]] = set()
+    for rel in rels:
+        m = _EVENTS_FILE.match(rel)
+        if m is not None:
+            found.add((dt.date.fromisoformat(m.group(1)), int(m.group(2))))
+    return found
 
 
 def _remove_empty_dirs(directory: Path, stop: Path) -> None:

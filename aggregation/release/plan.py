@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from aggregation.extract import StagedSource, current_day_zones
 from aggregation.indicators import AggregateRequest
+from aggregation.indicators.request import HOME_BASED
 from aggregation.ledger import ReleaseRequest, files_digest
 from aggregation.mechanisms import plan_partitions, plan_vector
 from aggregation.release.agreements import resolve_agreement
@@ -62,6 +65,29 @@ def input_files(staged: Path, files: list[str]) -> tuple[FileDigest, ...]:
     last hashed are not read again (:mod:`aggregation.release.digests`).
     """
     return staged_digests(staged, files)
+
+
+def with_day_zones(staged: Path, aggregate: AggregateRequest) -> tuple[AggregateRequest, list[str]]:
+    """``aggregate`` reading day-zone summaries, if it is a home-based CDR aggregate over the
+    staged directory, and the summaries it reads (made current here: a release reads no stale
+    summary, :mod:`aggregation.extract.day_zones`). They are inputs of the release, beside the
+    staged files they summarise, so its fingerprint and ``audit`` cover them. Where they cannot
+    be written (a read-only copy of a workspace) the aggregate reads the events, as before.
+    """
+    source = aggregate.source
+    if (
+        aggregate.indicator not in HOME_BASED
+        or aggregate.feed != "cdr"
+        or not isinstance(source, StagedSource)
+    ):
+        return aggregate, []
+    try:
+        summaries = current_day_zones(
+            source, aggregate.days_read(), partial(staged_digests, staged)
+        )
+    except OSError:
+        return aggregate, []
+    return replace(aggregate, day_zones=True), summaries
 
 
 def plan_release(
@@ -126,6 +152,9 @@ def plan_release(
         )
     noise = measurement.spec
     files = source.files_for(aggregate.days_read()) if fingerprint else []
+    if fingerprint:
+        aggregate, summaries = with_day_zones(ctx.workspace.staged, aggregate)
+        files += summaries
     inputs = input_files(ctx.workspace.staged, files)
     request = ReleaseRequest(
         indicator=str(spec.indicator),

@@ -1,0 +1,250 @@
+"""Day-zone summaries: what home detection needs of a day's events, kept so it is read once.
+
+A subscriber's home over a period (:func:`aggregation.extract.homes`) depends on the events of the
+period only through *which zones they were seen in at which local hours of which days*. So each
+day-shard of staged events ``staged/date=D/shard=S/*.parquet`` is summarised once into
+``staged/_day_zones/date=D/shard=S/day.parquet`` (contract :data:`schemas.staged.STAGED_DAY_ZONES`):
+one row per (pseudonym, local date, admin1, admin2, admin3) with a CDR event, and ``hours``, the
+bit mask of the local hours of those events. Home-based indicators read the summaries of their
+home period instead of its events (a daily release: seven small files per shard instead of seven
+days of events), with the same result row for row:
+
+* a night ``n`` in zone ``z`` (the rule of :class:`schemas.indicators.HomeRule`) is an event in
+  ``z`` on day ``n`` at an evening hour, or on day ``n + 1`` at a morning hour; a summary row has
+  such an event exactly when its mask meets the evening (morning) hours' mask, so the distinct
+  (pseudonym, zone, night) of a period, at any admin level, are the same from either;
+* the zones a subscriber was seen in on a day (``home_away``) are the zones of its rows.
+
+Distances need the order of a day's events, so ``mobility_distance`` still reads the events of its
+release days (one day for a daily release); only its homes come from summaries.
+
+The summaries are derived data, exact and internal: pseudonyms as staged (no raw identifier),
+never exported or published. Each names, in its Parquet metadata, the staged files it was made
+from and their SHA-256 (:data:`SOURCES_KEY`); :func:`current_day_zones` makes a summary again
+whenever that list differs from the day-shard's files now (a day re-ingested, a late drop, a crash
+between the two), so a stale summary is never read, whatever happened before. Ingest removes the
+summaries of the day-shards a drop touches before it moves the drop's files into place
+(:func:`aggregation.ingest.commit.commit`), and a summary is written aside and renamed into place,
+so none is ever partly written. Releases list the summaries they read among their inputs, beside
+the staged files they summarise (:func:`aggregation.release.plan.plan_release`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from aggregation.extract.source import StagedSource, level_column
+from aggregation.extract.steps import home_of_nights
+from aggregation.sql import SqlPlan, connection, sql
+from schemas.errors import InternalError, MobilityError
+from schemas.staged import DAY_ZONES_DIR, DAY_ZONES_FILE, STAGED_DAY_ZONES
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from datetime import date
+    from pathlib import Path
+
+    import duckdb
+
+    from aggregation.bounding import BoundingKey
+    from aggregation.ledger import FileDigest
+    from schemas.geography import AdminLevel
+    from schemas.indicators import HomeRule, Period
+
+    Digests = Callable[[Sequence[str]], Sequence[FileDigest]]
+    """SHA-256 of staged files, by path relative to the staged directory
+    (:func:`aggregation.release.digests.staged_digests` on the workspace's staged directory)."""
+
+SOURCES_KEY = b"mobility.day_zones.sources"
+"""Parquet metadata key: JSON list of ``[path relative to staged, sha256]`` summarised."""
+VERSION_KEY = b"mobility.day_zones.version"
+VERSION = b"1"
+"""Format of the summaries; a summary of another version is made again."""
+
+
+def summary_path(root: Path, day: date, shard: int) -> Path:
+    """Where the summary of one day-shard of the staged directory ``root`` lives."""
+    return root / DAY_ZONES_DIR / f"date={day.isoformat()}" / f"shard={shard:03d}" / DAY_ZONES_FILE
+
+
+def remove_summary(root: Path, day: date, shard: int) -> None:
+    """Remove the summary of one day-shard, if any (before its staged files change)."""
+    path = summary_path(root, day, shard)
+    path.unlink(missing_ok=True)
+    directory = path.parent
+    while directory != root and directory.is_dir() and not any(directory.iterdir()):
+        directory.rmdir()
+        directory = directory.parent
+
+
+def recorded_sources(path: Path) -> list[list[str]] | None:
+    """The staged files (and their SHA-256) a summary was made from; None without a readable
+    summary of this version."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return None
+    if meta.get(VERSION_KEY) != VERSION or SOURCES_KEY not in meta:
+        return None
+    try:
+        found = json.loads(meta[SOURCES_KEY])
+    except ValueError:
+        return None
+    return found if isinstance(found, list) else None
+
+
+def _stamps(
+    digests: Digests, partitions: Sequence[tuple[date, int, list[str]]]
+) -> dict[tuple[date, int], list[list[str]]]:
+    """The ``[path, sha256]`` of each day-shard's files, hashed in one call (one cache read)."""
+    flat = list(digests([f for _, _, files in partitions for f in files]))
+    stamps: dict[tuple[date, int], list[list[str]]] = {}
+    for day, shard, files in partitions:
+        stamps[day, shard] = [[d.path, d.sha256] for d in flat[: len(files)]]
+        del flat[: len(files)]
+    return stamps
+
+
+def write_summary(
+    target: Path,
+    files: Sequence[str],
+    sources: list[list[str]],
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> None:
+    """Summarise the staged ``files`` of one day-shard into ``target``, written aside and renamed
+    into place (a reader sees the old file or the whole new one), naming ``sources`` in its
+    metadata."""
+    body = sql(
+        """SELECT pseudonym, local_date, admin1, admin2, admin3,
+    CAST(bit_or(CAST(1 AS INTEGER) << CAST(local_hour AS INTEGER)) AS INTEGER) AS hours
+FROM read_parquet($files, hive_partitioning = false)
+WHERE source = 'cdr'
+GROUP BY ALL
+ORDER BY ALL"""
+    )  # every row of the files, whatever its day: readers filter by day as they do on events
+    with connection(con) as c:
+        table = c.sql(body, params={"files": list(files)}).arrow()
+    if isinstance(table, pa.RecordBatchReader):
+        table = table.read_all()
+    schema = STAGED_DAY_ZONES.schema
+    meta = {**(schema.metadata or {}), VERSION_KEY: VERSION, SOURCES_KEY: json.dumps(sources)}
+    table = table.cast(schema).replace_schema_metadata(meta)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
+    try:
+        pq.write_table(table, part, compression="zstd")
+        fd = os.open(part, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        part.replace(target)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def current_day_zones(
+    source: StagedSource,
+    days: Iterable[date],
+    digests: Digests,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> list[str]:
+    """The summaries of every day-shard of ``days`` with staged files, each made (again) first
+    unless it was made from exactly the staged files there now (by SHA-256).
+
+    Returns their paths in order of day then shard. Raises ``OSError`` when a summary that must be
+    made cannot be written (a read-only copy of a workspace).
+    """
+    partitions = source.partitions(days)
+    stamps = _stamps(digests, partitions)
+    stale = [
+        (day, shard, files)
+        for day, shard, files in partitions
+        if recorded_sources(summary_path(source.root, day, shard)) != stamps[day, shard]
+    ]
+    with connection(con) as c:  # one connection for them all
+        for day, shard, files in stale:
+            target = summary_path(source.root, day, shard)
+            write_summary(target, files, stamps[day, shard], c)
+    now = _stamps(digests, source.partitions({d for d, _, _ in stale}))
+    for day, shard, _ in stale:
+        if now.get((day, shard)) != stamps[day, shard]:  # changed while being summarised
+            remove_summary(source.root, day, shard)
+            msg = (
+                f"The staged files of {day} shard {shard} changed while their day summary was "
+                "being made (an ingest running meanwhile?); run the release again."
+            )
+            raise MobilityError(msg)
+    return [str(summary_path(source.root, day, shard)) for day, shard, _ in partitions]
+
+
+def staged_day_zones(
+    plan: SqlPlan, out: str, source: StagedSource, period: Period, level: AdminLevel
+) -> SqlPlan:
+    """Add CTE ``out``: the summary rows of ``period`` with the level's zone as ``zone``.
+
+    Columns: ``pseudonym, local_date, zone, hours``. The summaries must be current
+    (:func:`current_day_zones`); a day-shard with staged files but no summary is an error, never
+    read as empty. Without any staged file the CTE is empty but typed.
+    """
+    files: list[str] = []
+    for day, shard, _ in source.partitions(period.days()):
+        path = summary_path(source.root, day, shard)
+        if not path.is_file():
+            msg = (
+                f"{path} is missing: the day summaries of a release are made when it is planned "
+                "(current_day_zones); this is a bug."
+            )
+            raise InternalError(msg)
+        files.append(str(path))
+    zone = level_column(level)
+    if not files:
+        body = sql(
+            """SELECT CAST(NULL AS VARCHAR) AS pseudonym, CAST(NULL AS DATE) AS local_date,
+    CAST(NULL AS VARCHAR) AS zone, CAST(NULL AS INTEGER) AS hours WHERE false"""
+        )
+        return plan.with_cte(out, body)
+    body = sql(
+        """SELECT pseudonym, local_date, {zone} AS zone, hours
+FROM read_parquet(${out}_files, hive_partitioning = false)
+WHERE local_date BETWEEN ${out}_start AND ${out}_end""",
+        zone=zone,
+        out=out,
+    )
+    params = {f"{out}_files": files, f"{out}_start": period.start, f"{out}_end": period.end}
+    return plan.with_cte(out, body, **params)
+
+
+def hour_mask(hours: Iterable[int]) -> int:
+    """The bit mask of ``hours`` (bit h for hour h), as in the ``hours`` column."""
+    return sum(1 << h for h in set(hours))
+
+
+def homes_from_day_zones(
+    plan: SqlPlan, src: str, out: str, rule: HomeRule, key: BoundingKey
+) -> SqlPlan:
+    """Add CTEs ``out`` and ``out_nights``: :func:`aggregation.extract.homes` of the events that
+    the summary rows of CTE ``src`` (:func:`staged_day_zones`) summarise, the same rows."""
+    nights = sql(
+        """SELECT DISTINCT pseudonym, zone, night FROM (
+    SELECT pseudonym, zone, local_date AS night FROM {src}
+    WHERE (hours & ${out}_evening_mask) <> 0
+    UNION ALL
+    SELECT pseudonym, zone, local_date - 1 AS night FROM {src}
+    WHERE (hours & ${out}_morning_mask) <> 0
+)""",
+        out=out,
+        src=src,
+    )
+    masks = {
+        f"{out}_evening_mask": hour_mask(rule.evening_hours),
+        f"{out}_morning_mask": hour_mask(rule.morning_hours),
+    }
+    plan = plan.with_cte(f"{out}_nights", nights, **masks)
+    return home_of_nights(plan, out, rule, key)

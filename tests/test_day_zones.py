@@ -1,0 +1,416 @@
+"""Day-zone summaries (issue 21): home-based releases read per-subscriber-day summaries instead of
+every event of their home period, with the same exact aggregates, never a stale summary.
+
+Every home-based CDR indicator is computed both ways on a 7-day synthetic country (the full
+re-read of today's queries, and the summaries) and must give the same frame, row for row, under
+several home rules (night hours, ``min_nights``), levels, bounds, key strategies and bounding
+secrets (the keyed tie-break). Random hand-made events check the night rule at its edges. Then the
+summaries' life: made on first use, listed as release inputs (fingerprint, ``audit verify``),
+removed when a drop touching their day-shard is committed, made again when their staged files
+changed behind them (a crash between the two), never left half-written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import aggregation.extract.day_zones as day_zones_module
+import aggregation.ingest.commit as commit_module
+import aggregation.release.plan as plan_module
+from aggregation.audit.verify import verify_workspace
+from aggregation.bounding import BoundingKey
+from aggregation.extract import (
+    StagedFiles,
+    StagedSource,
+    current_day_zones,
+    homes_frame,
+    staged_day_zones,
+)
+from aggregation.extract.day_zones import homes_from_day_zones, recorded_sources, summary_path
+from aggregation.indicators import AggregateRequest, exact_aggregate
+from aggregation.indicators.shards import sharded_aggregate
+from aggregation.ingest import ingest_files
+from aggregation.release import open_context, plan_release, release
+from aggregation.release.digests import staged_digests
+from aggregation.release.publish import sha256_file
+from aggregation.sql import SqlPlan, sql
+from sample_data.synth import SynthConfig, generate
+from schemas.indicators import ContributionBounds, HomeRule, Indicator, Period
+from schemas.release import ReleaseSpec
+from schemas.staged import DAY_ZONES_DIR, STAGED_DAY_ZONES
+from tests.conftest import KEY_ENVIRON, START, fresh_copy, workspace_with_policy
+from tests.indicators_helpers import ADMIN3, DAY0, Ev, write_staged
+
+if TYPE_CHECKING:
+    from aggregation.release.context import ReleaseContext
+    from schemas.geography import AdminLevel
+
+DAYS = 7
+LAST = START + dt.timedelta(days=DAYS - 1)
+KEY = BoundingKey(b"day-zones-test-secret-0123456789")
+OTHER_KEY = BoundingKey(b"another-secret-for-the-tie-break")
+
+
+@pytest.fixture(scope="module")
+def week_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 7-day synthetic country (900 subscribers), ingested under the test secret."""
+    base = tmp_path_factory.mktemp("week")
+    export = base / "export"
+    generate(SynthConfig(subscribers=900, days=DAYS, start=START, seed=11), export)
+    ws = workspace_with_policy(base / "template", export)
+    assert ingest_files([export / "raw"], ws, environ=KEY_ENVIRON).ok
+    return ws
+
+
+@pytest.fixture
+def week(week_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh copy of :func:`week_template`, without the summaries other tests made in it."""
+    ws = fresh_copy(week_template, tmp_path, monkeypatch)
+    shutil.rmtree(ws / "staged" / DAY_ZONES_DIR, ignore_errors=True)
+    return ws
+
+
+def _request(ctx: ReleaseContext, spec: ReleaseSpec, rule: HomeRule) -> AggregateRequest:
+    return replace(plan_release(ctx, spec, fingerprint=False).aggregate, home_rule=rule)
+
+
+def _make_current(ws: Path, days: tuple[dt.date, ...]) -> list[str]:
+    staged = ws / "staged"
+    return current_day_zones(StagedSource(staged), days, partial(staged_digests, staged))
+
+
+def _both_ways(request: AggregateRequest, key: BoundingKey) -> tuple[pl.DataFrame, pl.DataFrame]:
+    assert not request.day_zones
+    full = exact_aggregate(request, key)
+    summarised = exact_aggregate(replace(request, day_zones=True), key)
+    return full, summarised
+
+
+SPECS = {
+    "home_away admin2": ReleaseSpec(Indicator.HOME_AWAY, LAST, LAST),
+    "home_away admin3 two days": ReleaseSpec(
+        Indicator.HOME_AWAY, LAST - dt.timedelta(days=1), LAST, level="admin3"
+    ),
+    "home_away admin1 first day": ReleaseSpec(Indicator.HOME_AWAY, START, START, level="admin1"),
+    "residents admin3 week": ReleaseSpec(Indicator.RESIDENTS, START, LAST, level="admin3"),
+    "relocations admin2": ReleaseSpec(
+        Indicator.RELOCATIONS, START + dt.timedelta(days=4), LAST,
+        baseline_start=START, baseline_end=START + dt.timedelta(days=3),
+    ),
+    "mobility_distance distance_m": ReleaseSpec(
+        Indicator.MOBILITY_DISTANCE, LAST, LAST, value="distance_m"
+    ),
+    "mobility_distance 5 km cap": ReleaseSpec(
+        Indicator.MOBILITY_DISTANCE, LAST, LAST, level="admin1", value="distance_m",
+        bounds=ContributionBounds(max_distance_km=5),
+    ),
+}  # fmt: skip
+
+RULES = {
+    "default": HomeRule(),
+    "one night": HomeRule(min_nights=1),
+    "two nights 22-5": HomeRule(night_start_hour=22, night_end_hour=5, min_nights=2),
+    "long nights 18-10": HomeRule(night_start_hour=18, night_end_hour=10, min_nights=3),
+    "five nights 23-1": HomeRule(night_start_hour=23, night_end_hour=1, min_nights=5),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_summaries_give_the_exact_aggregate_of_the_full_re_read(
+    week_template: Path, name: str, rule: str
+) -> None:
+    ctx = open_context(week_template, environ=KEY_ENVIRON)
+    request = _request(ctx, SPECS[name], RULES[rule])
+    _make_current(week_template, request.days_read())
+    full, summarised = _both_ways(request, KEY)
+    assert summarised.equals(full)
+    if rule in {"default", "one night"} and "first day" not in name:  # not a comparison of zeros
+        assert full[full.columns[-1]].sum() > 0
+    if rule == "one night":  # many ties, broken by the secret
+        other_full, other_summarised = _both_ways(request, OTHER_KEY)
+        assert other_summarised.equals(other_full)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_observed_keys_and_shard_batches_agree_too(week_template: Path, name: str) -> None:
+    ctx = open_context(week_template, environ=KEY_ENVIRON)
+    request = _request(ctx, SPECS[name], HomeRule(min_nights=2))
+    _make_current(week_template, request.days_read())
+    summarised = replace(request, day_zones=True)
+    observed = exact_aggregate(request, KEY, keys="observed")
+    assert exact_aggregate(summarised, KEY, keys="observed").equals(observed)
+    batches = sharded_aggregate(summarised, KEY, batch_bytes=1)  # one query per shard, summed
+    assert batches.equals(exact_aggregate(request, KEY))
+
+
+def _homes_two_ways(root: Path, period: Period, level: AdminLevel, rule: HomeRule) -> None:
+    source = StagedSource(root)
+    current_day_zones(source, period.days(), partial(staged_digests, root))
+    full = homes_frame(source, period, level, rule, KEY)
+    plan = staged_day_zones(SqlPlan(), "events", source, period, level)
+    plan = homes_from_day_zones(plan, "events", "homes", rule, KEY)
+    summarised = plan.to_polars(sql("SELECT * FROM homes ORDER BY pseudonym"))
+    assert summarised.equals(full)
+
+
+_EVENT = st.tuples(
+    st.sampled_from(["s1", "s2", "s3"]),
+    st.integers(0, 3),  # day
+    st.integers(0, 23),  # local hour
+    st.sampled_from(sorted(ADMIN3)),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    events=st.lists(_EVENT, min_size=1, max_size=40),
+    start=st.integers(0, 2),
+    length=st.integers(1, 3),
+    night=st.sampled_from([(20, 7), (22, 5), (23, 1), (12, 11)]),
+    min_nights=st.integers(1, 3),
+    level=st.sampled_from(["admin1", "admin2", "admin3"]),
+)
+def test_homes_from_summaries_at_the_edges_of_the_night_and_the_period(
+    tmp_path_factory: pytest.TempPathFactory,
+    events: list[tuple[str, int, int, str]],
+    start: int,
+    length: int,
+    night: tuple[int, int],
+    min_nights: int,
+    level: AdminLevel,
+) -> None:
+    root = tmp_path_factory.mktemp("edges")
+    evs = [Ev(who, day, hour, i % 60, zone) for i, (who, day, hour, zone) in enumerate(events)]
+    write_staged(root, evs)
+    first = DAY0 + dt.timedelta(days=start)
+    period = Period(first, first + dt.timedelta(days=length - 1))
+    rule = HomeRule(night_start_hour=night[0], night_end_hour=night[1], min_nights=min_nights)
+    _homes_two_ways(root, period, level, rule)
+    shutil.rmtree(root)
+
+
+def test_a_release_makes_its_summaries_and_lists_them_as_inputs(week: Path) -> None:
+    assert not (week / "staged" / DAY_ZONES_DIR).exists()
+    ctx = open_context(week)
+    spec = ReleaseSpec(Indicator.HOME_AWAY, LAST, LAST)
+    plan = plan_release(ctx, spec)
+    assert plan.aggregate.day_zones
+    summaries = [f for f in plan.request.inputs if f.path.startswith(f"{DAY_ZONES_DIR}/")]
+    events = [f for f in plan.request.inputs if f.path.startswith("date=")]
+    assert {f.path.split("/")[1] for f in summaries} == {
+        f"date={d}" for d in plan.aggregate.days_read()
+    }
+    assert {"/".join(f.path.split("/")[1:3]) for f in summaries} == {
+        "/".join(f.path.split("/")[:2]) for f in events
+    }  # one summary per day-shard with events
+    assert len(plan.request.inputs) == len(summaries) + len(events)
+    for f in summaries:
+        path = week / "staged" / f.path
+        assert f.sha256 == sha256_file(path)
+        written = pq.read_table(path)
+        assert written.schema.equals(STAGED_DAY_ZONES.schema)  # no raw id: the staged pseudonyms
+        assert recorded_sources(path) is not None
+    assert not release(ctx, spec).reused
+    (entry,) = ctx.ledger.entries()
+    assert entry.inputs == plan.request.inputs
+    assert not verify_workspace(week).failures
+    # The same question again: no summary is made again (they are current), same fingerprint.
+    stamp = {f.path: (week / "staged" / f.path).stat().st_mtime_ns for f in summaries}
+    again = plan_release(open_context(week), spec)
+    assert again.request.input_fingerprint == plan.request.input_fingerprint
+    assert stamp == {f.path: (week / "staged" / f.path).stat().st_mtime_ns for f in summaries}
+
+
+def test_explain_and_gps_and_other_indicators_read_no_summary(week: Path) -> None:
+    ctx = open_context(week)
+    assert not plan_release(
+        ctx, ReleaseSpec(Indicator.HOME_AWAY, LAST, LAST), fingerprint=False
+    ).aggregate.day_zones
+    od = plan_release(ctx, ReleaseSpec(Indicator.OD_TRIPS, LAST, LAST))
+    assert not od.aggregate.day_zones
+    assert not any(f.path.startswith(DAY_ZONES_DIR) for f in od.request.inputs)
+    assert not (week / "staged" / DAY_ZONES_DIR).exists()
+
+
+def _summary_files(ws: Path) -> set[str]:
+    root = ws / "staged" / DAY_ZONES_DIR
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def _half_drop(template: Path, tmp_path: Path) -> Path:
+    """A corrected drop of the last day: its first half."""
+    (raw,) = (template.parent / "export" / "raw").glob(f"cdr_{LAST.isoformat()}.*")
+    fixed = tmp_path / "fixed" / raw.name
+    fixed.parent.mkdir()
+    if raw.suffix == ".csv":
+        frame = pl.read_csv(raw, infer_schema=False)
+        frame.head(frame.height // 2).write_csv(fixed)
+    else:
+        frame = pl.read_parquet(raw)
+        frame.head(frame.height // 2).write_parquet(fixed)
+    return fixed
+
+
+def test_re_ingesting_a_day_removes_its_summaries_and_the_next_release_uses_the_new_data(
+    week_template: Path, week: Path, tmp_path: Path
+) -> None:
+    ctx = open_context(week)
+    spec = ReleaseSpec(Indicator.HOME_AWAY, LAST, LAST)
+    before = plan_release(ctx, spec)
+    old = exact_aggregate(before.aggregate, KEY)
+    made = _summary_files(week)
+    assert made
+    fixed = _half_drop(week_template, tmp_path)
+    assert ingest_files([fixed], week, environ=KEY_ENVIRON).ok
+    left = _summary_files(week)
+    assert not any(f.startswith(f"date={LAST.isoformat()}/") for f in left)  # removed with it
+    assert left == {f for f in made if not f.startswith(f"date={LAST.isoformat()}/")}
+    after = plan_release(open_context(week), spec)
+    assert after.request.input_fingerprint != before.request.input_fingerprint
+    assert _summary_files(week) == made  # made again, for the same day-shards
+    full = exact_aggregate(replace(after.aggregate, day_zones=False), KEY)
+    assert exact_aggregate(after.aggregate, KEY).equals(full)
+    assert not old.equals(full)  # the new data, not the old summaries
+
+
+def test_a_summary_older_than_its_staged_files_is_never_read(week: Path) -> None:
+    """A crash between the events' commit and the summaries' (or a copy of old summaries put
+    back): the summary names other files than those staged now, so it is made again."""
+    ctx = open_context(week)
+    spec = ReleaseSpec(Indicator.MOBILITY_DISTANCE, LAST, LAST, value="subscribers")
+    plan_release(ctx, spec)
+    staged = week / "staged"
+    day_dir = staged / f"date={LAST.isoformat()}"
+    shard_dir = min(day_dir.glob("shard=*"))
+    files = sorted(shard_dir.glob("*.parquet"))
+    events = files[0]
+    summary = staged / DAY_ZONES_DIR / f"date={LAST.isoformat()}" / shard_dir.name / "day.parquet"
+    old_summary = summary.read_bytes()
+    table = pq.read_table(events)
+    pq.write_table(table.slice(0, table.num_rows // 3), events)  # the events change …
+    summary.write_bytes(old_summary)  # … and the old summary is still there
+    plan = plan_release(open_context(week), spec)
+    assert summary.read_bytes() != old_summary
+    sources = recorded_sources(summary)
+    assert sources == [[f.relative_to(staged).as_posix(), sha256_file(f)] for f in files]
+    full = exact_aggregate(replace(plan.aggregate, day_zones=False), KEY)
+    assert exact_aggregate(plan.aggregate, KEY).equals(full)
+
+
+def test_a_failed_summary_write_leaves_nothing_behind(
+    week: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(table: object, where: Path, **_: object) -> None:
+        Path(where).write_bytes(b"PAR1 half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(day_zones_module.pq, "write_table", broken)
+    spec = ReleaseSpec(Indicator.RESIDENTS, START, LAST)
+    plan = plan_release(open_context(week), spec)
+    # Nothing half-written is left, and the release reads the events instead (same aggregate).
+    assert _summary_files(week) == set()
+    assert not plan.aggregate.day_zones
+    assert not any(f.path.startswith(DAY_ZONES_DIR) for f in plan.request.inputs)
+
+
+def test_a_summary_missing_at_read_time_is_an_error_not_an_empty_read(week: Path) -> None:
+    ctx = open_context(week)
+    plan = plan_release(ctx, ReleaseSpec(Indicator.RESIDENTS, START, LAST))
+    victim = summary_path(week / "staged", START, 0)
+    if not victim.exists():
+        victim = next((week / "staged" / DAY_ZONES_DIR).rglob("day.parquet"))
+    victim.unlink()
+    with pytest.raises(Exception, match="is missing"):
+        exact_aggregate(plan.aggregate, KEY)
+
+
+def test_only_home_based_cdr_requests_over_staged_directories_read_summaries(week: Path) -> None:
+    ctx = open_context(week)
+    od = plan_release(ctx, ReleaseSpec(Indicator.OD_TRIPS, LAST, LAST), fingerprint=False)
+    with pytest.raises(Exception, match="Day-zone summaries serve home-based CDR"):
+        replace(od.aggregate, day_zones=True)
+    spec = ReleaseSpec(Indicator.MOBILITY_DISTANCE, LAST, LAST, value="subscribers")
+    distance = plan_release(ctx, spec, fingerprint=False)
+    with pytest.raises(Exception, match="Day-zone summaries serve home-based CDR"):
+        replace(distance.aggregate, day_zones=True, feed="gps")
+    gps = plan_release(ctx, replace(spec, source="gps"))
+    assert not gps.aggregate.day_zones
+    files = StagedFiles(tuple(StagedSource(week / "staged").files_for([LAST])))
+    with pytest.raises(Exception, match="Day-zone summaries serve home-based CDR"):
+        replace(distance.aggregate, day_zones=True, source=files)
+
+
+def test_an_ingest_killed_inside_its_commit_leaves_no_summary_a_release_would_read(
+    week_template: Path, week: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = ReleaseSpec(Indicator.MOBILITY_DISTANCE, LAST, LAST, value="distance_m")
+    plan_release(open_context(week), spec)  # every summary made
+    fixed = _half_drop(week_template, tmp_path)
+
+    def killed(*_: object) -> None:  # after the files moved, before the manifest
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(commit_module, "write_json_atomic", killed)
+    with pytest.raises(SystemExit, match="killed"):
+        ingest_files([fixed], week, environ=KEY_ENVIRON)
+    monkeypatch.undo()
+    monkeypatch.setenv("MOBILITY_SECRET", KEY_ENVIRON["MOBILITY_SECRET"])
+    assert not any(f.startswith(f"date={LAST.isoformat()}/") for f in _summary_files(week))
+    plan = plan_release(open_context(week), spec)
+    assert plan.aggregate.day_zones
+    full = exact_aggregate(replace(plan.aggregate, day_zones=False), KEY)
+    assert exact_aggregate(plan.aggregate, KEY).equals(full)
+    assert not list((week / "staged").rglob("*.part"))
+
+
+@pytest.mark.slow
+def test_audit_noise_recomputes_releases_made_with_and_before_summaries(
+    week: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aggregation.audit import audit_noise  # noqa: PLC0415 - scipy is slow to import
+
+    before_spec = ReleaseSpec(Indicator.HOME_AWAY, LAST, LAST, epsilon=1.0)
+    with monkeypatch.context() as m:  # a release made before issue 21: events only
+        m.setattr(plan_module, "with_day_zones", lambda _staged, aggregate: (aggregate, []))
+        before = release(open_context(week), before_spec)
+    after = release(open_context(week), replace(before_spec, epsilon=0.5))
+    ids = [e.entry_id for e in open_context(week).ledger.entries()]
+    assert len(ids) == 2
+    inputs = {e.entry_id: e.inputs for e in open_context(week).ledger.entries()}
+    assert not any(
+        f.path.startswith(DAY_ZONES_DIR) for f in inputs[before.metadata["ledger_entry_id"]]
+    )
+    assert any(f.path.startswith(DAY_ZONES_DIR) for f in inputs[after.metadata["ledger_entry_id"]])
+    for entry_id in ids:
+        audited = audit_noise(week, entry_id, alpha=1e-6, environ=KEY_ENVIRON)
+        assert audited.notes == ()  # the same data: no "input fingerprint differs" note
+        assert not audited.problems
+
+
+def test_two_releases_making_the_same_summaries_at_once_agree(week: Path) -> None:
+    """Concurrent first uses (API requests) write the same summaries, each aside then renamed."""
+    days = tuple(START + dt.timedelta(days=i) for i in range(DAYS))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        made = list(pool.map(lambda _: _make_current(week, days), range(3)))
+    assert made[0] == made[1] == made[2]
+    assert not list((week / "staged").rglob("*.part"))
+    ctx = open_context(week)
+    plan = plan_release(ctx, ReleaseSpec(Indicator.RESIDENTS, START, LAST, level="admin3"))
+    assert plan.aggregate.day_zones
+    full = exact_aggregate(replace(plan.aggregate, day_zones=False), KEY)
+    assert exact_aggregate(plan.aggregate, KEY).equals(full)
