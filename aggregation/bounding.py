@@ -109,9 +109,10 @@ def cap_events(
     running sum of the cells ahead of it in its subscriber-day. A day under the cap keeps every
     cell whole (``before + n <= total <= cap``), so it needs no test of its own. This replaced a
     window over the days over the cap joined back to the others (an anti and a semi join on
-    ``pseudonym, local_date`` and the cells materialised for three readers): the same result,
-    but its cost per event grew with the size of a query, +31 % from 6 M to 62 M events (a shard
-    of a 1 B-event day), against +15 % for this one (``benchmarks/README.md``, ``event_counts``).
+    ``pseudonym, local_date`` and the cells materialised for three readers): the same rows, but
+    its CPU per event grew 1.46× from a query of 6.3 M events to one of 62 M (a shard of a
+    1 B-event day), against 1.18× for this one, which costs 9 % less there and 4-13 % more on
+    queries of a few million events (``benchmarks/README.md``, "``event_counts``: the day cap").
     """
     cells = f"{out}_cells"
     body = sql(
