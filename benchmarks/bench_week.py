@@ -15,12 +15,13 @@ Prefect's orchestration around them: ingest of the day's new drops (``new_drops`
 
 So day 1's home-based releases (``home_away``, ``mobility_distance``) find one night of history
 and day 7's find seven: what a daily run costs once a week of data is staged. Reported per day:
-events staged, ingest seconds, seconds per release, the process's peak RSS (after ingest and at
-the end of the day), then day 7's cost against day 1's and the per-event cost of the last day
-carried to 1 B events a day (a straight line through the origin: an extrapolation, not a
-measurement). With ``--executor dask`` the exact aggregates run shard by shard on a local Dask
-cluster of ``--workers`` single-threaded processes (one cluster per day's process, its start-up
-not counted in the releases), and each worker's peak RSS is reported too.
+events staged, ingest seconds, seconds per release, CPU seconds of the day's process (all its
+threads; not the Dask workers'), its peak RSS (after ingest and at the end of the day), then
+day 7's cost against day 1's and the per-event cost of the last day carried to 1 B events a day
+(a straight line through the origin: an extrapolation, not a measurement). With
+``--executor dask`` the exact aggregates run shard by shard on a local Dask cluster of
+``--workers`` single-threaded processes (one cluster per day's process, its start-up not counted
+in the releases), and each worker's peak RSS is reported too.
 
 Results: a table, and JSON under ``benchmarks/results/``.
 """
