@@ -119,11 +119,13 @@ def test_event_counts_cap_each_zone_hour_then_the_day(
     assert kept["count"].max() == 2
 
 
-def test_event_counts_window_only_over_days_over_the_cap_changes_nothing(
+def test_event_counts_one_window_over_every_cell_keeps_what_the_keyed_order_keeps(
     tmp_path: Path, con: duckdb.DuckDBPyConnection
 ) -> None:
-    # Light and heavy subscriber-days side by side: the short cut (window over heavy days only)
-    # must give exactly what the window over every cell gives.
+    # Light and heavy subscriber-days side by side. The cap runs one window over every cell,
+    # ordered by the keyed hash then zone and hour within the subscriber-day; it must keep
+    # exactly what the keyed order of (pseudonym, day, zone, hour) keeps, computed here the way
+    # it was before: a window over the days over the cap only, the others kept whole.
     events = [
         Ev(f"s{i}", day, 6 + (j * 7 + i) % 14, j % 60, ZONES[(i + j) % len(ZONES)])
         for i in range(40)
@@ -135,21 +137,34 @@ def test_event_counts_window_only_over_days_over_the_cap_changes_nothing(
         Indicator.EVENT_COUNTS, StagedSource(tmp_path), zone_set(), Scope(days=DAYS), TIGHT
     )
     plan, _ = event_counts(req, KEY)
-    every_cell = sql(
-        """SELECT pseudonym, local_date, zone, local_hour, least(n, $kept_day_cap - before) AS n
-FROM (
-    SELECT *, coalesce(sum(n) OVER (
-        PARTITION BY pseudonym, local_date ORDER BY {order}
-        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
-    FROM kept_cells
-)
-WHERE before < $kept_day_cap ORDER BY ALL""",
+    heavy_days = sql(
+        """SELECT pseudonym, local_date FROM kept_cells
+GROUP BY pseudonym, local_date HAVING sum(n) > $kept_day_cap"""
+    )
+    oracle = sql(
+        """SELECT * FROM (
+    SELECT c.* FROM kept_cells c ANTI JOIN ({heavy_days}) h USING (pseudonym, local_date)
+    UNION ALL
+    SELECT pseudonym, local_date, zone, local_hour, least(n, $kept_day_cap - before) AS n
+    FROM (
+        SELECT *, coalesce(sum(n) OVER (
+            PARTITION BY pseudonym, local_date ORDER BY {order}
+            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+        FROM (SELECT c.* FROM kept_cells c SEMI JOIN ({heavy_days}) h USING (pseudonym, local_date))
+    )
+    WHERE before < $kept_day_cap
+) ORDER BY ALL""",
+        heavy_days=heavy_days,
         order=keyed_order("pseudonym", "local_date", "zone", "local_hour"),
     )
-    short_cut = plan.to_polars(sql("SELECT * FROM kept ORDER BY ALL"), con)
-    heavy = plan.to_polars(sql("SELECT count(*) AS n FROM kept_heavy"), con)["n"][0]
-    assert 0 < heavy < len(short_cut.unique(["pseudonym", "local_date"]))
-    assert short_cut.equals(plan.to_polars(every_cell, con))
+    kept = plan.to_polars(sql("SELECT * FROM kept ORDER BY ALL"), con)
+    heavy = plan.to_polars(
+        sql("SELECT count(*) AS n FROM ({heavy_days})", heavy_days=heavy_days), con
+    )
+    assert 0 < heavy["n"][0] < len(kept.unique(["pseudonym", "local_date"]))
+    assert kept.equals(plan.to_polars(oracle, con))
+    per_day = kept.group_by("pseudonym", "local_date").agg(pl.col("n").sum())
+    assert per_day["n"].max() == TIGHT.max_events_per_day
 
 
 def test_presence_and_connections_keep_the_same_zones(
