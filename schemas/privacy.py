@@ -299,7 +299,9 @@ class BudgetPolicy:
     window each can never exceed). ``default_epsilon`` gives the ε of each indicator when a
     release does not ask for one;
     ``default_delta`` is the δ given to a release that needs one (partition selection, or a
-    discrete Gaussian stated as (ε, δ)-DP).
+    discrete Gaussian stated as (ε, δ)-DP). ``totals_share`` is the share of a release's ε spent
+    on its per-date totals as DP values of their own (:data:`DEFAULT_TOTALS_SHARE`); it splits
+    a release's ε and never changes what the release is charged.
     """
 
     composition: Composition = "basic"
