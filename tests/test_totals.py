@@ -24,6 +24,7 @@ from aggregation.mechanisms import plan_vector
 from aggregation.release import explain, open_context, plan_release, release
 from aggregation.release.totals import (
     combine,
+    combined_ci95,
     exact_totals,
     split_epsilon,
     totals_group,
@@ -146,11 +147,15 @@ def test_explain_states_the_split(workspace: Path) -> None:
 
 
 def test_combine_is_the_inverse_variance_mean() -> None:
-    value, variance = combine(1000, 100.0, 1300, 300.0)
+    value, weight = combine(1000, 100.0, 1300, 300.0)
     assert value == 1075  # weights 3/4 and 1/4
-    assert variance == pytest.approx(75.0)
-    assert variance < min(100.0, 300.0)
+    assert weight == pytest.approx(0.75)
     assert combine(5, 1.0, 5, 1e9)[0] == 5
+    # Half-widths: the exact one of the DP total where it carries all the weight, the root of
+    # the sum of squares of the weighted ones otherwise (weights 3/4, 1/4: 45 and 15 → 47.4).
+    assert combined_ci95(1.0, 60, 400) == 60
+    assert combined_ci95(0.0, 60, 400) == 400
+    assert combined_ci95(0.75, 60, 60) == math.ceil(math.hypot(45, 15))
 
 
 def test_release_publishes_dp_totals_combined_with_the_cells(
@@ -193,11 +198,12 @@ def test_release_publishes_dp_totals_combined_with_the_cells(
     cell_var = plan.mechanism.spec.std_dev**2
     dp_var = plan.totals.noise.std_dev**2 if plan.totals is not None else math.nan
     for row in days.iter_rows(named=True):
-        value, variance = combine(row["total_dp"], dp_var, row["cells_sum"],
-                                  row["cells"] * cell_var)  # fmt: skip
+        value, weight = combine(row["total_dp"], dp_var, row["cells_sum"],
+                                row["cells"] * cell_var)  # fmt: skip
         assert row["value"] == value
-        assert row["ci95"] == math.ceil(1.959963984540054 * math.sqrt(variance))
-        assert row["ci95"] < math.ceil(1.96 * math.sqrt(row["cells"] * cell_var))
+        summed = math.ceil(1.959963984540054 * math.sqrt(row["cells"] * cell_var))
+        assert row["ci95"] == combined_ci95(weight, 60, summed)  # 60: scale 20's exact ci95
+        assert row["ci95"] <= min(60, summed)
     for margin in ("date×origin", "date×destination"):  # zone margins stay sums of cells
         rows = margins.filter(pl.col("margin") == margin)
         zone = rows.group_by("date").agg(pl.col("value").sum())

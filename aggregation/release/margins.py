@@ -43,7 +43,7 @@ import polars as pl
 
 from aggregation.mechanisms import noise_std
 from aggregation.release.publish import MARGIN_FILES
-from aggregation.release.totals import ci95_of, combine
+from aggregation.release.totals import combine, combined_ci95
 from schemas.indicators import spec as indicator_spec
 
 if TYPE_CHECKING:
@@ -81,7 +81,8 @@ def noisy_margins(
     ``noisy`` must hold every cell of the public key set, before suppression. With ``totals``
     (the release's DP totals, :mod:`aggregation.release.totals`) the per-date (or national)
     margin's ``value`` and ``ci95`` are those of the inverse-variance weighted mean of the DP
-    total and the sum of the cells, and two columns are added: ``total_dp`` and ``cells_sum``
+    total and the sum of the cells (:func:`~aggregation.release.totals.combined_ci95`), and two
+    columns are added: ``total_dp`` and ``cells_sum``
     (null on the other margins).
     """
     keys = list(indicator_spec(indicator).key_columns)
@@ -111,7 +112,7 @@ def noisy_margins(
         *keys, "margin", "value", "ci95", "cells"
     )
     if totals is not None:
-        out = _with_dp_totals(out, totals, std, noise.confidence)
+        out = _with_dp_totals(out, totals, std)
     return out.sort(["margin", *keys], nulls_last=True)
 
 
@@ -124,9 +125,7 @@ class DpTotals:
     noise: NoiseSpec
 
 
-def _with_dp_totals(
-    margins: pl.DataFrame, totals: DpTotals, cell_std: float, confidence: float
-) -> pl.DataFrame:
+def _with_dp_totals(margins: pl.DataFrame, totals: DpTotals, cell_std: float) -> pl.DataFrame:
     """The per-date margin replaced by the inverse-variance mean of its DP total and its sum
     of cells (post-processing), with both kept beside it."""
     name = margin_name(list(totals.group))
@@ -145,9 +144,9 @@ def _with_dp_totals(
             cells_sum.append(None)
             continue
         total = dp[tuple(row[c] for c in group)]
-        value, variance = combine(total, var_dp, int(row["value"]), row["cells"] * cell_std**2)
+        value, weight = combine(total, var_dp, int(row["value"]), row["cells"] * cell_std**2)
         values.append(value)
-        ci95.append(ci95_of(variance, confidence))
+        ci95.append(combined_ci95(weight, totals.noise.ci_half_width, int(row["ci95"])))
         total_dp.append(total)
         cells_sum.append(int(row["value"]))
     return margins.with_columns(
@@ -178,7 +177,8 @@ def margins_description(
         described["dp_totals"] = (
             f"the {name} margin's value is the inverse-variance weighted mean of the DP total "
             "released with its own share of ε (column total_dp) and the sum of the noisy cells "
-            "(column cells_sum), both unbiased and independent; its ci95 is the normal "
-            "approximation of that mean's variance. The other margins are sums of cells."
+            "(column cells_sum), both unbiased and independent; its ci95 is the root of the "
+            "sum of the squared weighted half-widths of the two (the DP total's exact one, the "
+            "sum's normal approximation). The other margins are sums of cells."
         )
     return described

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -180,13 +179,16 @@ def dp_totals(plan: TotalsPlan, exact: pl.DataFrame, value: str) -> pl.DataFrame
 
 def combine(total_dp: int, var_dp: float, cells_sum: int, var_cells: float) -> tuple[int, float]:
     """The inverse-variance weighted mean of two independent unbiased estimates of one total,
-    rounded to a whole number, and its variance."""
+    rounded to a whole number, and the weight of the DP total in it."""
     weight = var_cells / (var_dp + var_cells)
     value = weight * total_dp + (1.0 - weight) * cells_sum
-    return round(value), var_dp * var_cells / (var_dp + var_cells)
+    return round(value), weight
 
 
-def ci95_of(variance: float, confidence: float) -> int:
-    """The normal-approximation half-width of a total with this noise variance."""
-    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
-    return math.ceil(z * math.sqrt(variance))
+def combined_ci95(weight: float, ci95_dp: int, ci95_cells: int) -> int:
+    """The 95 % half-width of ``weight·T + (1 - weight)·S``: the root of the sum of the squared
+    weighted half-widths, the DP total's exact one (its discrete Laplace quantile) and the
+    sum's normal approximation. Exact when either part carries all the weight, the normal
+    approximation when both are normal; it does not understate a Laplace-dominated total, as
+    ``1.96·std`` would (55 against 60 at scale 20)."""
+    return math.ceil(math.hypot(weight * ci95_dp, (1.0 - weight) * ci95_cells))
