@@ -2,6 +2,7 @@
 
     uv run python benchmarks/bench_utility.py --workspace demo-workspace     # an existing demo
     uv run python benchmarks/bench_utility.py --subscribers 78000            # ≈ 10 M events
+    uv run python benchmarks/bench_utility.py --workspace W --draws 20 --totals-share 0 0.2
 
 Reads a workspace made by ``mobility demo`` (a synthetic country with a lockdown from the middle
 of the period, every daily indicator released at admin2 with the default settings), or makes one
@@ -16,7 +17,10 @@ indicator (and value column) it reports, from the release files an analyst recei
   cells* and from the releases' *margins* (every noisy cell summed, when the releases have them),
   next to the same change in the **exact** bounded aggregate (same staged data, no noise, nothing
   suppressed) and in the synthetic **truth** (``od_trips``, ``presence``); the bias is the
-  analyst's change minus the exact one (target: within 1 point) and minus the truth's.
+  analyst's change minus the exact one (target: within 1 point) and minus the truth's. Where
+  the releases have per-date DP totals (``[privacy] totals_share``), the ``date`` margin is the
+  inverse-variance mean of the DP total and the sum of the cells; ``--draws`` also reports each
+  alone, and the share of draws within 1 point, for each ``--totals-share`` given.
 
 For ``mobility_distance`` it adds the mean distance per subscriber-day (the ratio of the two
 releases, :func:`aggregation.export.estimates.mean_distance`): per-zone means published and the
