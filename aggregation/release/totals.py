@@ -15,7 +15,7 @@ the per-date totals by at most the whole of its contribution: ``Σ_d |ΔT_d| = �
 ≤ Σ_c |Δc| ≤ l1`` of the cells, so the totals vector has l1 sensitivity the cells' l1, and its
 l2 (and linf) is at most that l1 too (:func:`totals_sensitivity`; derived from the declared
 contribution bounds through the cells' sensitivity, never from the data;
-``tests/test_totals.py`` checks it by removing subscriber-days).
+``tests/test_totals.py`` checks it by removing subscriber-days and -weeks).
 
 Only the discrete Laplace (pure ε-DP, the default) releases DP totals: a discrete Gaussian
 release keeps the summed margins (its ρ split is not implemented), and so do private key sets,
