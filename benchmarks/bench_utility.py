@@ -2,6 +2,7 @@
 
     uv run python benchmarks/bench_utility.py --workspace demo-workspace     # an existing demo
     uv run python benchmarks/bench_utility.py --subscribers 78000            # ≈ 10 M events
+    uv run python benchmarks/bench_utility.py --workspace W --draws 20 --totals-share 0 0.2
 
 Reads a workspace made by ``mobility demo`` (a synthetic country with a lockdown from the middle
 of the period, every daily indicator released at admin2 with the default settings), or makes one
@@ -16,7 +17,10 @@ indicator (and value column) it reports, from the release files an analyst recei
   cells* and from the releases' *margins* (every noisy cell summed, when the releases have them),
   next to the same change in the **exact** bounded aggregate (same staged data, no noise, nothing
   suppressed) and in the synthetic **truth** (``od_trips``, ``presence``); the bias is the
-  analyst's change minus the exact one (target: within 1 point) and minus the truth's.
+  analyst's change minus the exact one (target: within 1 point) and minus the truth's. Where
+  the releases have per-date DP totals (``[privacy] totals_share``), the ``date`` margin is the
+  inverse-variance mean of the DP total and the sum of the cells; ``--draws`` also reports each
+  alone, and the share of draws within 1 point, for each ``--totals-share`` given.
 
 For ``mobility_distance`` it adds the mean distance per subscriber-day (the ratio of the two
 releases, :func:`aggregation.export.estimates.mean_distance`): per-zone means published and the
@@ -178,15 +182,19 @@ def analyst_rows(
             }
             margins: dict[dt.date, float] = {}
             margin_ci: dict[dt.date, float] = {}
+            dp_only: dict[dt.date, float] = {}  # the DP totals alone (releases with them)
+            cells_sum: dict[dt.date, float] = {}  # the sums of every noisy cell alone
             for r in records:
                 found = release_margins(r)
                 if found is not None:
-                    for d, v, c in (
-                        found.filter(pl.col("margin") == "date")
-                        .select("date", "value", "ci95")
-                        .rows()
-                    ):
+                    day_rows = found.filter(pl.col("margin") == "date")
+                    for d, v, c in day_rows.select("date", "value", "ci95").rows():
                         margins[d], margin_ci[d] = float(v), float(c)
+                    if "total_dp" in day_rows.columns:
+                        for d, t, c in day_rows.select("date", "total_dp", "cells_sum").rows():
+                            dp_only[d], cells_sum[d] = float(t), float(c)
+                    else:
+                        cells_sum.update(dict(day_rows.select("date", "value").rows()))
             exact_daily = {d: float(exact.of(indicator, d)[value].sum()) for d in days}
             truth_daily: dict[dt.date, float] = {}
             if indicator in TRUTH:
@@ -200,6 +208,11 @@ def analyst_rows(
                 "change_cells": pct_change(published, base, after),
                 "change_margins": pct_change(margins, base, after) if margins else math.nan,
                 "change_margins_ci95": change_ci95(margins, margin_ci, base, after),
+                "change_dp": pct_change(dp_only, base, after) if dp_only else math.nan,
+                "change_cells_sum": (
+                    pct_change(cells_sum, base, after) if cells_sum else math.nan
+                ),
+                "totals_share": float(records[0].metadata.get("totals", {}).get("share", 0.0)),
                 "change_exact": pct_change(exact_daily, base, after),
                 "change_truth": pct_change(truth_daily, base, after) if truth_daily else math.nan,
             })  # fmt: skip
@@ -246,6 +259,7 @@ def distance_rows(
         "change_margins": pct_change(from_margins, base, after) if from_margins else math.nan,
         "change_exact": pct_change(exact_mean, base, after),
         "change_truth": math.nan,
+        "change_dp": math.nan, "change_cells_sum": math.nan,
         "national_mean_ci95_m": [float(c) for c in national["ci95"].to_list()],
     }]  # fmt: skip
 
@@ -327,7 +341,9 @@ def print_tables(result: dict[str, Any]) -> None:
 DAILY = ("event_counts", "presence", "od_trips", "od_connections", "home_away", "mobility_distance")
 
 
-def draws(ws: Path, n: int, reliability: float) -> list[dict[str, Any]]:
+def draws(
+    ws: Path, n: int, reliability: float, totals_share: float | None = None
+) -> list[dict[str, Any]]:
     """Release the demo's daily indicators afresh ``n`` times (fresh noise each time, in a scratch
     workspace beside ``ws`` that reads its staged data) and summarise, per indicator, the mean
     and standard deviation over draws of the published share, the rows and the error of the
@@ -358,6 +374,7 @@ def draws(ws: Path, n: int, reliability: float) -> list[dict[str, Any]]:
                     spec = ReleaseSpec(
                         Indicator(indicator), day, day, level=LEVEL,
                         value=value if len(columns) > 1 else None, reliability=reliability,
+                        totals_share=totals_share,
                     )  # fmt: skip
                     release(ctx, spec, aggregator=aggregator)
         per_draw.append(analyst_rows(scratch, exact, truth))
@@ -371,12 +388,19 @@ def draws(ws: Path, n: int, reliability: float) -> list[dict[str, Any]]:
 
         summary.append({
             "indicator": first["indicator"], "value": first["value"], "draws": n,
-            "reliability": reliability,
+            "reliability": reliability, "totals_share": first.get("totals_share", 0.0),
             "rows": stats([r["rows"] for r in rows]),
             "reliable_share": stats([r["reliable_share"] for r in rows]),
             "cells_minus_exact": stats([r["change_cells"] - r["change_exact"] for r in rows]),
             "margins_minus_exact": stats([r["change_margins"] - r["change_exact"] for r in rows]),
             "margins_minus_truth": stats([r["change_margins"] - r["change_truth"] for r in rows]),
+            "dp_minus_exact": stats([r["change_dp"] - r["change_exact"] for r in rows]),
+            "cells_sum_minus_exact": stats(
+                [r["change_cells_sum"] - r["change_exact"] for r in rows]
+            ),
+            "margins_within_1": share(pl.Series(
+                [abs(r["change_margins"] - r["change_exact"]) <= 1.0 for r in rows]
+            )),
         })  # fmt: skip
     shutil.rmtree(scratch, ignore_errors=True)
     return summary
@@ -386,10 +410,12 @@ def print_draws(summary: list[dict[str, Any]]) -> None:
     """Mean ± standard deviation over draws of what the analyst sees."""
     print(
         f"\nover {summary[0]['draws']} draws (mean ± sd), reliability "
-        f"{summary[0]['reliability']:g}: Δ% error against the exact aggregate"
+        f"{summary[0]['reliability']:g}, totals_share {summary[0]['totals_share']:g}: Δ% error "
+        "against the exact aggregate"
     )
     print(f"{'indicator':<18} {'value':<18} {'rows':>12} {'ci95≤v/2':>10} "
-          f"{'cells - exact':>14} {'margins - exact':>16} {'margins - truth':>16}")  # fmt: skip
+          f"{'cells - exact':>14} {'margins - exact':>16} {'margins - truth':>16} "
+          f"{'DP alone':>12} {'Σcells':>12} {'|m-e|≤1':>8}")  # fmt: skip
     for r in summary:
 
         def pm(pair: list[float], scale: float = 1.0, sign: str = "+") -> str:
@@ -400,7 +426,9 @@ def print_draws(summary: list[dict[str, Any]]) -> None:
         print(
             f"{r['indicator']:<18} {r['value']:<18} {pm(r['rows'], sign='-'):>12} "
             f"{pm(r['reliable_share'], 100, '-'):>10} {pm(r['cells_minus_exact']):>14} "
-            f"{pm(r['margins_minus_exact']):>16} {pm(r['margins_minus_truth']):>16}"
+            f"{pm(r['margins_minus_exact']):>16} {pm(r['margins_minus_truth']):>16} "
+            f"{pm(r['dp_minus_exact']):>12} {pm(r['cells_sum_minus_exact']):>12} "
+            f"{100 * r['margins_within_1']:>7.0f}%"
         )
 
 
@@ -431,6 +459,9 @@ def main() -> int:
     parser.add_argument("--reliability", type=float, default=2.0,
                         help="the reliability bar of the --draws releases (0: k alone, the rule "
                              "before issue 19)")  # fmt: skip
+    parser.add_argument("--totals-share", type=float, nargs="+", default=None,
+                        help="the totals_share of the --draws releases, one set of draws per "
+                             "value (default: the workspace's [privacy] totals_share)")  # fmt: skip
     args = parser.parse_args()
     ws = args.workspace if args.workspace is not None else make_demo(args.subscribers)
     manifest = json.loads((ws / "synthetic" / "manifest.json").read_text())
@@ -447,11 +478,15 @@ def main() -> int:
     if args.levels:
         result["levels"] = level_rows(ws)
     if args.draws > 1:
-        result["draws"] = draws(ws, args.draws, args.reliability)
+        shares = args.totals_share or [None]
+        result["draws_by_share"] = [
+            draws(ws, args.draws, args.reliability, share) for share in shares
+        ]
+        result["draws"] = result["draws_by_share"][-1]
     out = write_results(f"utility_{result['events']}", result)
     print_tables(result)
-    if "draws" in result:
-        print_draws(result["draws"])
+    for summary in result.get("draws_by_share", []):
+        print_draws(summary)
     print(f"written to {out}")
     return 0
 

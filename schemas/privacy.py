@@ -152,6 +152,35 @@ def release_parameter_problems(
     return problems
 
 
+DEFAULT_TOTALS_SHARE = 0.2
+"""The share of a release's ε (ρ for a Gaussian) spent on its per-date totals released as DP
+values of their own (``[privacy] totals_share``); the cells get the rest. Chosen from the
+accuracy benchmark (``benchmarks/README.md``, issue 19): it brings the lockdown change of the
+demo's ``od_trips`` and ``event_counts`` totals within a point of the exact aggregate's on a
+single draw, for a cell noise 1/(1 - share) = 1.25 times larger."""
+
+MAX_TOTALS_SHARE = 0.5
+"""The largest share of a release's ε its totals may take: beyond it the cells, which are what
+the release is for, would be noisier than the one number per day."""
+
+
+def totals_share_problems(share: object) -> list[str]:
+    """What is wrong with a totals share (empty when it is a number from 0 to
+    :data:`MAX_TOTALS_SHARE`; 0 releases no DP totals, the margins are then sums of cells)."""
+    if (
+        isinstance(share, int | float)
+        and not isinstance(share, bool)
+        and math.isfinite(share)
+        and 0 <= share <= MAX_TOTALS_SHARE
+    ):
+        return []
+    rule = (
+        f"totals_share must be a number from 0 to {MAX_TOTALS_SHARE:g} (the share of a "
+        "release's ε spent on its per-date totals; 0: none)"
+    )
+    return [f"{rule}; got {share!r}"]
+
+
 @dataclass(frozen=True, slots=True)
 class PrivacyCost:
     """What one release costs each accounting window it reads, as OpenDP's privacy map states it.
@@ -270,7 +299,9 @@ class BudgetPolicy:
     window each can never exceed). ``default_epsilon`` gives the ε of each indicator when a
     release does not ask for one;
     ``default_delta`` is the δ given to a release that needs one (partition selection, or a
-    discrete Gaussian stated as (ε, δ)-DP).
+    discrete Gaussian stated as (ε, δ)-DP). ``totals_share`` is the share of a release's ε spent
+    on its per-date totals as DP values of their own (:data:`DEFAULT_TOTALS_SHARE`); it splits
+    a release's ε and never changes what the release is charged.
     """
 
     composition: Composition = "basic"
@@ -283,6 +314,7 @@ class BudgetPolicy:
     accounting_window: AccountingWindow = "day"
     mechanism: Mechanism = "discrete_laplace"
     default_epsilon: Mapping[str, float] = field(default_factory=dict, hash=False)
+    totals_share: float = DEFAULT_TOTALS_SHARE
 
     def __post_init__(self) -> None:
         _require(
@@ -329,6 +361,8 @@ class BudgetPolicy:
             problems = release_parameter_problems(epsilon=epsilon)
             _require(not problems, f"epsilon.{indicator}: {'; '.join(problems)}.")
         object.__setattr__(self, "default_epsilon", MappingProxyType(dict(self.default_epsilon)))
+        problems = totals_share_problems(self.totals_share)
+        _require(not problems, f"{'; '.join(problems)}.")
 
     def epsilon_for(self, indicator: str) -> float:
         """The configured ε of ``indicator``; :class:`ConfigurationError` if there is none."""
@@ -356,6 +390,7 @@ class BudgetPolicy:
             "accounting_window": self.accounting_window,
             "mechanism": self.mechanism,
             "epsilon": dict(self.default_epsilon),
+            "totals_share": self.totals_share,
         }
 
     @classmethod
@@ -386,6 +421,7 @@ _POLICY_KEYS = (
     "accounting_window",
     "mechanism",
     "epsilon",
+    "totals_share",
 )
 
 
@@ -458,6 +494,7 @@ def _policy_from_mapping(
             ),
             mechanism=section.choice("mechanism", MECHANISMS, defaults.mechanism),
             default_epsilon=section.epsilons(indicators),
+            totals_share=section.number("totals_share", defaults.totals_share),
         )
     except ValueError as err:
         raise ConfigurationError(f"{source}: [privacy] {err}") from None

@@ -20,7 +20,12 @@ from schemas.errors import ConfigurationError
 from schemas.geography import ADMIN_LEVELS, AdminLevel
 from schemas.gps import StayRule
 from schemas.indicators import ContributionBounds, Indicator, Period, Scope, spec
-from schemas.privacy import MECHANISMS, Mechanism, release_parameter_problems
+from schemas.privacy import (
+    MECHANISMS,
+    Mechanism,
+    release_parameter_problems,
+    totals_share_problems,
+)
 from schemas.staged import SOURCES, Source
 
 HOME_WINDOW_DAYS = 7
@@ -96,6 +101,10 @@ class ReleaseSpec:
     ``agreement`` names the data-sharing agreement the release is made under (None: the workspace
     default, if agreements are registered); ``agreement_version`` is filled in by the plan with
     the version in force.
+
+    ``totals_share`` is the share of the release's ε spent on its per-date totals, released as
+    DP values of their own (None: the policy's ``[privacy] totals_share``, filled in when the
+    release is planned; 0: none). It enters the release key only when it is above 0.
     """
 
     indicator: Indicator
@@ -116,6 +125,7 @@ class ReleaseSpec:
     agreement: str | None = None
     agreement_version: int | None = None
     reliability: float = DEFAULT_RELIABILITY
+    totals_share: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "indicator", Indicator(spec(self.indicator).indicator))
@@ -141,6 +151,8 @@ class ReleaseSpec:
         if (self.baseline_start is None) != (self.baseline_end is None):
             problems.append("give both --baseline-from and --baseline-to, or neither")
         problems += self._source_problems() + _reliability_problems(self.reliability)
+        if self.totals_share is not None:
+            problems += totals_share_problems(self.totals_share)
         if problems:
             raise ConfigurationError("Bad release request: " + "; ".join(problems) + ".")
 
@@ -213,6 +225,7 @@ class ReleaseSpec:
                 **self._source_parameters(),
             }
             | ({"reliability": self.reliability} if self.reliability else {})
+            | ({"totals_share": self.totals_share} if self.totals_share else {})
             | (self._agreement_parameters())
         )
 
@@ -345,6 +358,16 @@ METADATA_JSON_SCHEMA: dict[str, Any] = {
         "publication_threshold": {"type": "integer", "minimum": 0},
         "publication_rule": {"type": "string"},
         "margins": {"type": "object"},
+        "totals": {
+            "description": "The per-date totals released as DP values of their own (issue 19).",
+            "type": "object",
+            "required": ["share", "epsilon", "scale", "sensitivity", "ci95_half_width"],
+            "properties": {"share": {"type": "number", "minimum": 0, "maximum": 1},
+                           "epsilon": {"type": "number", "exclusiveMinimum": 0},
+                           "scale": {"type": "number", "exclusiveMinimum": 0},
+                           "sensitivity": {"type": "object"},
+                           "ci95_half_width": {"type": "integer", "minimum": 0}},
+        },
     },
 }  # fmt: skip
 """JSON Schema of ``metadata.json``; ``tests/test_release.py`` validates every release with it."""

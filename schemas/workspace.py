@@ -103,6 +103,10 @@ delta_per_window = 1e-6
 rolling_days = 30
 epsilon_rolling = 160.0
 mechanism = "discrete_laplace"
+# Share of each release's ε spent on its per-date totals, released as DP values of their own
+# (0 to 0.5; 0: totals are sums of the noisy cells only). The cells get the rest; the release is
+# charged both. Discrete Laplace releases over public key sets only.
+totals_share = 0.2
 
 [privacy.epsilon]
 # Default ε of one release of each indicator (mobility_distance: shared by its two columns).

@@ -166,7 +166,10 @@ def _forged_over_cap(entries: list[LedgerEntry]) -> LedgerEntry:
         scale=noise.scale,
         epsilon=noise.cost.epsilon,
         rho=noise.cost.rho,
-        parameters={**model.parameters, "k": 11},
+        parameters={
+            **{k: v for k, v in model.parameters.items() if k != "totals_share"},
+            "k": 11,
+        },  # no DP totals: the whole ε on the cells
         k_threshold=11,
         seq=10**6,  # appended at the end of the chain
         publication=None,  # charged, never published: no files to fake
@@ -203,7 +206,8 @@ def test_a_rewritten_chain_cannot_hide_a_lowered_sensitivity_or_a_rewritten_meta
 ) -> None:
     entries = _entries(workspace)
     od = entries[1]
-    smaller = dataclasses.replace(od, l1=2, l2=2.0, linf=2, scale=2.0)  # cost still 1 = 2/2
+    # cost still 1 = 2/2.5 + 2/10: the cells and, at totals_share 0.2, the day's total
+    smaller = dataclasses.replace(od, l1=2, l2=2.0, linf=2, scale=2.5)
     meta_path = next(o for o in od.outputs if o.path.endswith("metadata.json"))
     meta = json.loads((workspace / meta_path.path).read_text())
     meta["epsilon"] = 0.01
@@ -308,6 +312,7 @@ def test_costs_are_recomputed_exactly_with_opendp(mechanism: Any, partitions: bo
     for name, value in {
         "mechanism": spec.mechanism, "scale": spec.scale, "l1": 3, "l2": 3**0.5, "linf": 1,
         "delta": spec.cost.delta, "partition_threshold": spec.threshold, "l0": spec.l0,
+        "parameters": {},  # no DP totals (tests/test_totals.py recomputes those)
     }.items():  # fmt: skip
         setattr(entry, name, value)
     assert recompute_cost(entry) == spec.cost

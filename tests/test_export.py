@@ -313,7 +313,9 @@ def test_noise_variance_and_error_bars_of_totals(released: Path) -> None:
     cells = assembled.data.height
     assert row["cells"] == cells
     assert row["total"] == assembled.data["value"].sum()
-    # 1.96 · sqrt(n · Var): the normal approximation of the summed independent noise
+    # 1.96 · sqrt(n · Var): the normal approximation of the summed independent noise, at the
+    # cells' scale 5 (L1 = 4 at ε = 1 less the default totals_share 0.2)
+    p = math.exp(-1 / 5)
     assert row["ci95"] == pytest.approx(1.959964 * math.sqrt(cells * 2 * p / (1 - p) ** 2))
 
 

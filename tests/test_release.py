@@ -40,12 +40,22 @@ def test_explain_states_exact_scale_and_touches_nothing(workspace: Path) -> None
     ctx = open_context(workspace, need_secret=False)
     doc = explain(ctx, _od(epsilon=1.0)).as_dict()
     # od_trips: at most L = 4 trips per subscriber-day, each adds 1 to one cell → L1 = 4;
-    # discrete Laplace at ε = 1 → scale = L1 / ε = 4.
+    # ε = 1, of which the default totals_share 0.2 goes to the per-date totals: the cells'
+    # discrete Laplace at ε = 0.8 → scale = L1 / 0.8 = 5; the totals (sensitivity L1 = 4, the
+    # whole of one subscriber-day's trips) at ε = 0.2 → scale 4 / 0.2 = 20. Charged: 0.8 + 0.2.
     assert doc["sensitivity"] == {"l1": 4, "l2": 4.0, "linf": 4}
-    assert doc["noise"]["scale"] == pytest.approx(4.0)
-    assert doc["noise"]["epsilon"] == pytest.approx(1.0)
-    # P(|Z| <= h) for the discrete Laplace with p = exp(-1/4): 1 - 2 p^(h+1) / (1 + p) >= 0.95
-    assert doc["noise"]["ci_half_width"] == 12
+    assert doc["noise"]["scale"] == pytest.approx(5.0)
+    assert doc["noise"]["epsilon"] == pytest.approx(1.0, rel=1e-12)
+    assert doc["noise"]["epsilon"] <= 1.0
+    # P(|Z| <= h) for the discrete Laplace with p = exp(-1/5): 1 - 2 p^(h+1) / (1 + p) >= 0.95
+    assert doc["noise"]["ci_half_width"] == 15
+    totals = doc["totals"]
+    assert totals["share"] == 0.2
+    assert totals["sensitivity"] == {"l1": 4, "l2": 4.0, "linf": 4}
+    assert totals["scale"] == pytest.approx(20.0)
+    assert totals["epsilon"] == pytest.approx(0.2)
+    assert totals["cells_epsilon"] == pytest.approx(0.8)
+    assert totals["ci95_half_width"] == 60  # the same formula with p = exp(-1/20)
     assert doc["windows_charged"] == [str(START)]
     assert doc["cells_total"] == 30 * 29
     assert doc["budget"] == [{"window": str(START), "spent": 0.0, "cap": 5.0, "left": 5.0}]
@@ -69,8 +79,8 @@ def test_release_publishes_self_describing_files_paid_for_in_the_ledger(workspac
     (entry,) = ctx.ledger.entries()
     assert entry.status == "published"
     assert entry.entry_id == meta["ledger_entry_id"]
-    assert entry.epsilon == pytest.approx(1.0)
-    assert entry.scale == pytest.approx(4.0)
+    assert entry.epsilon == pytest.approx(1.0, rel=1e-12)  # cells 0.8 + totals 0.2
+    assert entry.scale == pytest.approx(5.0)  # the cells': L1 = 4 at ε = 0.8
     # The input fingerprint is for auditors (the ledger), not analysts: relative paths and
     # content hashes of the staged files read, absent from metadata.json.
     assert "input_fingerprint" not in meta
@@ -146,7 +156,7 @@ def test_opendp_adds_the_noise_at_the_declared_scale(
     ctx = open_context(workspace)
     out = release(ctx, _od())
     ((exact_in, noisy, scale),) = drawn
-    assert scale == pytest.approx(4.0)
+    assert scale == pytest.approx(5.0)  # L1 = 4 at the cells' ε = 0.8 (totals_share 0.2)
     exact = exact_aggregate(release_run.plan_release(ctx, _od()).aggregate,
                             ctx.require_bounding_key())  # fmt: skip
     assert exact_in == exact["count"].to_list()  # the exact bounded vector went into OpenDP
@@ -154,8 +164,8 @@ def test_opendp_adds_the_noise_at_the_declared_scale(
     assert sum(n != 0 for n in noise) > len(noise) / 2
     mean = sum(noise) / len(noise)
     std = (sum((n - mean) ** 2 for n in noise) / len(noise)) ** 0.5
-    assert abs(mean) < 1.0
-    assert 4.5 < std < 6.8  # discrete Laplace, scale 4: std ≈ 5.6 (870 draws)
+    assert abs(mean) < 1.25  # 5.2 standard errors (7.06 / sqrt(870) = 0.24)
+    assert 5.6 < std < 8.5  # discrete Laplace, scale 5: std ≈ 7.06 (870 draws)
     published = out.data.join(exact, on=["date", "origin", "destination"])
     by_key = dict(zip(exact.select("origin", "destination").rows(), noisy, strict=True))
     for origin, destination, value in published.select("origin", "destination", "value").rows():
@@ -180,7 +190,8 @@ def test_explain_and_release_cli(workspace: Path) -> None:
     args = ["od_trips", "--date", str(START), "--workspace", str(workspace)]
     explained = runner.invoke(cli, ["explain", *args])
     assert explained.exit_code == 0, explained.output
-    assert "scale 4" in explained.output
+    assert "scale 5" in explained.output
+    assert "totals      : 20% of ε on the date totals" in explained.output
     released = runner.invoke(cli, ["release", *args])
     assert released.exit_code == 0, released.output
     assert "released" in released.output

@@ -175,7 +175,9 @@ def test_release_margins_are_published_hashed_and_add_up(workspace: Path) -> Non
         assert sha256_file(out.directory / name) == digest
     assert out.metadata["margins"]["margins"] == ["date", "date×origin", "date×destination"]
     margins = pl.read_parquet(out.directory / "margins.parquet")
-    national = margins.filter(pl.col("margin") == "date")["value"].item()
+    # The per-date margin combines the DP total with the sum of the cells (tests/test_totals.py);
+    # the sum of the cells is kept beside it, and the zone margins add up to it.
+    national = margins.filter(pl.col("margin") == "date")["cells_sum"].item()
     for margin in ("date×origin", "date×destination"):
         assert margins.filter(pl.col("margin") == margin)["value"].sum() == national
     assert margins.filter(pl.col("margin") == "date")["cells"].item() == 30 * 29
@@ -412,16 +414,18 @@ def test_mean_distance_per_zone_and_national(workspace: Path) -> None:
     assert national["mean_m"].item() == pytest.approx(d["value"].item() / n["value"].item())
     km = mean_distance_series(catalog, Period(day, day), reliability=0.0).daily
     assert km["total"].item() == pytest.approx(national["mean_m"].item() / 1000)
-    # The delta method's half-width, from the releases' public scales and the noisy sums.
+    # The delta method's half-width, from the releases' public scales and the noisy margins:
+    # each the inverse-variance mean of the DP total and the sum of the cells (variance
+    # v_dp·v_sum / (v_dp + v_sum), tests/test_totals.py).
     meta = {r.value_column: r.metadata for r in catalog.of(Indicator.MOBILITY_DISTANCE)}
-    vd = (
-        noise_variance(meta["distance_m"]["mechanism"], meta["distance_m"]["scale"])
-        * d["cells"].item()
-    )
-    vn = (
-        noise_variance(meta["subscribers"]["mechanism"], meta["subscribers"]["scale"])
-        * n["cells"].item()
-    )
+
+    def variance(column: str, cells: int) -> float:
+        summed = noise_variance(meta[column]["mechanism"], meta[column]["scale"]) * cells
+        dp = float(meta[column]["totals"]["std_dev"]) ** 2
+        return dp * summed / (dp + summed)
+
+    vd = variance("distance_m", d["cells"].item())
+    vn = variance("subscribers", n["cells"].item())
     dd, nn = d["value"].item(), n["value"].item()
     z = NormalDist().inv_cdf(0.975)
     assert national["ci95"].item() == pytest.approx(z * math.sqrt(vd / nn**2 + dd**2 * vn / nn**4))

@@ -9,6 +9,10 @@ selection), so a cost that was typed in rather than taken from a privacy map sho
 - recorded cost *below* the recomputed one: the release was under-charged → ``fail``;
 - recorded cost *above* it by more than rounding: over-charged, safe but inexact → ``warn``.
 
+A release that spent a share of its ε on DP totals (:mod:`aggregation.release.totals`) is
+charged the sum of both measurements' costs; the totals' part is recomputed by
+:func:`_with_totals`.
+
 Cost of a Gaussian stated as (ε, δ)-DP: ε is OpenDP's zCDP → approximate-DP conversion evaluated
 at the δ the entry records (for partition selection, at that δ minus the threshold's zCDP δ).
 """
@@ -21,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 import opendp.prelude as dp
 
 from aggregation.audit.findings import entry_label, fail, warn
-from schemas.privacy import PrivacyCost
+from aggregation.mechanisms import plan_vector
+from aggregation.release.totals import composed_cost, split_epsilon, totals_sensitivity
+from schemas.privacy import PrivacyCost, Sensitivity
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -81,7 +87,8 @@ def recompute_cost(entry: LedgerEntry) -> PrivacyCost:
             meas = _vector_laplace(entry.scale)
             epsilon = float(_map(meas, entry.l1))
             rho = float(_map(dp.c.make_pureDP_to_zCDP(meas), entry.l1))
-            return PrivacyCost(epsilon=epsilon, delta=0.0, rho=rho)
+            cells = PrivacyCost(epsilon=epsilon, delta=0.0, rho=rho)
+            return _with_totals(entry, cells)
         if entry.mechanism == "discrete_gaussian":
             meas = _vector_gaussian(entry.scale)
             rho = float(_map(meas, float(entry.l2)))
@@ -101,6 +108,27 @@ def recompute_cost(entry: LedgerEntry) -> PrivacyCost:
             return PrivacyCost(epsilon=epsilon, delta=entry.delta, rho=rho, zcdp_delta=zcdp_delta)
     msg = f"unknown mechanism {entry.mechanism!r}"
     raise ValueError(msg)
+
+
+def _with_totals(entry: LedgerEntry, cells: PrivacyCost) -> PrivacyCost:
+    """``cells`` plus the cost of the entry's DP totals, if it spent a share of its ε on them
+    (parameter ``totals_share``; :mod:`aggregation.release.totals`): the totals' measurement
+    is rebuilt as the release built it, for that share of the release's ε (the cells' ε, from
+    their recorded scale, divided by ``1 - share``: the recorded ε, which is what is checked,
+    is not used) and the sensitivity the cells' l1 implies, and its privacy map is added
+    (basic composition)."""
+    share = entry.parameters.get("totals_share")
+    if not share:
+        return cells
+    if not isinstance(share, int | float) or isinstance(share, bool):
+        msg = f"parameter totals_share should be a number; got {share!r}"
+        raise ValueError(msg)
+    cells_sensitivity = Sensitivity(l1=entry.l1, l2=float(entry.l2), linf=entry.linf)
+    _, target = split_epsilon(cells.epsilon / (1.0 - float(share)), float(share))
+    totals = plan_vector(
+        "discrete_laplace", totals_sensitivity(cells_sensitivity), epsilon=target
+    ).spec.cost
+    return composed_cost(cells, totals)
 
 
 def _compare(name: str, recorded: float | None, recomputed: float | None) -> tuple[str, int]:

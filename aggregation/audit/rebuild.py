@@ -111,6 +111,8 @@ def rebuild_spec(entry: LedgerEntry) -> ReleaseSpec:
         shared_by = 1.0 / epsilon_share(indicator, str(value))
         # A release recorded before the reliability bar existed had none (k alone).
         passed.setdefault("reliability", 0.0)
+        # ... and one recorded before DP totals existed spent nothing on them.
+        passed.setdefault("totals_share", 0.0)
         spec = ReleaseSpec(
             indicator=indicator,
             start=released.start,

@@ -209,9 +209,12 @@ def _national_mean(assembled: Assembled, z: float, reliability: float) -> pl.Dat
         )
         days = [date.fromisoformat(d) for d in assembled.days_used.get(record.release_id, [])]
         rows = found.filter((pl.col("margin") == "date") & pl.col("date").is_in(days))
-        parts[record.value_column].append(
-            rows.select("date", "value", (pl.col("cells") * per_cell).alias("variance"))
-        )
+        variance = pl.col("cells") * per_cell  # the sum of every noisy cell
+        totals = record.metadata.get("totals")
+        if isinstance(totals, dict):  # combined with the DP total by inverse variance
+            dp = float(totals["std_dev"]) ** 2
+            variance = dp * variance / (dp + variance)
+        parts[record.value_column].append(rows.select("date", "value", variance.alias("variance")))
     empty = pl.DataFrame(
         schema={"date": pl.Date, "mean_m": pl.Float64, "ci95": pl.Float64, "subscribers": pl.Int64}
     )

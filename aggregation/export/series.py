@@ -9,8 +9,11 @@ cells are small, and more so on quiet days (more cells fall below the publicatio
 
 Daily totals therefore come from the releases' *margins* when they have them
 (:mod:`aggregation.release.margins`): sums of every noisy cell, suppressed ones included, taken
-at release time (post-processing, no budget), unbiased whatever was suppressed. A series over
-all zones uses the ``date`` margin; over selected zones, the ``date×zone`` margin of
+at release time (post-processing, no budget), unbiased whatever was suppressed. A release
+that spent a share of its ε on DP totals (:mod:`aggregation.release.totals`) publishes as its
+``date`` margin the inverse-variance mean of the DP total and that sum, with the ci95 of the
+mean: far less noisy where a day has many cells. A series over all zones uses the ``date``
+margin; over selected zones, the ``date×zone`` margin of
 ``event_counts``. Releases made before margins existed, and selections no margin covers (OD pairs
 touching a selection; per-zone indicators, whose cells are the zone totals) sum the published
 cells, and say so (:attr:`Series.totals_from`).

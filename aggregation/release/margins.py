@@ -35,6 +35,7 @@ relocations        national; per origin; per destination
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,7 @@ import polars as pl
 
 from aggregation.mechanisms import noise_std
 from aggregation.release.publish import MARGIN_FILES
+from aggregation.release.totals import combine, combined_ci95
 from schemas.indicators import spec as indicator_spec
 
 if TYPE_CHECKING:
@@ -68,12 +70,20 @@ def margin_name(group: list[str]) -> str:
 
 
 def noisy_margins(
-    noisy: pl.DataFrame, indicator: Indicator | str, noise: NoiseSpec
+    noisy: pl.DataFrame,
+    indicator: Indicator | str,
+    noise: NoiseSpec,
+    totals: DpTotals | None = None,
 ) -> pl.DataFrame:
     """Every margin of ``indicator`` over ``noisy``: the key columns (null where summed over),
     ``margin``, ``value`` (sum of the noisy values), ``ci95`` and ``cells`` (cells summed).
 
-    ``noisy`` must hold every cell of the public key set, before suppression.
+    ``noisy`` must hold every cell of the public key set, before suppression. With ``totals``
+    (the release's DP totals, :mod:`aggregation.release.totals`) the per-date (or national)
+    margin's ``value`` and ``ci95`` are those of the inverse-variance weighted mean of the DP
+    total and the sum of the cells (:func:`~aggregation.release.totals.combined_ci95`), and two
+    columns are added: ``total_dp`` and ``cells_sum``
+    (null on the other margins).
     """
     keys = list(indicator_spec(indicator).key_columns)
     z = NormalDist().inv_cdf(0.5 + noise.confidence / 2.0)
@@ -98,16 +108,61 @@ def noisy_margins(
         noise.ci_half_width if n == 1 else math.ceil(z * math.sqrt(n) * std)
         for n in out["cells"].to_list()
     ]
-    return (
-        out.with_columns(pl.Series("ci95", half, dtype=pl.Int64))
-        .select(*keys, "margin", "value", "ci95", "cells")
-        .sort(["margin", *keys], nulls_last=True)
+    out = out.with_columns(pl.Series("ci95", half, dtype=pl.Int64)).select(
+        *keys, "margin", "value", "ci95", "cells"
+    )
+    if totals is not None:
+        out = _with_dp_totals(out, totals, std)
+    return out.sort(["margin", *keys], nulls_last=True)
+
+
+@dataclass(frozen=True)
+class DpTotals:
+    """A release's DP totals (``group`` keys and ``total_dp``) and their noise."""
+
+    group: tuple[str, ...]
+    values: pl.DataFrame
+    noise: NoiseSpec
+
+
+def _with_dp_totals(margins: pl.DataFrame, totals: DpTotals, cell_std: float) -> pl.DataFrame:
+    """The per-date margin replaced by the inverse-variance mean of its DP total and its sum
+    of cells (post-processing), with both kept beside it."""
+    name = margin_name(list(totals.group))
+    dp = {tuple(row[:-1]): int(row[-1]) for row in totals.values.rows()}
+    var_dp = totals.noise.std_dev**2
+    values: list[int | None] = []
+    ci95: list[int | None] = []
+    total_dp: list[int | None] = []
+    cells_sum: list[int | None] = []
+    group = list(totals.group)
+    for row in margins.iter_rows(named=True):
+        if row["margin"] != name:
+            values.append(row["value"])
+            ci95.append(row["ci95"])
+            total_dp.append(None)
+            cells_sum.append(None)
+            continue
+        total = dp[tuple(row[c] for c in group)]
+        value, weight = combine(total, var_dp, int(row["value"]), row["cells"] * cell_std**2)
+        values.append(value)
+        ci95.append(combined_ci95(weight, totals.noise.ci_half_width, int(row["ci95"])))
+        total_dp.append(total)
+        cells_sum.append(int(row["value"]))
+    return margins.with_columns(
+        pl.Series("value", values, dtype=pl.Int64),
+        pl.Series("ci95", ci95, dtype=pl.Int64),
+        pl.Series("total_dp", total_dp, dtype=pl.Int64),
+        pl.Series("cells_sum", cells_sum, dtype=pl.Int64),
     )
 
 
-def margins_description(indicator: Indicator | str) -> dict[str, object]:
-    """What a release's metadata says of its margins."""
-    return {
+def margins_description(
+    indicator: Indicator | str, *, dp_totals: bool = False
+) -> dict[str, object]:
+    """What a release's metadata says of its margins (``dp_totals``: the release has DP
+    totals, which its per-date margin combines with the sum of the cells)."""
+    described: dict[str, object] = {
         "files": list(MARGIN_FILES),
         "margins": [margin_name(g) for g in margin_groups(indicator)],
         "derived_from": (
@@ -117,3 +172,13 @@ def margins_description(indicator: Indicator | str) -> dict[str, object]:
         ),
         "ci95": "normal approximation z·sqrt(cells)·std of the summed noise",
     }
+    if dp_totals:
+        name = margin_name(margin_groups(indicator)[0])
+        described["dp_totals"] = (
+            f"the {name} margin's value is the inverse-variance weighted mean of the DP total "
+            "released with its own share of ε (column total_dp) and the sum of the noisy cells "
+            "(column cells_sum), both unbiased and independent; its ci95 is the root of the "
+            "sum of the squared weighted half-widths of the two (the DP total's exact one, the "
+            "sum's normal approximation). The other margins are sums of cells."
+        )
+    return described

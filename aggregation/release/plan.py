@@ -15,6 +15,7 @@ from aggregation.release.agreements import resolve_agreement
 from aggregation.release.context import code_version
 from aggregation.release.digests import staged_digests
 from aggregation.release.suppress import publication_rule, publication_threshold
+from aggregation.release.totals import composed_cost, plan_totals, resolve_share, split_epsilon
 from schemas.errors import ConfigurationError
 from schemas.gps import StayRule
 from schemas.indicators import Indicator, privacy_unit
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from aggregation.ledger import FileDigest
     from aggregation.mechanisms import PartitionMechanism, VectorMechanism
     from aggregation.release.context import ReleaseContext
+    from aggregation.release.totals import TotalsPlan
     from schemas.privacy import NoiseSpec, Sensitivity
     from schemas.release import ReleaseSpec
 
@@ -37,7 +39,10 @@ class ReleasePlan:
     """A release worked out: aggregate to compute, its sensitivity, noise and ledger request.
 
     ``mechanism`` is the OpenDP measurement, built once here: ``explain`` prints its ``spec``
-    (= ``noise``), the release invokes it on the exact aggregate.
+    (= ``noise``), the release invokes it on the exact aggregate. ``totals``, when the release
+    spends a share of its ε on per-date totals (:mod:`aggregation.release.totals`), holds their
+    measurement; ``noise`` then states the cells' noise and the cost of the whole release (the
+    basic composition of both measurements), which is what the ledger charges.
     """
 
     spec: ReleaseSpec
@@ -49,6 +54,7 @@ class ReleasePlan:
     request: ReleaseRequest
     cells_total: int
     mechanism: VectorMechanism | PartitionMechanism = field(compare=False, repr=False)
+    totals: TotalsPlan | None = field(default=None, compare=False, repr=False)
 
     @property
     def privacy_unit(self) -> str:
@@ -123,9 +129,12 @@ def plan_release(
     if len(ind.value_columns) > 1:  # the indicator's ε is shared by its value columns
         epsilon *= epsilon_share(spec.indicator, spec.value_column)
     mechanism = spec.mechanism or policy.mechanism
+    share = resolve_share(
+        spec.totals_share, policy.totals_share, mechanism=mechanism, keys=spec.keys
+    )
     # The resolved question: defaults applied, so that every door (CLI, API, flow) asking it
     # gets the same parameters, hence the same release key (issue 16.2).
-    spec = replace(spec, mechanism=mechanism)
+    spec = replace(spec, mechanism=mechanism, totals_share=share)
     if not as_recorded:
         spec = resolve_agreement(ctx, spec)  # the agreement and its version in force (issue 20)
     needs_delta = mechanism == "discrete_gaussian" or spec.keys == "private"
@@ -140,6 +149,7 @@ def plan_release(
         )
         raise ConfigurationError(msg)
     measurement: VectorMechanism | PartitionMechanism
+    cells_epsilon, totals_epsilon = split_epsilon(epsilon, share)  # share 0: (ε, 0)
     if spec.keys == "private":
         measurement = plan_partitions(
             mechanism, sensitivity, epsilon=epsilon, delta=delta,
@@ -148,9 +158,17 @@ def plan_release(
         )  # fmt: skip
     else:
         measurement = plan_vector(
-            mechanism, sensitivity, epsilon=epsilon, delta=delta, confidence=spec.confidence
-        )
+            mechanism, sensitivity, epsilon=cells_epsilon, delta=delta,
+            confidence=spec.confidence,
+        )  # fmt: skip
     noise = measurement.spec
+    totals = None
+    if share:
+        totals = plan_totals(
+            spec.indicator, mechanism, sensitivity, epsilon=totals_epsilon, share=share,
+            confidence=spec.confidence,
+        )  # fmt: skip
+        noise = replace(noise, cost=composed_cost(noise.cost, totals.noise.cost))
     files = source.files_for(aggregate.days_read()) if fingerprint else []
     if fingerprint:
         aggregate, summaries = with_day_zones(ctx.workspace.staged, aggregate)
@@ -177,6 +195,7 @@ def plan_release(
         request=request,
         cells_total=ind.key_count(len(aggregate.zones.zone_ids), scope),
         mechanism=measurement,
+        totals=totals,
     )
 
 
@@ -216,6 +235,7 @@ class Explanation:
             "would_be_refused": bool(self.refusal),
             "refusal_reasons": self.refusal,
             "budget": self.budget,
+            "totals": p.totals.describe(p.mechanism.spec) if p.totals is not None else None,
         }  # fmt: skip
 
 

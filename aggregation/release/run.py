@@ -8,12 +8,14 @@ Order matters for the guarantees (docs/design.md, guarantees 2-5, 7 and 8):
 3. Charge the ledger, atomically; a refusal raises :class:`BudgetExceededError` and publishes
    nothing. If an earlier run of the same question was charged and then interrupted (kill -9,
    power loss), its pending charge is resumed instead: no second charge.
-4. Add noise with the OpenDP measurement over the whole vector, sum the margins of every noisy
-   cell (public key sets), suppress noisy cells below k or below reliability × ci95,
-   write the files aside, hash them, then rename them into place and record the publication.
-   A resumed run publishes the files its predecessor completed (same noise) and otherwise
-   destroys what it left and draws again. An exception before the rename destroys the files
-   first, and only then may the charge be rolled back: noise on disk is always paid for.
+4. Add noise with the OpenDP measurement over the whole vector (and, when the release spends a
+   share of its ε on them, with the totals' own measurement over its per-date totals), sum the
+   margins of every noisy cell (public key sets), suppress noisy cells below k or below
+   reliability × ci95, write the files aside, hash them, then rename them into place and
+   record the publication. A resumed run publishes the files its predecessor completed (same
+   noise) and otherwise destroys what it left and draws again. An exception before the rename
+   destroys the files first, and only then may the charge be rolled back: noise on disk is
+   always paid for.
 
 The named :mod:`~aggregation.release.checkpoints` between these steps let the crash tests kill
 a release at each of them.
@@ -36,7 +38,7 @@ from aggregation.indicators import AggregateRequest
 from aggregation.indicators.shards import sharded_aggregate
 from aggregation.ledger import OutputFile
 from aggregation.release import checkpoints
-from aggregation.release.margins import margins_description, noisy_margins
+from aggregation.release.margins import DpTotals, margins_description, noisy_margins
 from aggregation.release.plan import plan_release
 from aggregation.release.publish import (
     METADATA_FILE,
@@ -51,6 +53,7 @@ from aggregation.release.suppress import (
     publication_threshold,
     suppress_unreliable,
 )
+from aggregation.release.totals import dp_totals
 from aggregation.sql import bounded_connection
 from schemas.errors import InternalError, MobilityError
 from schemas.indicators import spec as indicator_spec
@@ -206,13 +209,19 @@ def _noise_and_publish(
         # Margins before suppression, over every noisy cell (public key sets only): unbiased
         # totals, post-processing of this release's noise (aggregation/release/margins.py).
         public = spec.keys == "public"
-        margins = noisy_margins(noisy, spec.indicator, plan.noise) if public else None
+        totals = None
+        if plan.totals is not None:  # the per-date totals' own measurement (its share of ε)
+            values = dp_totals(plan.totals, exact, spec.value_column)
+            totals = DpTotals(plan.totals.group, values, plan.totals.noise)
+        margins = noisy_margins(noisy, spec.indicator, plan.noise, totals) if public else None
         published, suppressed = suppress_unreliable(
             noisy, spec.k, spec.reliability, plan.noise.ci_half_width
         )
         metadata = _metadata(plan, entry, exact.height, published.height, suppressed)
         if margins is not None:
-            metadata["margins"] = margins_description(spec.indicator)
+            metadata["margins"] = margins_description(spec.indicator, dp_totals=totals is not None)
+        if plan.totals is not None:
+            metadata["totals"] = plan.totals.describe(plan.mechanism.spec)
         staged = write_aside(releases, indicator, entry.entry_id, published, metadata, margins)
         checkpoints.reach("written")
     except BaseException:

@@ -200,6 +200,15 @@ def explain(**options: Any) -> None:
             f"{n['expected_abs_error']:.2f}; {d['cells_total']} cells, k={d['k']}"
         )
         click.echo(f"  publication : {d['publication_rule']}")
+        t = d.get("totals")
+        if t:
+            click.echo(
+                f"  totals      : {t['share']:.0%} of ε on the {t['margin']} totals as DP values "
+                f"(ε={t['epsilon']:g}, scale {t['scale']:g}, ±{t['ci95_half_width']} each, "
+                f"95 %); the cells get ε={t['cells_epsilon']:g}. Charged: both (basic "
+                "composition); published totals: the DP total and the sum of the cells, "
+                "combined by inverse variance"
+            )
         if d["already_released"]:
             click.echo(f"  already released as {d['already_released']}: re-running costs nothing")
         for b in d["budget"]:
