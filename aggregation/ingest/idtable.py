@@ -53,7 +53,7 @@ INLINE_BYTES = 15
 """The longest id held whole in its head (with its length); a longer one keeps a tail."""
 MAX_LOAD = 0.6
 """The slots are rebuilt half as many again when more of them than this are taken."""
-GROWTH = 8
+GROWTH = 16
 """Arrays by position grow by ``1 / GROWTH`` of their length when full."""
 NO_ID = -1
 """Position given to a null id."""
@@ -72,12 +72,11 @@ _S56 = np.uint64(56)
 _EIGHT = np.uint64(8)
 _LONG = np.uint64(1 << 63)
 """Head bit: the id is longer than :data:`INLINE_BYTES`; the head's low 56 bits number its tail."""
-WELL_FORMED = np.uint64(1 << 62)
-"""Head bit: the id matches the table's ``id_format``."""
 _LOW56 = np.uint64((1 << 56) - 1)
 _LENGTH = np.uint64(0x0F)
-_KEY_BITS = ~WELL_FORMED
-"""The bits of a head's second word that say which id it is."""
+WELL_FORMED = 1 << 15
+"""Bit of an id's ``_info`` (beside its shard, below :data:`~schemas.workspace.MAX_SHARDS`): the
+id matches the table's ``id_format``."""
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -140,7 +139,7 @@ def _same(  # noqa: PLR0913, PLR0917 - inlined into _lookup, which holds these i
     word ``key`` when short)."""
     if heads[p, 0] != w0:
         return False
-    second = heads[p, 1] & _KEY_BITS
+    second = heads[p, 1]
     if n <= INLINE_BYTES:
         return bool(second == key)
     if second & _LONG == 0:
@@ -161,18 +160,24 @@ def _find(  # noqa: PLR0913, PLR0917 - inlined into _lookup, which holds these i
     heads: NDArray[np.uint64],
     tail: NDArray[np.uint8],
     tail_starts: NDArray[np.int64],
+    bits: np.uint64,
     data: NDArray[np.uint8],
     a: np.int64,
     n: np.int64,
     w0: np.uint64,
     key: np.uint64,
+    tag: np.uint64,
     s: np.int64,
 ) -> np.int64:
-    """The slot holding the id ``data[a : a + n]`` probing from ``s``, or the empty slot where it
-    would go."""
-    while slots[s] != 0 and not _same(
-        heads, tail, tail_starts, np.int64(slots[s]) - 1, data, a, n, w0, key
-    ):
+    """The slot holding the id ``data[a : a + n]`` (tag ``tag``) probing from ``s``, or the empty
+    slot where it would go. Only ids of the same tag are compared."""
+    low = (np.uint64(1) << bits) - np.uint64(1)
+    while slots[s] != 0:
+        v = np.uint64(slots[s])
+        if v >> bits == tag and _same(
+            heads, tail, tail_starts, np.int64(v & low) - 1, data, a, n, w0, key
+        ):
+            break
         s = s + 1 if s + 1 < len(slots) else np.int64(0)
     return s
 
@@ -204,12 +209,24 @@ def _add(  # noqa: PLR0913, PLR0917 - inlined into _lookup, which holds these in
     return longs + 1
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _tag(h: np.uint64, bits: np.uint64) -> np.uint64:
+    """The tag a slot keeps beside a position of ``bits`` bits: the hash's lowest ``32 - bits``
+    (the home slot comes from its highest 32)."""
+    return h & ((np.uint64(1) << (np.uint64(32) - bits)) - np.uint64(1))
+
+
 @numba.njit(nogil=True, cache=True)
 def _lookup(
     text: tuple[NDArray[np.uint8], NDArray[np.int64], NDArray[np.bool_]],
     row: int,
     state: tuple[
-        NDArray[np.uint32], NDArray[np.uint64], NDArray[np.uint8], NDArray[np.int64], np.uint64
+        NDArray[np.uint32],
+        NDArray[np.uint64],
+        NDArray[np.uint8],
+        NDArray[np.int64],
+        np.uint64,
+        np.uint64,
     ],
     counts: tuple[int, int],
     out: NDArray[np.int32],
@@ -217,26 +234,28 @@ def _lookup(
 ) -> tuple[int, int, int, np.uint64]:
     """Positions of the ids of rows ``row`` onwards into ``out``.
 
-    ``text`` is the chunk's ids (bytes, offsets, nulls); ``state`` the table's arrays and hash
-    mask and ``counts`` its ids and long ids (see :class:`IdTable`). A new id takes the next
-    position and its row goes to ``firsts`` (from 0 for each chunk). Stops before the id that
-    would take the table past :data:`MAX_LOAD` or overflow an array; returns the next row, the
-    new counts and a checksum of the slots and heads read ahead.
+    ``text`` is the chunk's ids (bytes, offsets, nulls); ``state`` the table's arrays, hash mask
+    and position bits, and ``counts`` its ids and long ids (see :class:`IdTable`). A new id takes
+    the next position and its row goes to ``firsts`` (from 0 for each chunk). Stops before the
+    id that would take the table past :data:`MAX_LOAD` or overflow an array; returns the next
+    row, the new counts and a checksum of the slots and heads read ahead.
 
-    Rows go by blocks: first each row's home slot is read, then the head of the id in it (these
-    reads are independent, so the processor overlaps their cache misses), then the rows are
-    looked up one by one, mostly from cache. One miss at a time would make the lookup 4 times
-    slower.
+    Rows go by blocks: first each row's home slot is read, then the head of the id in it when
+    its tag is the row's (these reads are independent, so the processor overlaps their cache
+    misses), then the rows are looked up one by one, mostly from cache. One miss at a time
+    would make the lookup 4 times slower.
     """
     data, offsets, nulls = text
-    slots, heads, tail, tail_starts, mask = state
+    slots, heads, tail, tail_starts, mask, bits = state
     size, longs = counts
     capacity = min(int(MAX_LOAD * len(slots)), len(heads))
+    low = (np.uint64(1) << bits) - np.uint64(1)
     new = 0
     w0s = np.empty(_BLOCK, dtype=np.uint64)
     keys = np.empty(_BLOCK, dtype=np.uint64)
+    tags = np.empty(_BLOCK, dtype=np.uint64)
     homes = np.empty(_BLOCK, dtype=np.int64)
-    taken = np.empty(_BLOCK, dtype=np.uint32)
+    taken = np.empty(_BLOCK, dtype=np.uint64)
     ahead = np.uint64(0)
     while row < len(out):
         end = min(row + _BLOCK, len(out))
@@ -244,27 +263,31 @@ def _lookup(
             a, n = offsets[i], offsets[i + 1] - offsets[i]
             w0 = _word(data, a, min(8, n))
             w1 = _word(data, a + 8, min(8, max(0, n - 8)))
+            h = _hash(w0, w1, n, data, a + 16, mask)
             w0s[i - row] = w0
             keys[i - row] = w1 | (np.uint64(n) << _S56)  # the head of a short id (n <= 15)
-            homes[i - row] = _home(_hash(w0, w1, n, data, a + 16, mask), len(slots))
+            tags[i - row] = _tag(h, bits)
+            homes[i - row] = _home(h, len(slots))
         for k in range(end - row):
-            taken[k] = slots[homes[k]]
+            taken[k] = np.uint64(slots[homes[k]])
         for k in range(end - row):
-            if taken[k] != 0:
-                ahead ^= heads[np.int64(taken[k]) - 1, 0]
+            if taken[k] != 0 and taken[k] >> bits == tags[k]:
+                ahead ^= heads[np.int64(taken[k] & low) - 1, 0]
         for i in range(row, end):
             if nulls[i]:
                 out[i] = NO_ID
                 continue
             a, n = offsets[i], offsets[i + 1] - offsets[i]
-            w0, key = w0s[i - row], keys[i - row]
-            s = _find(slots, heads, tail, tail_starts, data, a, n, w0, key, homes[i - row])
+            w0, key, tag = w0s[i - row], keys[i - row], tags[i - row]
+            s = _find(
+                slots, heads, tail, tail_starts, bits, data, a, n, w0, key, tag, homes[i - row]
+            )
             if slots[s] != 0:
-                out[i] = np.int64(slots[s]) - 1
+                out[i] = np.int64(np.uint64(slots[s]) & low) - 1
                 continue
             if size >= capacity or (n > INLINE_BYTES and longs + 2 > len(tail_starts)):
                 return i, size, longs, ahead
-            slots[s] = np.uint32(size + 1)
+            slots[s] = np.uint32((tag << bits) | np.uint64(size + 1))
             longs = _add(heads, tail, tail_starts, size, longs, data, a, n, w0, key)
             firsts[new] = i
             new += 1
@@ -282,10 +305,11 @@ def _rebuild(
     tail_starts: NDArray[np.int64],
     size: int,
     mask: np.uint64,
+    bits: np.uint64,
 ) -> None:
     """Put the ids at positions ``0 .. size - 1`` (all distinct) into the empty ``slots``."""
     for p in range(size):
-        w0, second = heads[p, 0], heads[p, 1] & _KEY_BITS
+        w0, second = heads[p, 0], heads[p, 1]
         if second & _LONG:
             k = np.int64(second & _LOW56)
             start = tail_starts[k]
@@ -298,7 +322,12 @@ def _rebuild(
         s = _home(h, len(slots))
         while slots[s] != 0:
             s = s + 1 if s + 1 < len(slots) else np.int64(0)
-        slots[s] = np.uint32(p + 1)
+        slots[s] = np.uint32((_tag(h, bits) << bits) | np.uint64(p + 1))
+
+
+def _position_bits(heads: int) -> int:
+    """Bits a slot needs for ``position + 1`` below ``heads`` (the rest hold a tag)."""
+    return min(32, heads.bit_length())
 
 
 class IdTable:
@@ -321,20 +350,27 @@ class IdTable:
         id_format: str | None = None,
         hash_mask: int = 2**64 - 1,
     ) -> None:
+        if pseudonymiser.shards > WELL_FORMED:
+            msg = f"{pseudonymiser.shards} shards: an id table numbers at most {WELL_FORMED}"
+            raise InternalError(msg)
         self._pseudonymiser = pseudonymiser
         self._feed = feed
         self._format = id_format
         self._mask = np.uint64(hash_mask)
         self._slots = np.zeros(1024, dtype=np.uint32)
-        """Position + 1 of the id in each slot; 0 when the slot is empty."""
+        """Per slot: the id's tag above its position + 1 (:func:`_position_bits` bits); 0 when
+        the slot is empty."""
         self._heads = np.zeros((1024, 2), dtype=np.uint64)
         """Per id: its bytes 0-7, then its bytes 8-14 and length (bits 56-59), or (long ids)
-        :data:`_LONG` and the number of its tail; and the :data:`WELL_FORMED` bit."""
+        :data:`_LONG` and the number of its tail."""
+        self._bits = _position_bits(len(self._heads))
         self._tail = np.zeros(1 << 12, dtype=np.uint8)
         """The long ids' bytes past the 8th, one after the other (long id ``k``'s from
         ``_tail_starts[k]`` to ``_tail_starts[k + 1]``)."""
         self._tail_starts = np.zeros(64 + 1, dtype=np.int64)
         self._longs = 0
+        self._info = np.zeros(1024, dtype=np.uint16)
+        """Per id: its shard, and the :data:`WELL_FORMED` bit."""
         self._digests = np.zeros((1024, PSEUDONYM_BYTES), dtype=np.uint8)
         """Per id: the bytes its pseudonym shows in hex."""
         self._digests_lock = threading.Lock()
@@ -347,7 +383,14 @@ class IdTable:
     @property
     def nbytes(self) -> int:
         """Bytes held by the table's arrays."""
-        arrays = (self._slots, self._heads, self._tail, self._tail_starts, self._digests)
+        arrays = (
+            self._slots,
+            self._heads,
+            self._tail,
+            self._tail_starts,
+            self._info,
+            self._digests,
+        )
         return sum(a.nbytes for a in arrays)
 
     # -- rows -> positions -----------------------------------------------------------------
@@ -365,11 +408,17 @@ class IdTable:
         row = 0
         lengths = np.diff(text.offsets)
         long_lengths = lengths[lengths > INLINE_BYTES]  # room for the tails of all that are new
-        _resize(
-            self._tail, int(self._tail_starts[longs] + long_lengths.sum() - 8 * len(long_lengths))
-        )
+        tails = int(long_lengths.sum()) - 8 * len(long_lengths)
+        _resize(self._tail, int(self._tail_starts[longs]) + tails)
         while True:
-            state = (self._slots, self._heads, self._tail, self._tail_starts, self._mask)
+            state = (
+                self._slots,
+                self._heads,
+                self._tail,
+                self._tail_starts,
+                self._mask,
+                np.uint64(self._bits),
+            )
             row, size, longs, _ = _lookup(
                 chunk, row, state, (size, longs), out, firsts[size - base :]
             )
@@ -387,17 +436,12 @@ class IdTable:
 
     def shards(self, positions: pl.Series) -> pl.Series:
         """Shard (UInt16) of the id at each position (null where null)."""
-        at, nulls = self._at(positions)
-        with self._digests_lock:
-            heads = self._digests[at, :4]
-        shards = self._pseudonymiser.shards_of(heads)
-        return pl.Series("shard", pa.array(shards, mask=nulls))
+        return pl.Series("shard", self._info[: self.size]).gather(positions) & (WELL_FORMED - 1)
 
     def well_formed(self, positions: pl.Series) -> pl.Series:
         """Whether the id at each position matches ``id_format`` (null where null)."""
-        at, nulls = self._at(positions)
-        ok = (self._heads[at, 1] & WELL_FORMED) != 0
-        return pl.Series(ID_OK, pa.array(ok, mask=nulls))
+        info = pl.Series(ID_OK, self._info[: self.size]).gather(positions)
+        return info >= WELL_FORMED
 
     def pseudonyms(self, positions: pl.Series) -> pl.Series:
         """Pseudonym of the id at each position (null where null)."""
@@ -422,24 +466,20 @@ class IdTable:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _at(self, positions: pl.Series) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
-        """``positions`` as indices (0 where null) and where they are null."""
-        nulls = positions.is_null().to_numpy()
-        at = positions.fill_null(0).to_numpy().astype(np.int64, copy=False)
-        if len(at) and int(at.max()) >= max(self.size, 1):
-            msg = f"position {int(at.max())} asked of a table of {self.size}"
-            raise InternalError(msg)
-        return at, nulls
-
     def _grow(self, size: int) -> None:
-        """Room for more than ``size`` ids: more slots past the load limit, longer arrays."""
-        if size >= int(MAX_LOAD * len(self._slots)):
-            slots = len(self._slots) * 3 // 2
-            self._slots = np.zeros(0, dtype=np.uint32)  # freed before the new slots are taken
-            self._slots = np.zeros(slots, dtype=np.uint32)
-            _rebuild(self._slots, self._heads, self._tail, self._tail_starts, size, self._mask)
+        """Room for more than ``size`` ids: longer arrays, and the slots rebuilt (half as many
+        again) past the load limit, or when positions take another bit from the tags."""
         _resize(self._heads, size + 1)
         _resize(self._tail_starts, self._longs + 2)
+        bits = _position_bits(len(self._heads))
+        full = size >= int(MAX_LOAD * len(self._slots))
+        if full or bits != self._bits:
+            slots = len(self._slots) * 3 // 2 if full else len(self._slots)
+            self._slots = np.zeros(0, dtype=np.uint32)  # freed before the new slots are taken
+            self._slots = np.zeros(slots, dtype=np.uint32)
+            self._bits = bits
+            args = (self._tail, self._tail_starts, size, self._mask, np.uint64(bits))
+            _rebuild(self._slots, self._heads, *args)
 
     def _key(self, new: pl.Series, start: int) -> None:
         """Key ``new``, the ids given positions ``start`` onwards (distinct, in that order)."""
@@ -449,11 +489,13 @@ class IdTable:
         with self._digests_lock:
             _resize(self._digests, end)
         self._digests[start:end] = digests
+        _resize(self._info, end)
+        info = self._pseudonymiser.shards_of(digests)
         if self._format is not None:
-            ok = new.str.contains(self._format).to_numpy()
+            info[new.str.contains(self._format).to_numpy()] |= WELL_FORMED
         else:
-            ok = np.ones(len(new), dtype=np.bool_)
-        self._heads[start:end, 1] |= np.where(ok, WELL_FORMED, np.uint64(0))
+            info |= WELL_FORMED
+        self._info[start:end] = info
 
 
 def _resize(buffer: NDArray[ScalarT], size: int) -> None:
