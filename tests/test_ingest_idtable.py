@@ -181,3 +181,13 @@ def test_pseudonyms_are_taken_while_the_table_grows() -> None:
 
 def _mac(raw: str) -> str:
     return hmac.new(KEY, f"cdr:{raw}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def test_an_id_longer_than_the_tail_store_is_kept_whole() -> None:
+    """An id of 20 000 bytes (the store of tails starts at 4 KiB) and one differing in its last
+    byte stay apart and are found again."""
+    big = "7" * 20_000
+    ids: list[str | None] = [big, big[:-1] + "8", "x" * 5_000, big[:-1]]
+    table = IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr")
+    _check(table, [ids, ids[::-1]])
+    assert len(table) == len(ids)

@@ -13,18 +13,20 @@ merged, whatever their hashes (no probability enters). Each id has, by position:
   is held whole in it with its length. A longer id keeps its first 8 bytes there and the number
   of its *tail*: its bytes past the 8th, kept one after the other in a store with one offset per
   long id (so only long ids pay for an offset);
-- its pseudonym as the 16 bytes it shows in hex (not the 32 hex characters); its shard is read
-  from them (their first 4 bytes) when asked, not stored;
-- whether it is well formed: one bit of its head.
+- its pseudonym as the 16 bytes it shows in hex (not the 32 hex characters);
+- its shard and whether it is well formed, in 2 bytes (a small array, gathered for every row).
 
-The hash table's slots hold only ``position + 1`` (4 bytes; 0 when empty), at most
-:data:`MAX_LOAD` full. A lookup reads the row's home slot, then the head of the id there; both
-reads of a block of rows are issued together so the processor overlaps their cache misses.
+The hash table's slots hold ``position + 1`` in the low bits of 4 bytes (0: empty), at most
+:data:`MAX_LOAD` full, and in the bits the positions do not need yet a *tag*: other bits of the
+id's hash, so that only ids of the same tag are compared (at 51.5 M ids, 6 bits: one foreign id
+in 64 is compared). A lookup reads the row's home slot, then the head of the id there; both reads
+of a block of rows are issued together so the processor overlaps their cache misses.
 
-Memory grows with the file's distinct ids, not with its rows: 32 bytes per id held in arrays
-grown by an eighth in place (a ``realloc``, which the C library does by remapping pages for large
-arrays, so a growth copies nothing and never holds two copies), plus 4 bytes per slot: from 37 to
-46 bytes per short id, about 40 on average (``benchmarks/bench_idtable.py`` measures it).
+Memory grows with the file's distinct ids, not with its rows: 34 bytes per id in arrays grown by a
+sixteenth in place (a ``realloc``, which the C library does by remapping pages for large arrays,
+so a growth copies nothing and never holds two copies), plus 4 bytes per slot: from 41 to 47
+bytes per short id (``benchmarks/bench_idtable.py`` measures it), against about 100 when slots
+held the ids and the pseudonyms were kept as hex.
 """
 
 from __future__ import annotations
@@ -285,7 +287,10 @@ def _lookup(
             if slots[s] != 0:
                 out[i] = np.int64(np.uint64(slots[s]) & low) - 1
                 continue
-            if size >= capacity or (n > INLINE_BYTES and longs + 2 > len(tail_starts)):
+            if size >= capacity or (
+                n > INLINE_BYTES
+                and (longs + 2 > len(tail_starts) or tail_starts[longs] + n - 8 > len(tail))
+            ):
                 return i, size, longs, ahead
             slots[s] = np.uint32((tag << bits) | np.uint64(size + 1))
             longs = _add(heads, tail, tail_starts, size, longs, data, a, n, w0, key)
@@ -406,10 +411,6 @@ class IdTable:
         base = size = self.size
         longs = self._longs
         row = 0
-        lengths = np.diff(text.offsets)
-        long_lengths = lengths[lengths > INLINE_BYTES]  # room for the tails of all that are new
-        tails = int(long_lengths.sum()) - 8 * len(long_lengths)
-        _resize(self._tail, int(self._tail_starts[longs]) + tails)
         while True:
             state = (
                 self._slots,
@@ -425,7 +426,7 @@ class IdTable:
             self._longs = longs
             if row == len(ids):
                 break
-            self._grow(size)
+            self._grow(size, int(text.offsets[row + 1] - text.offsets[row]))
         if size > MAX_IDS:
             msg = f"{size:,} distinct ids in one file: more than the table numbers ({MAX_IDS:,})"
             raise InternalError(msg)
@@ -466,11 +467,13 @@ class IdTable:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _grow(self, size: int) -> None:
-        """Room for more than ``size`` ids: longer arrays, and the slots rebuilt (half as many
-        again) past the load limit, or when positions take another bit from the tags."""
+    def _grow(self, size: int, length: int) -> None:
+        """Room for more than ``size`` ids, the next of ``length`` bytes: longer arrays, and the
+        slots rebuilt (half as many again) past the load limit, or when positions take another
+        bit from the tags."""
         _resize(self._heads, size + 1)
         _resize(self._tail_starts, self._longs + 2)
+        _resize(self._tail, int(self._tail_starts[self._longs]) + length)
         bits = _position_bits(len(self._heads))
         full = size >= int(MAX_LOAD * len(self._slots))
         if full or bits != self._bits:
