@@ -39,7 +39,6 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from aggregation.ingest.hmac_sha256 import hex_of
 from aggregation.ingest.pseudonymise import PSEUDONYM_BYTES, PSEUDONYM_CHARS, Utf8
 from aggregation.ingest.validation import ID_OK
 from schemas.errors import InternalError
@@ -330,6 +329,29 @@ def _rebuild(
         slots[s] = np.uint32((_tag(h, bits) << bits) | np.uint64(p + 1))
 
 
+_HEX_PAIRS = (
+    np.stack(
+        [
+            np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[np.arange(256) >> k & 0x0F]
+            for k in (4, 0)
+        ],
+        axis=1,
+    )
+    .view(np.uint16)
+    .reshape(256)
+)
+"""The two hex digits of each byte value, as one 2-byte item."""
+
+
+@numba.njit(nogil=True, cache=True)
+def _take_hex(digests: NDArray[np.uint8], at: NDArray[np.int64], out: NDArray[np.uint16]) -> None:
+    """``out[i]`` = the bytes ``digests[at[i]]`` in hex, two digits a 2-byte item."""
+    for i in range(len(at)):
+        p = at[i]
+        for j in range(digests.shape[1]):
+            out[i, j] = _HEX_PAIRS[digests[p, j]]
+
+
 def _position_bits(heads: int) -> int:
     """Bits a slot needs for ``position + 1`` below ``heads`` (the rest hold a tag)."""
     return min(32, heads.bit_length())
@@ -459,9 +481,9 @@ class IdTable:
         if len(at) and int(at.max()) >= self.size:
             msg = f"pseudonym {int(at.max())} asked of a table of {self.size}"
             raise InternalError(msg)
+        data = np.empty((len(at), PSEUDONYM_BYTES), dtype=np.uint16)
         with self._digests_lock:
-            digests = self._digests[at]
-        data = hex_of(digests)
+            _take_hex(self._digests, at, data)
         offsets = np.arange(0, (len(at) + 1) * PSEUDONYM_CHARS, PSEUDONYM_CHARS, dtype=np.int32)
         return pa.StringArray.from_buffers(len(at), pa.py_buffer(offsets), pa.py_buffer(data))
 
