@@ -152,6 +152,16 @@ def _hmac(
         out[i, :] = buf[: out.shape[1]]
 
 
+@numba.njit(nogil=True, cache=True)
+def take_hex(digests: NDArray[np.uint8], at: NDArray[np.int64], out: NDArray[np.uint16]) -> None:
+    """``out[i]`` = the bytes ``digests[at[i]]`` in hex, two digits a 2-byte item: one compiled
+    pass, as fast as gathering the hex itself (numpy's gather, then hex, is 2-4 times slower)."""
+    for i in range(len(at)):
+        p = at[i]
+        for j in range(digests.shape[1]):
+            out[i, j] = _HEX_PAIRS[digests[p, j]]
+
+
 def hex_of(digests: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """Each row of bytes as lower-case hex: one row of ASCII bytes, twice as long."""
     return _HEX_PAIRS[digests].view(np.uint8).reshape(len(digests), 2 * digests.shape[1])

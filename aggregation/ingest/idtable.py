@@ -39,6 +39,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from aggregation.ingest.hmac_sha256 import take_hex
 from aggregation.ingest.pseudonymise import PSEUDONYM_BYTES, PSEUDONYM_CHARS, Utf8
 from aggregation.ingest.validation import ID_OK
 from schemas.errors import InternalError
@@ -63,6 +64,15 @@ MAX_IDS = 2**31 - 2
 _BLOCK = 32
 """Rows whose first slots and heads are read ahead together (see :func:`_lookup`)."""
 ScalarT = TypeVar("ScalarT", bound=np.generic)
+_State = tuple[
+    "NDArray[np.uint32]",
+    "NDArray[np.uint64]",
+    "NDArray[np.uint8]",
+    "NDArray[np.int64]",
+    np.uint64,
+    np.uint64,
+]
+"""The table's slots, heads, tail store and tail starts, hash mask and position bits."""
 
 _M1 = np.uint64(0xFF51AFD7ED558CCD)
 _M2 = np.uint64(0xC4CEB9FE1A85EC53)
@@ -221,14 +231,7 @@ def _tag(h: np.uint64, bits: np.uint64) -> np.uint64:
 def _lookup(
     text: tuple[NDArray[np.uint8], NDArray[np.int64], NDArray[np.bool_]],
     row: int,
-    state: tuple[
-        NDArray[np.uint32],
-        NDArray[np.uint64],
-        NDArray[np.uint8],
-        NDArray[np.int64],
-        np.uint64,
-        np.uint64,
-    ],
+    state: _State,
     counts: tuple[int, int],
     out: NDArray[np.int32],
     firsts: NDArray[np.int64],
@@ -329,29 +332,6 @@ def _rebuild(
         slots[s] = np.uint32((_tag(h, bits) << bits) | np.uint64(p + 1))
 
 
-_HEX_PAIRS = (
-    np.stack(
-        [
-            np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[np.arange(256) >> k & 0x0F]
-            for k in (4, 0)
-        ],
-        axis=1,
-    )
-    .view(np.uint16)
-    .reshape(256)
-)
-"""The two hex digits of each byte value, as one 2-byte item."""
-
-
-@numba.njit(nogil=True, cache=True)
-def _take_hex(digests: NDArray[np.uint8], at: NDArray[np.int64], out: NDArray[np.uint16]) -> None:
-    """``out[i]`` = the bytes ``digests[at[i]]`` in hex, two digits a 2-byte item."""
-    for i in range(len(at)):
-        p = at[i]
-        for j in range(digests.shape[1]):
-            out[i, j] = _HEX_PAIRS[digests[p, j]]
-
-
 def _position_bits(heads: int) -> int:
     """Bits a slot needs for ``position + 1`` below ``heads`` (the rest hold a tag)."""
     return min(32, heads.bit_length())
@@ -410,15 +390,8 @@ class IdTable:
     @property
     def nbytes(self) -> int:
         """Bytes held by the table's arrays."""
-        arrays = (
-            self._slots,
-            self._heads,
-            self._tail,
-            self._tail_starts,
-            self._info,
-            self._digests,
-        )
-        return sum(a.nbytes for a in arrays)
+        arrays = (self._slots, self._heads, self._tail, self._tail_starts, self._info)
+        return sum(a.nbytes for a in arrays) + self._digests.nbytes
 
     # -- rows -> positions -----------------------------------------------------------------
 
@@ -434,14 +407,8 @@ class IdTable:
         longs = self._longs
         row = 0
         while True:
-            state = (
-                self._slots,
-                self._heads,
-                self._tail,
-                self._tail_starts,
-                self._mask,
-                np.uint64(self._bits),
-            )
+            arrays = (self._slots, self._heads, self._tail, self._tail_starts)
+            state = (*arrays, self._mask, np.uint64(self._bits))
             row, size, longs, _ = _lookup(
                 chunk, row, state, (size, longs), out, firsts[size - base :]
             )
@@ -483,7 +450,7 @@ class IdTable:
             raise InternalError(msg)
         data = np.empty((len(at), PSEUDONYM_BYTES), dtype=np.uint16)
         with self._digests_lock:
-            _take_hex(self._digests, at, data)
+            take_hex(self._digests, at, data)
         offsets = np.arange(0, (len(at) + 1) * PSEUDONYM_CHARS, PSEUDONYM_CHARS, dtype=np.int32)
         return pa.StringArray.from_buffers(len(at), pa.py_buffer(offsets), pa.py_buffer(data))
 
