@@ -16,8 +16,10 @@ cardinalities (``--subscribers``, default one per 40 events) and 0.1 % exact dup
 generated once under ``benchmarks/data/`` and reused. Ingest runs in a child process, so the peak
 resident memory reported is that of ingest alone. ``--repeat N`` ingests the drop N times (each
 into a fresh workspace) and reports the median wall and CPU time and the largest peak memory: on a
-shared machine single runs are noisy, and CPU time is the steadier figure. Results are printed as a
-table and written as JSON under ``benchmarks/results/`` (both directories are git-ignored).
+shared machine single runs are noisy, and CPU time is the steadier figure (the load average before
+and after is recorded beside them). The first run after a checkout or an edit of a compiled module
+also compiles the numba kernels (about 9 CPU-s). Results are printed as a table and written as
+JSON under ``benchmarks/results/`` (both directories are git-ignored).
 """
 
 from __future__ import annotations
@@ -223,6 +225,7 @@ def main() -> int:
     drop = _drop(data, reference, args.events, subscribers, args.seed)
     prepared = time.perf_counter() - t0
     gps = _gps_drop(data, reference, args.events, subscribers, args.seed) if args.gps else None
+    load_before = os.getloadavg()[0]
     runs, gps_runs = [], []
     for _ in range(max(1, args.repeat)):
         run = _run(drop, _workspace(data, reference))
@@ -256,6 +259,7 @@ def main() -> int:
         "cpu_seconds_each": [round(r["cpu_seconds"], 2) for r in runs],
         **{k: run[k] for k in ("rows_staged", "rows_quarantined", "duplicates_dropped")},
         "partitions": run["partitions"],
+        "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
     }
     if gps_runs:
         gps_seconds = statistics.median(r["seconds"] for r in gps_runs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 
 import numpy as np
 import polars as pl
@@ -124,3 +125,69 @@ def test_ids_are_checked_against_the_format_once_each() -> None:
         False,
         True,
     ]
+
+
+def test_zero_bytes_and_lengths_tell_ids_apart() -> None:
+    """A head is zero-padded: an id and the same id with zero bytes after it stay apart, short
+    (held whole in the head) or long (with a tail), and around the 15 bytes a head holds."""
+    stems = ["", "a", "0" * 7, "0" * 8, "1" * 14, "1" * 15, "1" * 16, "1" * 23, "1" * 24]
+    ids: list[str | None] = [s + "\0" * k for s in stems for k in range(3)]
+    ids += ["\0" * n for n in range(20)]
+    table = IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr")
+    _check(table, [ids, ids[::-1]])
+    assert len(table) == len(set(ids))
+
+
+def test_the_table_holds_at_most_48_bytes_per_phone_number() -> None:
+    """The memory of issue 21: 16 bytes of head, 16 of pseudonym, 4 per slot (at most 60 % full)
+    and arrays grown by an eighth."""
+    table = IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr")
+    numbers = np.arange(2_340_000_000_000, 2_340_000_300_000, 7)
+    for chunk in np.array_split(numbers, 4):
+        table.positions(pl.Series(chunk).cast(pl.String), "pid")
+    assert len(table) == len(numbers)
+    assert table.nbytes <= 48 * len(table)
+
+
+def test_pseudonyms_are_taken_while_the_table_grows() -> None:
+    """Another thread takes pseudonyms below ``size`` while the preparing thread adds ids and
+    the arrays move: each is the id's own."""
+    table = IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr")
+    chunks = [[f"{i:013d}" for i in range(s, s + 3000)] for s in range(0, 60_000, 3000)]
+    failures: list[str] = []
+    done = threading.Event()
+
+    def take() -> None:
+        while not done.is_set():
+            size = table.size
+            if size:
+                at = np.arange(0, size, 97)
+                got = table.take(at).to_pylist()
+                want = [_mac(f"{int(p):013d}") for p in at]
+                if got != want:
+                    failures.append(f"wrong pseudonyms below {size}")
+
+    reader = threading.Thread(target=take)
+    reader.start()
+    try:
+        for chunk in chunks:
+            table.positions(pl.Series(chunk), "pid")
+    finally:
+        done.set()
+        reader.join()
+    assert failures == []
+    assert len(table) == 60_000
+
+
+def _mac(raw: str) -> str:
+    return hmac.new(KEY, f"cdr:{raw}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def test_an_id_longer_than_the_tail_store_is_kept_whole() -> None:
+    """An id of 20 000 bytes (the store of tails starts at 4 KiB) and one differing in its last
+    byte stay apart and are found again."""
+    big = "7" * 20_000
+    ids: list[str | None] = [big, big[:-1] + "8", "x" * 5_000, big[:-1]]
+    table = IdTable(Pseudonymiser(Secret(KEY), shards=5), "cdr")
+    _check(table, [ids, ids[::-1]])
+    assert len(table) == len(ids)

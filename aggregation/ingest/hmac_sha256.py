@@ -51,6 +51,13 @@ _H0 = np.array(
 """Initial state: the first 32 bits of the fractional parts of the square roots of the first 8
 primes."""
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_HEX_PAIRS = (
+    np.stack([_HEX[np.arange(256) >> 4], _HEX[np.arange(256) & 0x0F]], axis=1)
+    .view(np.uint16)
+    .reshape(256)
+)
+"""The two hex digits of each byte value, as one 2-byte item (one gather per byte, 4 times
+faster than gathering the two digits as a row)."""
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -115,7 +122,7 @@ def _digest_words(state: NDArray[np.uint64], buf: NDArray[np.uint8]) -> None:
 
 
 @numba.njit(nogil=True, cache=True)
-def _hmac_hex(
+def _hmac(
     inner: NDArray[np.uint64],
     outer: NDArray[np.uint64],
     prefix: NDArray[np.uint8],
@@ -123,7 +130,7 @@ def _hmac_hex(
     offsets: NDArray[np.int64],
     out: NDArray[np.uint8],
 ) -> None:
-    """``out[i]`` = the first ``out.shape[1] / 2`` bytes of HMAC(prefix + message ``i``), hex."""
+    """``out[i]`` = the first ``out.shape[1]`` bytes of HMAC(prefix + message ``i``)."""
     longest = 0
     for i in range(len(offsets) - 1):
         longest = max(longest, offsets[i + 1] - offsets[i])
@@ -142,9 +149,22 @@ def _hmac_hex(
         _pad(buf, DIGEST, BLOCK)
         _compress(state, buf, 0, w)
         _digest_words(state, buf)
-        for j in range(out.shape[1] // 2):
-            out[i, 2 * j] = _HEX[buf[j] >> 4]
-            out[i, 2 * j + 1] = _HEX[buf[j] & 0x0F]
+        out[i, :] = buf[: out.shape[1]]
+
+
+@numba.njit(nogil=True, cache=True)
+def take_hex(digests: NDArray[np.uint8], at: NDArray[np.int64], out: NDArray[np.uint16]) -> None:
+    """``out[i]`` = the bytes ``digests[at[i]]`` in hex, two digits a 2-byte item: one compiled
+    pass, as fast as gathering the hex itself (numpy's gather, then hex, is 2-4 times slower)."""
+    for i in range(len(at)):
+        p = at[i]
+        for j in range(digests.shape[1]):
+            out[i, j] = _HEX_PAIRS[digests[p, j]]
+
+
+def hex_of(digests: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """Each row of bytes as lower-case hex: one row of ASCII bytes, twice as long."""
+    return _HEX_PAIRS[digests].view(np.uint8).reshape(len(digests), 2 * digests.shape[1])
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -174,6 +194,18 @@ class KeyedState:
     def __repr__(self) -> str:
         return "KeyedState(<redacted>)"
 
+    def digests(
+        self, prefix: bytes, data: NDArray[np.uint8], offsets: NDArray[np.int64], size: int
+    ) -> NDArray[np.uint8]:
+        """The first ``size`` bytes of HMAC-SHA256(key, prefix + message) for each message
+        ``data[offsets[i] : offsets[i + 1]]``: one row of bytes per message."""
+        if not 0 < size <= DIGEST:
+            msg = f"size must be between 1 and {DIGEST}, not {size}"
+            raise ValueError(msg)
+        out = np.empty((len(offsets) - 1, size), dtype=np.uint8)
+        _hmac(self.inner, self.outer, np.frombuffer(prefix, dtype=np.uint8), data, offsets, out)
+        return out
+
     def hex_digests(
         self, prefix: bytes, data: NDArray[np.uint8], offsets: NDArray[np.int64], chars: int
     ) -> NDArray[np.uint8]:
@@ -182,7 +214,4 @@ class KeyedState:
         if chars % 2 or not 0 < chars <= 2 * DIGEST:
             msg = f"chars must be even and at most {2 * DIGEST}, not {chars}"
             raise ValueError(msg)
-        out = np.empty((len(offsets) - 1, chars), dtype=np.uint8)
-        head = np.frombuffer(prefix, dtype=np.uint8)
-        _hmac_hex(self.inner, self.outer, head, data, offsets, out)
-        return out
+        return hex_of(self.digests(prefix, data, offsets, chars // 2))

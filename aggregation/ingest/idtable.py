@@ -6,16 +6,32 @@ every chunk; :class:`IdTable` keeps one open-addressing table for the whole file
 pass per chunk (numba, without the GIL, so the writer threads go on meanwhile) finds each row's
 id, or adds it when it is new. Each new id is keyed once (one HMAC per distinct id of the file).
 
-A slot holds an id's first 16 bytes, its length and its position (24 bytes), so finding an id
-compares the id itself, not a hash of it: two ids are never merged, whatever their hashes. The
-bytes past the 16th (longer than any phone number) are kept aside and compared too. Finding an
-id touches one slot, mostly one cache line. Memory grows with the file's distinct ids (about 100
-bytes each: slots at most 70 % full, the 32-character pseudonym, shard and format check, and
-arrays grown by half when full), not with its rows.
+Finding an id compares the id itself, byte for byte, not a hash of it: two distinct ids are never
+merged, whatever their hashes (no probability enters). Each id has, by position:
+
+- a *head* of 16 bytes. An id of at most :data:`INLINE_BYTES` (15) bytes, every phone number,
+  is held whole in it with its length. A longer id keeps its first 8 bytes there and the number
+  of its *tail*: its bytes past the 8th, kept one after the other in a store with one offset per
+  long id (so only long ids pay for an offset);
+- its pseudonym as the 16 bytes it shows in hex (not the 32 hex characters);
+- its shard and whether it is well formed, in 2 bytes (a small array, gathered for every row).
+
+The hash table's slots hold ``position + 1`` in the low bits of 4 bytes (0: empty), at most
+:data:`MAX_LOAD` full, and in the bits the positions do not need yet a *tag*: other bits of the
+id's hash, so that only ids of the same tag are compared (at 51.5 M ids, 6 bits: one foreign id
+in 64 is compared). A lookup reads the row's home slot, then the head of the id there; both reads
+of a block of rows are issued together so the processor overlaps their cache misses.
+
+Memory grows with the file's distinct ids, not with its rows: 34 bytes per id in arrays grown by a
+sixteenth in place (a ``realloc``, which the C library does by remapping pages for large arrays,
+so a growth copies nothing and never holds two copies), plus 4 bytes per slot: from 41 to 47
+bytes per short id (``benchmarks/bench_idtable.py`` measures it), against about 100 when slots
+held the ids and the pseudonyms were kept as hex.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, TypeVar
 
 import numba
@@ -23,7 +39,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from aggregation.ingest.pseudonymise import PSEUDONYM_CHARS, Utf8
+from aggregation.ingest.hmac_sha256 import take_hex
+from aggregation.ingest.pseudonymise import PSEUDONYM_BYTES, PSEUDONYM_CHARS, Utf8
 from aggregation.ingest.validation import ID_OK
 from schemas.errors import InternalError
 
@@ -34,25 +51,43 @@ if TYPE_CHECKING:
     from aggregation.ingest.pseudonymise import Pseudonymiser
 
 
-INLINE_BYTES = 16
-"""Bytes of an id held in its slot; the rest are kept in the table's store."""
-MAX_LOAD = 0.7
-"""The table grows by half when more of its slots than this are taken."""
+INLINE_BYTES = 15
+"""The longest id held whole in its head (with its length); a longer one keeps a tail."""
+MAX_LOAD = 0.6
+"""The slots are rebuilt half as many again when more of them than this are taken."""
+GROWTH = 16
+"""Arrays by position grow by ``1 / GROWTH`` of their length when full."""
 NO_ID = -1
 """Position given to a null id."""
 MAX_IDS = 2**31 - 2
 """Distinct ids one table numbers (positions are int32, slots keep position + 1 in 32 bits)."""
 _BLOCK = 32
-"""Rows whose first slots are read ahead together (see :func:`_lookup`)."""
+"""Rows whose first slots and heads are read ahead together (see :func:`_lookup`)."""
 ScalarT = TypeVar("ScalarT", bound=np.generic)
+_State = tuple[
+    "NDArray[np.uint32]",
+    "NDArray[np.uint64]",
+    "NDArray[np.uint8]",
+    "NDArray[np.int64]",
+    np.uint64,
+    np.uint64,
+]
+"""The table's slots, heads, tail store and tail starts, hash mask and position bits."""
 
 _M1 = np.uint64(0xFF51AFD7ED558CCD)
 _M2 = np.uint64(0xC4CEB9FE1A85EC53)
 _P = np.uint64(0x9E3779B97F4A7C15)
 _S33 = np.uint64(33)
 _S32 = np.uint64(32)
-_LOW32 = np.uint64(0xFFFFFFFF)
+_S56 = np.uint64(56)
 _EIGHT = np.uint64(8)
+_LONG = np.uint64(1 << 63)
+"""Head bit: the id is longer than :data:`INLINE_BYTES`; the head's low 56 bits number its tail."""
+_LOW56 = np.uint64((1 << 56) - 1)
+_LENGTH = np.uint64(0x0F)
+WELL_FORMED = 1 << 15
+"""Bit of an id's ``_info`` (beside its shard, below :data:`~schemas.workspace.MAX_SHARDS`): the
+id matches the table's ``id_format``."""
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -80,15 +115,16 @@ def _hash(
     w0: np.uint64,
     w1: np.uint64,
     n: int | np.int64,
-    tail: NDArray[np.uint8],
+    rest: NDArray[np.uint8],
     at: int | np.int64,
     mask: np.uint64,
 ) -> np.uint64:
-    """Hash of an id: its first 16 bytes as two words, its length, the rest (``tail[at:]``)."""
+    """Hash of an id of ``n`` bytes: its bytes 0-7 and 8-15 as words (zero-padded), its length,
+    and the bytes past the 16th (``rest[at:]``)."""
     h = _mix(w0 + _P * np.uint64(n))
     h = _mix(h ^ w1)
-    for j in range(0, n - INLINE_BYTES, 8):
-        h = _mix(h ^ _word(tail, at + j, min(8, n - INLINE_BYTES - j)))
+    for j in range(0, n - 16, 8):
+        h = _mix(h ^ _word(rest, at + j, min(8, n - 16 - j)))
     return h & mask
 
 
@@ -99,122 +135,206 @@ def _home(h: np.uint64, slots: int) -> np.int64:
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _probe(  # noqa: PLR0913, PLR0917 - inlined into _lookup, which holds these in registers
-    table: NDArray[np.uint64],
-    store: NDArray[np.uint8],
-    starts: NDArray[np.int64],
+def _same(  # noqa: PLR0913, PLR0917 - inlined into _lookup, which holds these in registers
+    heads: NDArray[np.uint64],
+    tail: NDArray[np.uint8],
+    tail_starts: NDArray[np.int64],
+    p: np.int64,
     data: NDArray[np.uint8],
     a: np.int64,
     n: np.int64,
     w0: np.uint64,
-    w1: np.uint64,
+    key: np.uint64,
+) -> bool:
+    """Whether the id at position ``p`` is ``data[a : a + n]`` (first word ``w0``, head's second
+    word ``key`` when short)."""
+    if heads[p, 0] != w0:
+        return False
+    second = heads[p, 1]
+    if n <= INLINE_BYTES:
+        return bool(second == key)
+    if second & _LONG == 0:
+        return False
+    k = np.int64(second & _LOW56)
+    start = tail_starts[k]
+    if tail_starts[k + 1] - start != n - 8:
+        return False
+    j = 0
+    while j < n - 8 and data[a + 8 + j] == tail[start + j]:
+        j += 1
+    return j == n - 8
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _find(  # noqa: PLR0913, PLR0917 - inlined into _lookup, which holds these in registers
+    slots: NDArray[np.uint32],
+    heads: NDArray[np.uint64],
+    tail: NDArray[np.uint8],
+    tail_starts: NDArray[np.int64],
+    bits: np.uint64,
+    data: NDArray[np.uint8],
+    a: np.int64,
+    n: np.int64,
+    w0: np.uint64,
+    key: np.uint64,
+    tag: np.uint64,
     s: np.int64,
 ) -> np.int64:
-    """The slot holding the id ``data[a : a + n]`` (words ``w0``, ``w1``) probing from ``s``, or
-    the empty slot where it would go."""
-    slots = table.shape[0]
-    while table[s, 2] != 0:
-        meta = table[s, 2]
-        if table[s, 0] == w0 and table[s, 1] == w1 and np.int64(meta >> _S32) == n:
-            tail = starts[np.int64(meta & _LOW32) - 1]
-            same = True
-            for j in range(n - INLINE_BYTES):
-                if data[a + INLINE_BYTES + j] != store[tail + j]:
-                    same = False
-                    break
-            if same:
-                return s
-        s = s + 1 if s + 1 < slots else np.int64(0)
+    """The slot holding the id ``data[a : a + n]`` (tag ``tag``) probing from ``s``, or the empty
+    slot where it would go. Only ids of the same tag are compared."""
+    low = (np.uint64(1) << bits) - np.uint64(1)
+    while slots[s] != 0:
+        v = np.uint64(slots[s])
+        if v >> bits == tag and _same(
+            heads, tail, tail_starts, np.int64(v & low) - 1, data, a, n, w0, key
+        ):
+            break
+        s = s + 1 if s + 1 < len(slots) else np.int64(0)
     return s
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _add(  # noqa: PLR0913, PLR0917 - inlined into _lookup, which holds these in registers
+    heads: NDArray[np.uint64],
+    tail: NDArray[np.uint8],
+    tail_starts: NDArray[np.int64],
+    size: int,
+    longs: int,
+    data: NDArray[np.uint8],
+    a: np.int64,
+    n: np.int64,
+    w0: np.uint64,
+    key: np.uint64,
+) -> int:
+    """Write the head (and tail, when long) of the id ``data[a : a + n]`` at position ``size``;
+    returns the long ids then."""
+    heads[size, 0] = w0
+    if n <= INLINE_BYTES:
+        heads[size, 1] = key
+        return longs
+    heads[size, 1] = _LONG | np.uint64(longs)
+    used = tail_starts[longs]
+    for j in range(n - 8):
+        tail[used + j] = data[a + 8 + j]
+    tail_starts[longs + 1] = used + n - 8
+    return longs + 1
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _tag(h: np.uint64, bits: np.uint64) -> np.uint64:
+    """The tag a slot keeps beside a position of ``bits`` bits: the hash's lowest ``32 - bits``
+    (the home slot comes from its highest 32)."""
+    return h & ((np.uint64(1) << (np.uint64(32) - bits)) - np.uint64(1))
 
 
 @numba.njit(nogil=True, cache=True)
 def _lookup(
     text: tuple[NDArray[np.uint8], NDArray[np.int64], NDArray[np.bool_]],
     row: int,
-    state: tuple[NDArray[np.uint64], NDArray[np.uint8], NDArray[np.int64], np.uint64],
-    size: int,
+    state: _State,
+    counts: tuple[int, int],
     out: NDArray[np.int32],
     firsts: NDArray[np.int64],
-) -> tuple[int, int, np.uint64]:
+) -> tuple[int, int, int, np.uint64]:
     """Positions of the ids of rows ``row`` onwards into ``out``.
 
-    ``text`` is the chunk's ids (bytes, offsets, nulls); ``state`` the table's arrays and hash
-    mask (see :class:`IdTable`) and ``size`` its ids. A new id takes the next position and its
-    row goes to ``firsts`` (from 0 for each chunk). Stops before the id that would take the table
-    past :data:`MAX_LOAD`, or overflow ``starts``; returns the next row, the new size and a
-    checksum of the slots read ahead.
+    ``text`` is the chunk's ids (bytes, offsets, nulls); ``state`` the table's arrays, hash mask
+    and position bits, and ``counts`` its ids and long ids (see :class:`IdTable`). A new id takes
+    the next position and its row goes to ``firsts`` (from 0 for each chunk). Stops before the
+    id that would take the table past :data:`MAX_LOAD` or overflow an array; returns the next
+    row, the new counts and a checksum of the slots and heads read ahead.
 
-    Rows go by blocks: first each row's first slot is read (these reads are independent, so the
-    processor overlaps their cache misses), then the rows are looked up one by one, from cache.
-    One miss at a time would make the lookup 4 times slower.
+    Rows go by blocks: first each row's home slot is read, then the head of the id in it when
+    its tag is the row's (these reads are independent, so the processor overlaps their cache
+    misses), then the rows are looked up one by one, mostly from cache. One miss at a time
+    would make the lookup 4 times slower.
     """
     data, offsets, nulls = text
-    table, store, starts, mask = state
-    slots = table.shape[0]
-    limit = int(MAX_LOAD * slots)
+    slots, heads, tail, tail_starts, mask, bits = state
+    size, longs = counts
+    capacity = min(int(MAX_LOAD * len(slots)), len(heads))
+    low = (np.uint64(1) << bits) - np.uint64(1)
     new = 0
-    used = starts[size]
     w0s = np.empty(_BLOCK, dtype=np.uint64)
-    w1s = np.empty(_BLOCK, dtype=np.uint64)
+    keys = np.empty(_BLOCK, dtype=np.uint64)
+    tags = np.empty(_BLOCK, dtype=np.uint64)
     homes = np.empty(_BLOCK, dtype=np.int64)
+    taken = np.empty(_BLOCK, dtype=np.uint64)
     ahead = np.uint64(0)
     while row < len(out):
         end = min(row + _BLOCK, len(out))
         for i in range(row, end):
             a, n = offsets[i], offsets[i + 1] - offsets[i]
-            w0s[i - row] = _word(data, a, min(8, n))
-            w1s[i - row] = _word(data, a + 8, min(8, max(0, n - 8)))
-            homes[i - row] = _home(_hash(w0s[i - row], w1s[i - row], n, data, a + 16, mask), slots)
+            w0 = _word(data, a, min(8, n))
+            w1 = _word(data, a + 8, min(8, max(0, n - 8)))
+            h = _hash(w0, w1, n, data, a + 16, mask)
+            w0s[i - row] = w0
+            keys[i - row] = w1 | (np.uint64(n) << _S56)  # the head of a short id (n <= 15)
+            tags[i - row] = _tag(h, bits)
+            homes[i - row] = _home(h, len(slots))
         for k in range(end - row):
-            ahead ^= table[homes[k], 2]
+            taken[k] = np.uint64(slots[homes[k]])
+        for k in range(end - row):
+            if taken[k] != 0 and taken[k] >> bits == tags[k]:
+                ahead ^= heads[np.int64(taken[k] & low) - 1, 0]
         for i in range(row, end):
             if nulls[i]:
                 out[i] = NO_ID
                 continue
             a, n = offsets[i], offsets[i + 1] - offsets[i]
-            w0, w1 = w0s[i - row], w1s[i - row]
-            s = _probe(table, store, starts, data, a, n, w0, w1, homes[i - row])
-            if table[s, 2] != 0:
-                out[i] = np.int64(table[s, 2] & _LOW32) - 1
+            w0, key, tag = w0s[i - row], keys[i - row], tags[i - row]
+            s = _find(
+                slots, heads, tail, tail_starts, bits, data, a, n, w0, key, tag, homes[i - row]
+            )
+            if slots[s] != 0:
+                out[i] = np.int64(np.uint64(slots[s]) & low) - 1
                 continue
-            if size >= limit or size + 2 > len(starts):
-                return i, size, ahead
-            table[s, 0] = w0
-            table[s, 1] = w1
-            table[s, 2] = (np.uint64(n) << _S32) | np.uint64(size + 1)
-            for j in range(n - INLINE_BYTES):
-                store[used + j] = data[a + INLINE_BYTES + j]
-            used += max(0, n - INLINE_BYTES)
-            starts[size + 1] = used
+            if size >= capacity or (
+                n > INLINE_BYTES
+                and (longs + 2 > len(tail_starts) or tail_starts[longs] + n - 8 > len(tail))
+            ):
+                return i, size, longs, ahead
+            slots[s] = np.uint32((tag << bits) | np.uint64(size + 1))
+            longs = _add(heads, tail, tail_starts, size, longs, data, a, n, w0, key)
             firsts[new] = i
             new += 1
             out[i] = size
             size += 1
         row = end
-    return row, size, ahead
+    return row, size, longs, ahead
 
 
 @numba.njit(nogil=True, cache=True)
-def _rehash(
-    old: NDArray[np.uint64],
-    new: NDArray[np.uint64],
-    store: NDArray[np.uint8],
-    starts: NDArray[np.int64],
+def _rebuild(
+    slots: NDArray[np.uint32],
+    heads: NDArray[np.uint64],
+    tail: NDArray[np.uint8],
+    tail_starts: NDArray[np.int64],
+    size: int,
     mask: np.uint64,
+    bits: np.uint64,
 ) -> None:
-    """Put every id of ``old`` into the empty table ``new``."""
-    slots = new.shape[0]
-    for i in range(old.shape[0]):
-        meta = old[i, 2]
-        if meta == 0:
-            continue
-        n = np.int64(meta >> _S32)
-        pos = np.int64(meta & _LOW32) - 1
-        s = _home(_hash(old[i, 0], old[i, 1], n, store, starts[pos], mask), slots)
-        while new[s, 2] != 0:
-            s = s + 1 if s + 1 < slots else np.int64(0)
-        new[s, 0], new[s, 1], new[s, 2] = old[i, 0], old[i, 1], meta
+    """Put the ids at positions ``0 .. size - 1`` (all distinct) into the empty ``slots``."""
+    for p in range(size):
+        w0, second = heads[p, 0], heads[p, 1]
+        if second & _LONG:
+            k = np.int64(second & _LOW56)
+            start = tail_starts[k]
+            n = tail_starts[k + 1] - start + 8
+            w1 = _word(tail, start, min(8, n - 8))
+            h = _hash(w0, w1, n, tail, start + 8, mask)
+        else:
+            n = np.int64((second >> _S56) & _LENGTH)
+            h = _hash(w0, second & _LOW56, n, tail, 0, mask)
+        s = _home(h, len(slots))
+        while slots[s] != 0:
+            s = s + 1 if s + 1 < len(slots) else np.int64(0)
+        slots[s] = np.uint32((_tag(h, bits) << bits) | np.uint64(p + 1))
+
+
+def _position_bits(heads: int) -> int:
+    """Bits a slot needs for ``position + 1`` below ``heads`` (the rest hold a tag)."""
+    return min(32, heads.bit_length())
 
 
 class IdTable:
@@ -223,6 +343,10 @@ class IdTable:
     ``id_format`` (a regular expression) is checked once per distinct id (see
     :meth:`well_formed`). ``hash_mask`` keeps only some bits of each hash: tests use it to make
     ids collide.
+
+    One thread (ingest's preparing thread) calls :meth:`positions`, :meth:`shards` and
+    :meth:`well_formed`; others may call :meth:`take` and :meth:`pseudonyms` meanwhile, for
+    positions below :attr:`size`.
     """
 
     def __init__(
@@ -233,23 +357,41 @@ class IdTable:
         id_format: str | None = None,
         hash_mask: int = 2**64 - 1,
     ) -> None:
+        if pseudonymiser.shards > WELL_FORMED:
+            msg = f"{pseudonymiser.shards} shards: an id table numbers at most {WELL_FORMED}"
+            raise InternalError(msg)
         self._pseudonymiser = pseudonymiser
         self._feed = feed
         self._format = id_format
         self._mask = np.uint64(hash_mask)
-        self._table = np.zeros((1024, 3), dtype=np.uint64)
-        """Per slot: the id's bytes 0-7 and 8-15 (zero-padded), and (length << 32 | position + 1),
-        0 when the slot is empty."""
-        self._store = np.empty(1 << 12, dtype=np.uint8)
-        """The ids' bytes past the 16th, one after the other (id ``i``'s from ``_starts[i]``)."""
-        self._starts = np.zeros(1024 + 1, dtype=np.int64)
-        self._pseudonyms = np.empty((1024, PSEUDONYM_CHARS), dtype=np.uint8)
-        self._shards = np.empty(1024, dtype=np.uint16)
-        self._well_formed = np.empty(1024, dtype=np.bool_)
+        self._slots = np.zeros(1024, dtype=np.uint32)
+        """Per slot: the id's tag above its position + 1 (:func:`_position_bits` bits); 0 when
+        the slot is empty."""
+        self._heads = np.zeros((1024, 2), dtype=np.uint64)
+        """Per id: its bytes 0-7, then its bytes 8-14 and length (bits 56-59), or (long ids)
+        :data:`_LONG` and the number of its tail."""
+        self._bits = _position_bits(len(self._heads))
+        self._tail = np.zeros(1 << 12, dtype=np.uint8)
+        """The long ids' bytes past the 8th, one after the other (long id ``k``'s from
+        ``_tail_starts[k]`` to ``_tail_starts[k + 1]``)."""
+        self._tail_starts = np.zeros(64 + 1, dtype=np.int64)
+        self._longs = 0
+        self._info = np.zeros(1024, dtype=np.uint16)
+        """Per id: its shard, and the :data:`WELL_FORMED` bit."""
+        self._digests = np.zeros((1024, PSEUDONYM_BYTES), dtype=np.uint8)
+        """Per id: the bytes its pseudonym shows in hex."""
+        self._digests_lock = threading.Lock()
+        """Held while ``_digests`` is read or moved (grown in place)."""
         self.size = 0
 
     def __len__(self) -> int:
         return self.size
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the table's arrays."""
+        arrays = (self._slots, self._heads, self._tail, self._tail_starts, self._info)
+        return sum(a.nbytes for a in arrays) + self._digests.nbytes
 
     # -- rows -> positions -----------------------------------------------------------------
 
@@ -262,15 +404,18 @@ class IdTable:
         firsts = np.empty(len(ids), dtype=np.int64)
         chunk = (text.data, text.offsets, nulls)
         base = size = self.size
+        longs = self._longs
         row = 0
-        used = int(self._starts[size])
-        self._store = _grown(self._store, used + int(text.offsets[-1] - text.offsets[0]))
         while True:
-            state = (self._table, self._store, self._starts, self._mask)
-            row, size, _ = _lookup(chunk, row, state, size, out, firsts[size - base :])
+            arrays = (self._slots, self._heads, self._tail, self._tail_starts)
+            state = (*arrays, self._mask, np.uint64(self._bits))
+            row, size, longs, _ = _lookup(
+                chunk, row, state, (size, longs), out, firsts[size - base :]
+            )
+            self._longs = longs
             if row == len(ids):
                 break
-            self._grow(size)
+            self._grow(size, int(text.offsets[row + 1] - text.offsets[row]))
         if size > MAX_IDS:
             msg = f"{size:,} distinct ids in one file: more than the table numbers ({MAX_IDS:,})"
             raise InternalError(msg)
@@ -281,11 +426,12 @@ class IdTable:
 
     def shards(self, positions: pl.Series) -> pl.Series:
         """Shard (UInt16) of the id at each position (null where null)."""
-        return pl.Series("shard", self._shards[: self.size]).gather(positions)
+        return pl.Series("shard", self._info[: self.size]).gather(positions) & (WELL_FORMED - 1)
 
     def well_formed(self, positions: pl.Series) -> pl.Series:
         """Whether the id at each position matches ``id_format`` (null where null)."""
-        return pl.Series(ID_OK, self._well_formed[: self.size]).gather(positions)
+        info = pl.Series(ID_OK, self._info[: self.size]).gather(positions)
+        return info >= WELL_FORMED
 
     def pseudonyms(self, positions: pl.Series) -> pl.Series:
         """Pseudonym of the id at each position (null where null)."""
@@ -302,41 +448,52 @@ class IdTable:
         if len(at) and int(at.max()) >= self.size:
             msg = f"pseudonym {int(at.max())} asked of a table of {self.size}"
             raise InternalError(msg)
-        data = self._pseudonyms[at]
+        data = np.empty((len(at), PSEUDONYM_BYTES), dtype=np.uint16)
+        with self._digests_lock:
+            take_hex(self._digests, at, data)
         offsets = np.arange(0, (len(at) + 1) * PSEUDONYM_CHARS, PSEUDONYM_CHARS, dtype=np.int32)
         return pa.StringArray.from_buffers(len(at), pa.py_buffer(offsets), pa.py_buffer(data))
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _grow(self, size: int) -> None:
-        """Room for more than ``size`` ids: more slots past the load limit, a longer ``_starts``."""
-        if size >= int(MAX_LOAD * len(self._table)):
-            table = np.zeros((len(self._table) * 3 // 2, 3), dtype=np.uint64)
-            _rehash(self._table, table, self._store, self._starts, self._mask)
-            self._table = table
-        if size + 2 > len(self._starts):
-            self._starts = _grown(self._starts, len(self._starts) * 3 // 2)
+    def _grow(self, size: int, length: int) -> None:
+        """Room for more than ``size`` ids, the next of ``length`` bytes: longer arrays, and the
+        slots rebuilt (half as many again) past the load limit, or when positions take another
+        bit from the tags."""
+        _resize(self._heads, size + 1)
+        _resize(self._tail_starts, self._longs + 2)
+        _resize(self._tail, int(self._tail_starts[self._longs]) + length)
+        bits = _position_bits(len(self._heads))
+        full = size >= int(MAX_LOAD * len(self._slots))
+        if full or bits != self._bits:
+            slots = len(self._slots) * 3 // 2 if full else len(self._slots)
+            self._slots = np.zeros(0, dtype=np.uint32)  # freed before the new slots are taken
+            self._slots = np.zeros(slots, dtype=np.uint32)
+            self._bits = bits
+            args = (self._tail, self._tail_starts, size, self._mask, np.uint64(bits))
+            _rebuild(self._slots, self._heads, *args)
 
     def _key(self, new: pl.Series, start: int) -> None:
         """Key ``new``, the ids given positions ``start`` onwards (distinct, in that order)."""
         text = Utf8.of(new)
-        pseudonyms, shards = self._pseudonymiser.keys(text.data, text.offsets, self._feed)
+        digests = self._pseudonymiser.digests(text.data, text.offsets, self._feed)
         end = start + len(new)
-        if end > len(self._shards):
-            self._pseudonyms = _grown(self._pseudonyms, end)
-            self._shards = _grown(self._shards, end)
-            self._well_formed = _grown(self._well_formed, end)
-        self._pseudonyms[start:end] = pseudonyms
-        self._shards[start:end] = shards
-        self._well_formed[start:end] = (
-            new.str.contains(self._format).to_numpy() if self._format is not None else True
-        )
+        with self._digests_lock:
+            _resize(self._digests, end)
+        self._digests[start:end] = digests
+        _resize(self._info, end)
+        info = self._pseudonymiser.shards_of(digests)
+        if self._format is not None:
+            info[new.str.contains(self._format).to_numpy()] |= WELL_FORMED
+        else:
+            info |= WELL_FORMED
+        self._info[start:end] = info
 
 
-def _grown(buffer: NDArray[ScalarT], size: int) -> NDArray[ScalarT]:
-    """``buffer``, or a copy half as long again (at least ``size``) when it is shorter."""
+def _resize(buffer: NDArray[ScalarT], size: int) -> None:
+    """Make ``buffer`` at least ``size`` long, in place (zero-filled), growing by at least
+    ``1 / GROWTH`` of its length. No view of it may be alive: its memory may move."""
     if size <= len(buffer):
-        return buffer
-    grown = np.zeros((max(size, len(buffer) * 3 // 2), *buffer.shape[1:]), dtype=buffer.dtype)
-    grown[: len(buffer)] = buffer
-    return grown
+        return
+    length = max(size, len(buffer) + len(buffer) // GROWTH)
+    buffer.resize((length, *buffer.shape[1:]), refcheck=False)

@@ -20,7 +20,7 @@ Per file, under the workspace's ingest lock:
 Memory is bounded by the settings, not by the size of the file: five chunks, the writer's
 buffers (``row_group_rows`` rows per partition, 24 bytes a row) and a few row groups being
 written, the duplicate scan's ``[ingest] memory_limit_mb``, and the table of the file's distinct
-ids (about 100 bytes per subscriber).
+ids (about 40 bytes per subscriber).
 
 A file that cannot be read fails alone (:class:`~aggregation.ingest.reading.RawFileError`):
 nothing from it is staged, its previous staged data stay as they were, and the batch goes on.

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 NAMESPACE: dict[Feed, bytes] = {"cdr": b"cdr:", "gps": b"gps:"}
 PSEUDONYM_CHARS = 32
+PSEUDONYM_BYTES = PSEUDONYM_CHARS // 2
+"""The HMAC's bytes a pseudonym shows (as hex): the first 16 of 32."""
 MIN_SECRET_BYTES = 16
 _KEY_ID_LABEL = b"mobility:key-id"
 GENERATE_HINT = "python -c 'import secrets; print(secrets.token_hex(32))'"
@@ -139,10 +141,24 @@ class Pseudonymiser:
     ) -> tuple[NDArray[np.uint8], NDArray[np.uint16]]:
         """Pseudonym (one row of :data:`PSEUDONYM_CHARS` ASCII bytes) and shard of each raw id
         ``data[offsets[i] : offsets[i + 1]]`` (UTF-8)."""
-        digits = self._secret.keyed().hex_digests(NAMESPACE[feed], data, offsets, PSEUDONYM_CHARS)
-        nibbles = _NIBBLE[digits[:, :8]].astype(np.uint32)
-        head = (nibbles << np.arange(28, -1, -4, dtype=np.uint32)).sum(axis=1, dtype=np.uint32)
-        return digits, (head % np.uint32(self.shards)).astype(np.uint16)
+        from aggregation.ingest.hmac_sha256 import hex_of  # noqa: PLC0415 - see Secret.keyed
+
+        digests = self.digests(data, offsets, feed)
+        return hex_of(digests), self.shards_of(digests)
+
+    def digests(
+        self, data: NDArray[np.uint8], offsets: NDArray[np.int64], feed: Feed
+    ) -> NDArray[np.uint8]:
+        """The :data:`PSEUDONYM_BYTES` bytes each raw id's pseudonym shows in hex (one row each):
+        half the memory of the hex, which
+        :func:`~aggregation.ingest.hmac_sha256.hex_of` gives back."""
+        return self._secret.keyed().digests(NAMESPACE[feed], data, offsets, PSEUDONYM_BYTES)
+
+    def shards_of(self, digests: NDArray[np.uint8]) -> NDArray[np.uint16]:
+        """The shard of each pseudonym given as :meth:`digests`: its first 4 bytes (8 hex
+        digits) as a big-endian number, modulo the shards."""
+        head = np.ascontiguousarray(digests[:, :4]).view(">u4")[:, 0]
+        return (head % np.uint32(self.shards)).astype(np.uint16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +179,3 @@ class Utf8:
         return cls(
             np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8), offsets
         )
-
-
-_NIBBLE = np.zeros(256, dtype=np.uint8)
-_NIBBLE[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
