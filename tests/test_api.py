@@ -23,6 +23,7 @@ from flows.api import create_app
 from flows.api.tokens import TokenStore
 from flows.cli import cli
 from schemas.indicators import Indicator
+from schemas.staged import DAY_ZONES_DIR
 from tests.conftest import KEY_ENVIRON, START
 from tests.test_export import DAY2, DAY3, PNG, released  # noqa: F401 - fixture reused
 
@@ -201,7 +202,11 @@ def test_auditor_reads_the_ledger(server: Server) -> None:
     assert head is not None
     assert summary["head_hash"] == head.record_hash
     assert entries[-1]["inputs"]  # the auditor sees the inputs: relative paths, content hashes
-    assert all(i["path"].startswith("date=") for i in entries[-1]["inputs"])
+    # staged event files, and for home-based releases the day-zone summaries they read
+    assert all(
+        i["path"].removeprefix(f"{DAY_ZONES_DIR}/").startswith("date=")
+        for i in entries[-1]["inputs"]
+    )
     assert len(listed) == len(entries)
 
 
