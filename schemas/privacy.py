@@ -159,6 +159,10 @@ accuracy benchmark (``benchmarks/README.md``, issue 19): it brings the lockdown 
 demo's ``od_trips`` and ``event_counts`` totals within a point of the exact aggregate's on a
 single draw, for a cell noise 1/(1 - share) = 1.25 times larger."""
 
+UNSET_TOTALS_SHARE = 0.0
+"""The share of a ``[privacy]`` section that does not name ``totals_share`` (a workspace made
+before the setting): its releases keep the keys and noise they had."""
+
 MAX_TOTALS_SHARE = 0.5
 """The largest share of a release's ε its totals may take: beyond it the cells, which are what
 the release is for, would be noisier than the one number per day."""
@@ -494,7 +498,11 @@ def _policy_from_mapping(
             ),
             mechanism=section.choice("mechanism", MECHANISMS, defaults.mechanism),
             default_epsilon=section.epsilons(indicators),
-            totals_share=section.number("totals_share", defaults.totals_share),
+            # A [privacy] section that does not name totals_share was written before the
+            # setting existed: its workspace keeps share 0, so a question it answered keeps its
+            # release key and is never charged and answered a second time after the upgrade.
+            # New workspaces get DEFAULT_TOTALS_SHARE from the template's mobility.toml.
+            totals_share=section.number("totals_share", UNSET_TOTALS_SHARE),
         )
     except ValueError as err:
         raise ConfigurationError(f"{source}: [privacy] {err}") from None

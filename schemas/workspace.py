@@ -105,7 +105,8 @@ epsilon_rolling = 160.0
 mechanism = "discrete_laplace"
 # Share of each release's ε spent on its per-date totals, released as DP values of their own
 # (0 to 0.5; 0: totals are sums of the noisy cells only). The cells get the rest; the release is
-# charged both. Discrete Laplace releases over public key sets only.
+# charged both. Discrete Laplace releases over public key sets only. Without this line: 0 (a
+# workspace made before the setting keeps its release keys).
 totals_share = 0.2
 
 [privacy.epsilon]

@@ -148,6 +148,7 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 PRIVACY = """[privacy]
 epsilon_per_window = 5.0
 epsilon_rolling = 60.0
+totals_share = 0.2
 
 [privacy.epsilon]
 event_counts = 0.5

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 PRIVACY = """[privacy]
 epsilon_per_window = 2.0
 epsilon_rolling = 60.0
+totals_share = 0.2
 
 [privacy.epsilon]
 presence = 0.5

@@ -87,6 +87,19 @@ def test_share_zero_is_the_release_before_dp_totals(workspace: Path) -> None:
     assert "totals_share" not in plan.spec.parameters()  # the release key of old releases
 
 
+def test_a_workspace_made_before_the_setting_keeps_its_release_keys(workspace: Path) -> None:
+    config = workspace / "mobility.toml"
+    before = plan_release(open_context(workspace, need_secret=False), _od(totals_share=0.0),
+                          fingerprint=False)  # fmt: skip
+    assert "totals_share = 0.2\n" in config.read_text()
+    config.write_text(config.read_text().replace("totals_share = 0.2\n", ""))
+    ctx = open_context(workspace, need_secret=False)
+    assert ctx.policy.totals_share == 0.0
+    upgraded = plan_release(ctx, _od(), fingerprint=False)
+    assert upgraded.totals is None
+    assert upgraded.request.release_key == before.request.release_key  # no second charge
+
+
 def test_the_default_share_is_the_policys_and_enters_the_release_key(workspace: Path) -> None:
     ctx = open_context(workspace, need_secret=False)
     default = plan_release(ctx, _od(), fingerprint=False)
@@ -120,7 +133,8 @@ def test_gaussian_and_private_key_sets_keep_the_summed_margins(workspace: Path) 
 
 def test_totals_share_is_validated_everywhere() -> None:
     assert BudgetPolicy.from_mapping({"totals_share": 0.35}).totals_share == 0.35
-    assert BudgetPolicy.from_mapping({}).as_dict()["totals_share"] == 0.2
+    # a [privacy] section written before the setting keeps share 0 (its release keys) ...
+    assert BudgetPolicy.from_mapping({}).as_dict()["totals_share"] == 0.0
     with pytest.raises(ConfigurationError, match=r"\[privacy\] totals_share must be a number"):
         BudgetPolicy.from_mapping({"totals_share": 0.9})
     with pytest.raises(ConfigurationError, match="totals_share: must be a number"):
