@@ -154,7 +154,8 @@ def release_parameter_problems(
 
 DEFAULT_TOTALS_SHARE = 0.2
 """The share of a release's ε (ρ for a Gaussian) spent on its per-date totals released as DP
-values of their own (``[privacy] totals_share``); the cells get the rest. Chosen from the
+values of their own, as the template of new workspaces sets it (``[privacy] totals_share``);
+the cells get the rest. Chosen from the
 accuracy benchmark (``benchmarks/README.md``, issue 19): it brings the lockdown change of the
 demo's ``od_trips`` and ``event_counts`` totals within a point of the exact aggregate's on a
 single draw, for a cell noise 1/(1 - share) = 1.25 times larger."""
@@ -304,8 +305,10 @@ class BudgetPolicy:
     release does not ask for one;
     ``default_delta`` is the δ given to a release that needs one (partition selection, or a
     discrete Gaussian stated as (ε, δ)-DP). ``totals_share`` is the share of a release's ε spent
-    on its per-date totals as DP values of their own (:data:`DEFAULT_TOTALS_SHARE`); it splits
-    a release's ε and never changes what the release is charged.
+    on its per-date totals as DP values of their own; it splits a release's ε and never changes
+    what the release is charged. Unset, it is 0 (:data:`UNSET_TOTALS_SHARE`: a workspace made
+    before the setting keeps its release keys); the template of new workspaces sets
+    :data:`DEFAULT_TOTALS_SHARE`.
     """
 
     composition: Composition = "basic"
@@ -318,7 +321,7 @@ class BudgetPolicy:
     accounting_window: AccountingWindow = "day"
     mechanism: Mechanism = "discrete_laplace"
     default_epsilon: Mapping[str, float] = field(default_factory=dict, hash=False)
-    totals_share: float = DEFAULT_TOTALS_SHARE
+    totals_share: float = UNSET_TOTALS_SHARE
 
     def __post_init__(self) -> None:
         _require(
@@ -498,11 +501,7 @@ def _policy_from_mapping(
             ),
             mechanism=section.choice("mechanism", MECHANISMS, defaults.mechanism),
             default_epsilon=section.epsilons(indicators),
-            # A [privacy] section that does not name totals_share was written before the
-            # setting existed: its workspace keeps share 0, so a question it answered keeps its
-            # release key and is never charged and answered a second time after the upgrade.
-            # New workspaces get DEFAULT_TOTALS_SHARE from the template's mobility.toml.
-            totals_share=section.number("totals_share", UNSET_TOTALS_SHARE),
+            totals_share=section.number("totals_share", defaults.totals_share),
         )
     except ValueError as err:
         raise ConfigurationError(f"{source}: [privacy] {err}") from None

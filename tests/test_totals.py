@@ -32,8 +32,9 @@ from aggregation.release.totals import (
 )
 from schemas.errors import ConfigurationError
 from schemas.indicators import ContributionBounds, HomeRule, Indicator, Period, Scope
-from schemas.privacy import BudgetPolicy, Sensitivity
+from schemas.privacy import DEFAULT_TOTALS_SHARE, BudgetPolicy, Sensitivity
 from schemas.release import ReleaseSpec
+from schemas.workspace import init_workspace
 from tests.conftest import START
 from tests.indicators_helpers import ADMIN3, DAY0, KEY, Ev, write_staged, zone_set
 
@@ -103,7 +104,7 @@ def test_a_workspace_made_before_the_setting_keeps_its_release_keys(workspace: P
 def test_the_default_share_is_the_policys_and_enters_the_release_key(workspace: Path) -> None:
     ctx = open_context(workspace, need_secret=False)
     default = plan_release(ctx, _od(), fingerprint=False)
-    assert default.spec.totals_share == BudgetPolicy().totals_share == 0.2
+    assert default.spec.totals_share == ctx.policy.totals_share == DEFAULT_TOTALS_SHARE == 0.2
     asked = plan_release(ctx, _od(totals_share=0.2), fingerprint=False)
     assert asked.request.release_key == default.request.release_key
     other = plan_release(ctx, _od(totals_share=0.1), fingerprint=False)
@@ -129,6 +130,11 @@ def test_gaussian_and_private_key_sets_keep_the_summed_margins(workspace: Path) 
         plan_release(ctx, _od(mechanism="discrete_gaussian", totals_share=0.2), fingerprint=False)
     with pytest.raises(ConfigurationError, match="private key sets have no totals"):
         plan_release(ctx, _od(keys="private", totals_share=0.2), fingerprint=False)
+
+
+def test_new_workspaces_get_the_default_share(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws").root
+    assert open_context(ws, need_secret=False).policy.totals_share == DEFAULT_TOTALS_SHARE
 
 
 def test_totals_share_is_validated_everywhere() -> None:
