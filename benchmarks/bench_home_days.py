@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from bench_release import (
-    _PRIVACY,
     DATA,
     DAY,
     SECRET,
+    bench_workspace,
     cpu_seconds,
     machine,
     peak_rss_mb,
@@ -56,7 +56,6 @@ def prepare(subscribers: int, data_dir: Path = DATA, *, seed: int = 1) -> Path:
     """The workspace of a staged 7-day synthetic country (made once)."""
     from aggregation.ingest import ingest_files  # noqa: PLC0415 - keep start-up light
     from sample_data.synth import SynthConfig, generate  # noqa: PLC0415
-    from schemas.workspace import init_workspace  # noqa: PLC0415
 
     base = data_dir / f"home_week_{subscribers}"
     marker = base / "prepared.json"
@@ -69,14 +68,7 @@ def prepare(subscribers: int, data_dir: Path = DATA, *, seed: int = 1) -> Path:
         scenario="none", gps_share=0.0, error_rate=0.0,
     )  # fmt: skip
     summary = generate(config, base / "export")
-    ws = init_workspace(base / "workspace").root
-    text = (ws / "mobility.toml").read_text()
-    for old, new in _PRIVACY.items():
-        text = text.replace(old, new, 1)
-    (ws / "mobility.toml").write_text(text)
-    (ws / "reference").mkdir()
-    for name in ("zones.parquet", "cells.csv"):
-        shutil.copy(base / "export" / "reference" / name, ws / "reference" / name)
+    ws = bench_workspace(base / "workspace", base / "export")
     report = ingest_files([base / "export" / "raw"], ws, environ=ENVIRON)
     if not report.ok:
         raise SystemExit(report.failure_message())

@@ -68,6 +68,22 @@ _PRIVACY = {"epsilon_per_window = 6.0": "epsilon_per_window = 100000.0",
 # --- staged data, shared by the benchmarks -----------------------------------------------------
 
 
+def bench_workspace(root: Path, export: Path) -> Path:
+    """A new workspace at ``root`` with a generous budget and the reference data of the synthetic
+    ``export`` (what every benchmark releases from)."""
+    from schemas.workspace import init_workspace  # noqa: PLC0415 - keep start-up light
+
+    ws = init_workspace(root).root
+    text = (ws / "mobility.toml").read_text()
+    for old, new in _PRIVACY.items():
+        text = text.replace(old, new, 1)
+    (ws / "mobility.toml").write_text(text)
+    (ws / "reference").mkdir()
+    for name in ("zones.parquet", "cells.csv"):
+        shutil.copy(export / "reference" / name, ws / "reference" / name)
+    return ws
+
+
 @dataclass(frozen=True)
 class StagedCountry:
     """One day of a synthetic country's CDR, staged in a workspace, with its export and truth."""
@@ -98,7 +114,6 @@ def prepare(events: int, data_dir: Path = DATA, *, seed: int = 1) -> StagedCount
     """A staged synthetic country of about ``events`` CDR events in one day (made once)."""
     from aggregation.ingest import ingest_files  # noqa: PLC0415 - keep start-up light
     from sample_data.synth import SynthConfig, generate  # noqa: PLC0415
-    from schemas.workspace import init_workspace  # noqa: PLC0415
 
     base = data_dir / f"country_{events}"
     marker = base / "prepared.json"
@@ -112,14 +127,7 @@ def prepare(events: int, data_dir: Path = DATA, *, seed: int = 1) -> StagedCount
         scenario="none", gps_share=0.0, error_rate=0.0,
     )  # fmt: skip
     summary = generate(config, base / "export")
-    ws = init_workspace(base / "workspace").root
-    text = (ws / "mobility.toml").read_text()
-    for old, new in _PRIVACY.items():
-        text = text.replace(old, new, 1)
-    (ws / "mobility.toml").write_text(text)
-    (ws / "reference").mkdir()
-    for name in ("zones.parquet", "cells.csv"):
-        shutil.copy(base / "export" / "reference" / name, ws / "reference" / name)
+    ws = bench_workspace(base / "workspace", base / "export")
     raw = base / "export" / "raw" / f"cdr_{DAY}.parquet"
     report = ingest_files([raw], ws, environ={"MOBILITY_SECRET": SECRET})
     if not report.ok:

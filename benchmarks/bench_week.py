@@ -43,6 +43,7 @@ from bench_release import (
     DAY,
     EVENTS_PER_SUBSCRIBER,
     SECRET,
+    bench_workspace,
     cpu_seconds,
     machine,
     peak_rss_mb,
@@ -56,8 +57,6 @@ ENVIRON = {"MOBILITY_SECRET": SECRET}
 TARGET_RATIO = 1.2
 """Day 7's daily run at most this many times day 1's (issue 21)."""
 BILLION = 1_000_000_000
-_PRIVACY = {"epsilon_per_window = 6.0": "epsilon_per_window = 100000.0",
-            "epsilon_rolling = 160.0": "epsilon_rolling = 1000000.0"}  # fmt: skip
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -85,18 +84,10 @@ def prepare_week(events: int, days: int, data_dir: Path = DATA, *, seed: int = 1
 
 def fresh_workspace(base: Path) -> Path:
     """An empty workspace of the export's reference data and a generous budget."""
-    from schemas.workspace import init_workspace  # noqa: PLC0415
 
     root = base / "workspace"
     shutil.rmtree(root, ignore_errors=True)
-    ws = init_workspace(root).root
-    text = (ws / "mobility.toml").read_text()
-    for old, new in _PRIVACY.items():
-        text = text.replace(old, new, 1)
-    (ws / "mobility.toml").write_text(text)
-    (ws / "reference").mkdir()
-    for name in ("zones.parquet", "cells.csv"):
-        shutil.copy(base / "export" / "reference" / name, ws / "reference" / name)
+    ws = bench_workspace(root, base / "export")
     (ws / "drops").mkdir()
     return ws
 
