@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from hypothesis import strategies as st
 
 from aggregation.bounding import BoundingKey
-from schemas.indicators import ZoneSet
+from schemas.indicators import ContributionBounds, ZoneSet
 from schemas.staged import STAGED_EVENTS
 
 if TYPE_CHECKING:
@@ -127,3 +128,14 @@ def write_staged(
         for who in {e.who for e in evs}:
             units.setdefault((who, day), []).append(str(path))
     return units
+
+
+SMALL_BOUNDS = st.builds(
+    ContributionBounds,
+    max_events_per_zone_hour=st.integers(1, 3),
+    max_events_per_day=st.integers(1, 6),
+    max_zones_per_day=st.integers(2, 3),
+    max_trips_per_day=st.integers(1, 3),
+    max_distance_km=st.integers(1, 60),
+)
+"""Contribution bounds small enough that property tests' tiny datasets meet every cap."""

@@ -28,7 +28,7 @@ from aggregation.indicators import AggregateRequest, exact_aggregate
 from schemas.gps import StayRule
 from schemas.indicators import ContributionBounds, HomeRule, Indicator, Period, Scope, spec
 from schemas.staged import STAGED_FIXES
-from tests.indicators_helpers import ADMIN3, DAY0, KEY, Ev, write_staged, zone_set
+from tests.indicators_helpers import ADMIN3, DAY0, KEY, SMALL_BOUNDS, Ev, write_staged, zone_set
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -53,14 +53,6 @@ datasets = st.dictionaries(
     values=unit_events,
     min_size=1,
     max_size=10,
-)
-small_bounds = st.builds(
-    ContributionBounds,
-    max_events_per_zone_hour=st.integers(1, 3),
-    max_events_per_day=st.integers(1, 6),
-    max_zones_per_day=st.integers(2, 3),
-    max_trips_per_day=st.integers(1, 3),
-    max_distance_km=st.integers(1, 60),
 )
 
 
@@ -90,7 +82,7 @@ def scope_of(indicator: Indicator, release: Period) -> Scope:
 )
 @given(
     data=datasets,
-    bounds=small_bounds,
+    bounds=SMALL_BOUNDS,
     min_nights=st.integers(1, 2),
     level=st.sampled_from(["admin3", "admin2"]),
     release=st.sampled_from([Period.day(d) for d in ALL_DAYS.days()] + [ALL_DAYS]),
@@ -205,7 +197,7 @@ def _write_fixes(
 )
 @given(
     data=gps_datasets,
-    bounds=small_bounds,
+    bounds=SMALL_BOUNDS,
     level=st.sampled_from(["admin3", "admin2"]),
     release=st.sampled_from([Period.day(d) for d in ALL_DAYS.days()] + [ALL_DAYS]),
     pick=st.integers(0, 1000),

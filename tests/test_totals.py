@@ -36,7 +36,7 @@ from schemas.privacy import DEFAULT_TOTALS_SHARE, BudgetPolicy, Sensitivity
 from schemas.release import ReleaseSpec
 from schemas.workspace import init_workspace
 from tests.conftest import START
-from tests.indicators_helpers import ADMIN3, DAY0, KEY, Ev, write_staged, zone_set
+from tests.indicators_helpers import ADMIN3, DAY0, KEY, SMALL_BOUNDS, Ev, write_staged, zone_set
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -279,14 +279,6 @@ datasets = st.dictionaries(
     min_size=1,
     max_size=8,
 )
-bounds_strategy = st.builds(
-    ContributionBounds,
-    max_events_per_zone_hour=st.integers(1, 3),
-    max_events_per_day=st.integers(1, 6),
-    max_zones_per_day=st.integers(2, 3),
-    max_trips_per_day=st.integers(1, 3),
-    max_distance_km=st.integers(1, 60),
-)
 
 
 @pytest.fixture(scope="module")
@@ -315,7 +307,7 @@ def _scope(indicator: Indicator) -> Scope:
 )
 @given(
     data=datasets,
-    bounds=bounds_strategy,
+    bounds=SMALL_BOUNDS,
     level=st.sampled_from(["admin3", "admin2"]),
     pick=st.integers(0, 1000),
 )
