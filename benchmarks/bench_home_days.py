@@ -28,7 +28,6 @@ import datetime as dt
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,6 +42,7 @@ from bench_release import (
     machine,
     peak_rss_mb,
     reset_releases,
+    run_child,
     write_results,
 )
 
@@ -106,13 +106,7 @@ def measure(variant: str, indicator: str, ws: Path, day: dt.date) -> dict[str, A
     if variant == "after-first":  # the release day's summaries are not made yet
         shutil.rmtree(ws / "staged" / "_day_zones" / f"date={day}", ignore_errors=True)
     args = [variant, indicator, str(ws), day.isoformat()]
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False
-    )
-    if proc.returncode:
-        raise SystemExit(f"{variant} child failed:\n{proc.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    return run_child(__file__, *args, label=f"{variant} child")
 
 
 def main() -> int:

@@ -350,6 +350,21 @@ def _child(variant: str, indicator: str, directory: Path, level: str, eps: float
     print(json.dumps(result))
 
 
+def run_child(
+    script: str, *args: str, env: dict[str, str] | None = None, label: str = "child"
+) -> dict[str, Any]:
+    """Run ``script --child *args`` in a fresh Python process (``env`` added to this one's) and
+    return the JSON object on the last line of its output; exit with its stderr if it fails."""
+    proc = subprocess.run(
+        [sys.executable, script, "--child", *args],
+        capture_output=True, text=True, check=False, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    if proc.returncode:
+        raise SystemExit(f"{label} failed:\n{proc.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
 def measure(
     variant: str, country: StagedCountry, indicator: str, level: str, epsilon: float, k: int
 ) -> dict[str, Any]:
@@ -357,13 +372,7 @@ def measure(
     if variant == "opendp":
         return _opendp(country, indicator, level, epsilon, k)
     args = [variant, indicator, str(country.directory), level, str(epsilon), str(k)]
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False
-    )
-    if proc.returncode:
-        raise SystemExit(f"{variant} child failed:\n{proc.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    return run_child(__file__, *args, label=f"{variant} child")
 
 
 def _median(runs: list[dict[str, Any]], key: str) -> float:

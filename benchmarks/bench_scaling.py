@@ -29,10 +29,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,6 +44,7 @@ from bench_release import (
     peak_rss_mb,
     prepare,
     reset_releases,
+    run_child,
     write_results,
 )
 
@@ -159,15 +158,8 @@ _CHILDREN = {"local": _local_child, "dask": _dask_child, "ingest": _ingest_child
 
 def _run_child(kind: str, country: StagedCountry, *extra: int) -> dict[str, Any]:
     args = [kind, str(country.directory), *(str(x) for x in extra)]
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", *args],
-        capture_output=True, text=True, check=False, env=env,
-    )  # fmt: skip
-    if proc.returncode:
-        raise SystemExit(f"{kind} child failed:\n{proc.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    return run_child(__file__, *args, env=env, label=f"{kind} child")
 
 
 def _child(kind: str, directory: str, *extra: str) -> None:

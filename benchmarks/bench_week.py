@@ -33,7 +33,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -47,6 +46,7 @@ from bench_release import (
     cpu_seconds,
     machine,
     peak_rss_mb,
+    run_child,
     write_results,
 )
 
@@ -174,15 +174,8 @@ def _on_dask(workspace: str, day: dt.date, workers: int) -> dict[str, Any]:
 
 
 def _run_child(*args: str) -> dict[str, Any]:
-    env = {**os.environ, **ENVIRON, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", *args],
-        capture_output=True, text=True, check=False, env=env,
-    )  # fmt: skip
-    if proc.returncode:
-        raise SystemExit(f"day child failed:\n{proc.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    env = {**ENVIRON, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    return run_child(__file__, *args, env=env, label="day child")
 
 
 # --- the week ---------------------------------------------------------------------------------
