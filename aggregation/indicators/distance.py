@@ -18,17 +18,23 @@ nothing (:func:`aggregation.gps_stays.stays_and_paths`), whole metres — clippe
 ``subscribers`` adds 1 (a device). Same bounds, same derivation, unit one device-day: the same
 declared sensitivities. ``distance_zones`` are not used (paths run through the fixes).
 
-CDR homes may come from the day-zone summaries (``AggregateRequest.day_zones``); distances always
-come from the events of the release days, whose order they need.
+CDR homes and distances may come from the day-zone summaries (``AggregateRequest.day_zones``):
+each summary row carries its subscriber-day's distance, measured from the day's events in order
+when the summary was made, with the centroids of ``distance_zones``. The same aggregate.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aggregation.extract import daily_distances, gps_stays, staged_events
+from aggregation.extract import (
+    daily_distances,
+    gps_stays,
+    staged_day_distances,
+    staged_events,
+)
 from aggregation.indicators._days import release_days
-from aggregation.indicators.home import with_homes
+from aggregation.indicators.home import summaries, with_homes
 from aggregation.sql import SqlPlan, sql
 
 if TYPE_CHECKING:
@@ -42,16 +48,20 @@ def mobility_distance(request: AggregateRequest, key: BoundingKey) -> tuple[SqlP
         return _gps_distance(request, key)
     dz = request.centroid_zones
     plan = with_homes(SqlPlan(), request, key)
-    plan = staged_events(
-        plan, "day_events", request.source, release_days(request), request.zones.level, dz.level
-    )
-    # Distances only of subscribers with a home (the others are dropped below anyway): the
-    # per-subscriber window over events is the costly part, and nobody else needs it.
-    plan = plan.with_cte(
-        "home_events",
-        sql("SELECT * FROM day_events e SEMI JOIN homes h ON e.pseudonym = h.pseudonym"),
-    )
-    plan = daily_distances(plan, "home_events", "dist", dz)
+    days = release_days(request)
+    if request.day_zones:  # measured once, when the day's summaries were made
+        plan = staged_day_distances(plan, "dist", summaries(request), days, dz)
+    else:
+        plan = staged_events(
+            plan, "day_events", request.source, days, request.zones.level, dz.level
+        )
+        # Distances only of subscribers with a home (the others are dropped below anyway): the
+        # per-subscriber window over events is the costly part, and nobody else needs it.
+        plan = plan.with_cte(
+            "home_events",
+            sql("SELECT * FROM day_events e SEMI JOIN homes h ON e.pseudonym = h.pseudonym"),
+        )
+        plan = daily_distances(plan, "home_events", "dist", dz)
     plan = plan.with_cte(
         "contrib",
         sql("""SELECT d.pseudonym, d.local_date AS date, h.home_zone,

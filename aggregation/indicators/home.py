@@ -45,7 +45,8 @@ if TYPE_CHECKING:
     from schemas.indicators import Period
 
 
-def _summaries(request: AggregateRequest) -> StagedSource:
+def summaries(request: AggregateRequest) -> StagedSource:
+    """The staged directory whose day-zone summaries ``request`` reads."""
     if not isinstance(request.source, StagedSource):  # refused by AggregateRequest already
         msg = f"{request.indicator}: day-zone summaries need a staged directory."
         raise InternalError(msg)
@@ -66,7 +67,7 @@ def with_homes(
     period = period or home_period(request)
     level = request.zones.level
     if request.day_zones:
-        plan = staged_day_zones(plan, events, _summaries(request), period, level)
+        plan = staged_day_zones(plan, events, summaries(request), period, level)
         return homes_from_day_zones(plan, events, out, request.home_rule, key)
     if request.feed == "gps":
         accuracy = request.stay_rule.max_accuracy_m
@@ -88,7 +89,7 @@ def home_away(request: AggregateRequest, key: BoundingKey) -> tuple[SqlPlan, str
     plan = with_homes(SqlPlan(), request, key)
     days, level = release_days(request), request.zones.level
     if request.day_zones:  # the zones seen on a day: those of its summary rows
-        plan = staged_day_zones(plan, "day_events", _summaries(request), days, level)
+        plan = staged_day_zones(plan, "day_events", summaries(request), days, level)
     else:
         plan = staged_events(plan, "day_events", request.source, days, level)
     plan = plan.with_cte(
