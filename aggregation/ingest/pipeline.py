@@ -89,6 +89,7 @@ from aggregation.ingest.validation import (
     Window,
     explain,
 )
+from aggregation.staged_lock import changing_staged
 from schemas.errors import InternalError
 from schemas.quality import QuarantineReason
 from schemas.staged import FIXES_DIR as STAGED_FIXES_DIR
@@ -287,14 +288,15 @@ class _DropRun:
         self._verify(partitions, quarantine_file)
         self._verify_fixes(partitions, fixes)
         layout.record(self.ctx.workspace)
-        commit(
-            self.ctx.workspace,
-            self.raw.drop_id,
-            self.scratch / "staged",
-            {**partitions, **fixes},
-            quarantine_file,
-            self._manifest(partitions, fixes),
-        )
+        with changing_staged(self.ctx.workspace.root):  # once no release is reading them
+            commit(
+                self.ctx.workspace,
+                self.raw.drop_id,
+                self.scratch / "staged",
+                {**partitions, **fixes},
+                quarantine_file,
+                self._manifest(partitions, fixes),
+            )
         self.outcome.partitions = len(partitions)
         if quarantine_file is not None:
             self.outcome.quarantine_file = f"quarantine/{self.raw.drop_id}.parquet"

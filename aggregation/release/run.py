@@ -55,6 +55,7 @@ from aggregation.release.suppress import (
 )
 from aggregation.release.totals import dp_totals
 from aggregation.sql import bounded_connection
+from aggregation.staged_lock import reading_staged
 from schemas.errors import InternalError, MobilityError
 from schemas.indicators import spec as indicator_spec
 from schemas.release import release_contract
@@ -160,14 +161,17 @@ def release(
     """
     if aggregator is None:
         aggregator = local_aggregator(ctx.workspace)
-    plan = plan_release(ctx, spec)
-    stored = ctx.ledger.find(plan.request.release_key)
-    if stored is not None:
-        return stored_release(ctx, stored)
-    ctx.ledger.refuse_outside_agreement(plan.request)  # before any data is read (issue 20)
+    # The staged files the plan names (by SHA-256) are the ones the aggregate reads: no ingest
+    # commits in between (aggregation/staged_lock.py).
+    with reading_staged(ctx.workspace.root):
+        plan = plan_release(ctx, spec)
+        stored = ctx.ledger.find(plan.request.release_key)
+        if stored is not None:
+            return stored_release(ctx, stored)
+        ctx.ledger.refuse_outside_agreement(plan.request)  # before any data is read (issue 20)
 
-    _require_data(ctx, spec)
-    exact = _SHARED.aggregate(plan, ctx.require_bounding_key(), aggregator)
+        _require_data(ctx, spec)
+        exact = _SHARED.aggregate(plan, ctx.require_bounding_key(), aggregator)
     with ctx.ledger.charge(plan.request) as tx:
         if tx.reused:  # answered by another process meanwhile
             return stored_release(ctx, tx.entry)
