@@ -486,6 +486,33 @@ def test_audit_noise_recomputes_releases_made_with_and_before_summaries(
         assert not audited.problems
 
 
+def test_audit_noise_of_a_release_made_with_summaries_where_none_can_be_written(
+    week: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An auditor's read-only copy cannot write summaries (the audit reads the events), and a
+    newer format rewrites them: the same event files, so no note that the data changed."""
+    from aggregation.audit import audit_noise  # noqa: PLC0415 - scipy is slow to import
+
+    made = release(open_context(week), ReleaseSpec(Indicator.HOME_AWAY, LAST, LAST, epsilon=1.0))
+    entry_id = made.metadata["ledger_entry_id"]
+    with monkeypatch.context() as m:  # what with_day_zones does where it cannot write
+        m.setattr(
+            plan_module, "with_day_zones", lambda _staged, aggregate, _zones=None: (aggregate, [])
+        )
+        audited = audit_noise(week, entry_id, alpha=1e-6, environ=KEY_ENVIRON)
+    assert audited.notes == ()
+    assert not audited.problems
+    for path in _make_current(week, (LAST,)):  # summaries rewritten (here: another writer)
+        Path(path).unlink()
+    staged = week / "staged"
+    current_day_zones(StagedSource(staged), (LAST,), partial(staged_digests, staged))
+    assert audit_noise(week, entry_id, alpha=1e-6, environ=KEY_ENVIRON).notes == ()
+    victim = next(staged.glob(f"date={LAST.isoformat()}/shard=*/*.parquet"))
+    victim.unlink()  # an event file gone: that is a difference
+    (note,) = audit_noise(week, entry_id, alpha=1e-6, environ=KEY_ENVIRON).notes
+    assert f"gone: {victim.relative_to(staged).as_posix()}" in note
+
+
 def test_two_releases_making_the_same_summaries_at_once_agree(week: Path) -> None:
     """Concurrent first uses (API requests) write the same summaries, each aside then renamed."""
     days = tuple(START + dt.timedelta(days=i) for i in range(DAYS))

@@ -229,16 +229,20 @@ def _residuals(
 
 
 def _notes(entry: LedgerEntry, inputs: tuple[FileDigest, ...]) -> list[str]:
-    """A note naming the staged files that differ from those the release read, if any."""
+    """A note naming the staged files that differ from those the release read, if any.
+
+    Day-zone summaries are left out on both sides: they are derived from the staged event files
+    listed beside them (and made again whenever those change), so the same event files give the
+    same exact aggregate. A summary rewritten in a newer format, not written at all (a read-only
+    copy, where the audit reads the events), or absent from a release made before summaries
+    existed is no difference in the data.
+    """
     summaries = f"{DAY_ZONES_DIR}/"
-    if not any(f.path.startswith(summaries) for f in entry.inputs):
-        # Made before day-zone summaries (issue 21): the events are what it read. The summaries
-        # read now are made from (and checked against) the same events, listed here too.
-        inputs = tuple(f for f in inputs if not f.path.startswith(summaries))
-    if files_digest(inputs) == entry.input_fingerprint:
-        return []
-    then = {f.path: f.sha256 for f in entry.inputs}
-    now = {f.path: f.sha256 for f in inputs}
+    events = tuple(f for f in inputs if not f.path.startswith(summaries))
+    then = {f.path: f.sha256 for f in entry.inputs if not f.path.startswith(summaries)}
+    now = {f.path: f.sha256 for f in events}
+    if then == now if entry.inputs else files_digest(events) == entry.input_fingerprint:
+        return []  # an entry without its list (older format) has the fingerprint of the events
     changed = sorted(p for p in then.keys() & now.keys() if then[p] != now[p])
     gone, added = sorted(then.keys() - now.keys()), sorted(now.keys() - then.keys())
     parts = [
