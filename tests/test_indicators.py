@@ -14,7 +14,12 @@ import pyarrow as pa
 import pytest
 
 from aggregation.extract import StagedSource
-from aggregation.indicators import AggregateRequest, bounded_contributions, exact_aggregate
+from aggregation.indicators import (
+    AggregateRequest,
+    bounded_contributions,
+    definition,
+    exact_aggregate,
+)
 from schemas.errors import ConfigurationError
 from schemas.geography import ZONES
 from schemas.indicators import (
@@ -332,7 +337,7 @@ SQRT2 = math.sqrt(2)
 def test_declared_sensitivities_with_default_bounds(
     indicator: Indicator, scope: Scope, expected: dict[str, Sensitivity]
 ) -> None:
-    got = spec(indicator).sensitivities(ContributionBounds(), scope)
+    got = definition(indicator).sensitivities(ContributionBounds(), scope)
     assert got.keys() == expected.keys()
     for column, s in expected.items():
         assert (got[column].l1, got[column].linf) == (s.l1, s.linf)
@@ -341,7 +346,7 @@ def test_declared_sensitivities_with_default_bounds(
 
 def test_multi_day_vectors_scale_with_the_days_a_unit_can_touch() -> None:
     week = Scope(days=Period(DAY0, DAY0 + timedelta(days=6)))
-    trips = spec(Indicator.OD_TRIPS)
+    trips = definition(Indicator.OD_TRIPS)
     # Daily units touch one day of a 7-day vector; weekly units up to all 7.
     assert trips.sensitivity(ContributionBounds(), week, "day") == Sensitivity(4, 4.0, 4)
     weekly = trips.sensitivity(ContributionBounds(), week, "week")
@@ -349,23 +354,23 @@ def test_multi_day_vectors_scale_with_the_days_a_unit_can_touch() -> None:
     assert weekly.l2 == pytest.approx(4 * math.sqrt(7))
     # A unit in the home period moves a home_away count on every release day: 2 per day.
     home_week = Scope(days=week.days, home_period=Period.month(2026, 2))
-    away = spec(Indicator.HOME_AWAY).sensitivity(ContributionBounds(), home_week)
+    away = definition(Indicator.HOME_AWAY).sensitivity(ContributionBounds(), home_week)
     assert (away.l1, away.linf) == (14, 1)
     assert away.l2 == pytest.approx(math.sqrt(14))
 
 
 def test_event_counts_l2_packs_the_day_cap_into_full_cells() -> None:
     bounds = ContributionBounds(max_events_per_zone_hour=4, max_events_per_day=10)
-    s = spec(Indicator.EVENT_COUNTS).sensitivity(bounds, ONE_DAY)
+    s = definition(Indicator.EVENT_COUNTS).sensitivity(bounds, ONE_DAY)
     assert (s.l1, s.linf) == (10, 4)
     assert s.l2 == pytest.approx(math.sqrt(4**2 + 4**2 + 2**2))
 
 
 def test_keys_one_unit_can_touch_for_partition_selection() -> None:
     b = ContributionBounds()
-    assert spec(Indicator.OD_TRIPS).max_keys(b, ONE_DAY) == 4
-    assert spec(Indicator.MOBILITY_DISTANCE).max_keys(b, ONE_DAY_HOME) == 2
-    assert spec(Indicator.OD_CONNECTIONS).max_keys(b, ONE_DAY) == 3
+    assert definition(Indicator.OD_TRIPS).max_keys(b, ONE_DAY) == 4
+    assert definition(Indicator.MOBILITY_DISTANCE).max_keys(b, ONE_DAY_HOME) == 2
+    assert definition(Indicator.OD_CONNECTIONS).max_keys(b, ONE_DAY) == 3
 
 
 def test_windows_read_cover_every_day_of_the_input() -> None:
@@ -403,7 +408,9 @@ def test_bad_parameters_are_refused_with_the_value_and_the_rule() -> None:
         spec(Indicator.OD_TRIPS).bounds(max_zones_per_day=5)
     assert spec(Indicator.OD_TRIPS).bounds(max_trips_per_day=6).max_trips_per_day == 6
     with pytest.raises(ConfigurationError, match="max_zones_per_day >= 2"):
-        spec(Indicator.OD_CONNECTIONS).sensitivity(ContributionBounds(max_zones_per_day=1), ONE_DAY)
+        definition(Indicator.OD_CONNECTIONS).sensitivity(
+            ContributionBounds(max_zones_per_day=1), ONE_DAY
+        )
     with pytest.raises(ConfigurationError, match=r"missing \['home_period'\]"):
         spec(Indicator.HOME_AWAY).check_scope(ONE_DAY)
     with pytest.raises(ConfigurationError, match="must end before the home period"):

@@ -1,7 +1,7 @@
 """``mobility_distance``: daily distance travelled per home zone, as a bounded sum and a count.
 
 Columns ``date, home_zone, distance_m, subscribers``. For each subscriber with a home (see
-:mod:`aggregation.indicators.home`) seen on a release day: ``distance_m`` adds their distance that
+:mod:`aggregation.indicators.homes`) seen on a release day: ``distance_m`` adds their distance that
 day — the sum over their trips of the great-circle distance between the centroids of
 ``distance_zones`` (admin3 for the finest measure), each trip rounded to whole metres — clipped
 to [0, U] with U = ``max_distance_km`` · 1000; ``subscribers`` adds 1.
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from aggregation.extract import daily_distances, gps_stays, staged_events
 from aggregation.indicators._days import release_days
-from aggregation.indicators.home import with_homes
+from aggregation.indicators.homes import with_homes
 from aggregation.sql import SqlPlan, sql
 
 if TYPE_CHECKING:
