@@ -3,7 +3,7 @@
 Hypothesis builds small staged datasets (one Parquet file per subscriber-day, so one privacy unit
 is one file), removes one subscriber-day (and, for weekly units, one subscriber's whole week),
 recomputes every indicator's exact bounded aggregate with the real code on real DuckDB, and checks
-that the change is within the declared l1, l2 and linf of :mod:`schemas.indicators`
+that the change is within the declared l1, l2 and linf of :mod:`aggregation.indicators`
 (add/remove-one-unit neighbouring; adding the unit back is the same change reversed).
 ``hypothesis.target`` steers the search towards the largest changes. The GPS definitions of
 ``presence``, ``od_trips`` and ``mobility_distance`` are checked the same way on staged fixes
