@@ -91,7 +91,7 @@ def _child(variant: str, indicator: str, ws: Path, day: dt.date) -> None:
     spec = _spec(indicator, day)
     ctx = open_context(ws, environ=ENVIRON)
     if variant == "before":
-        plan_module.with_day_zones = lambda _staged, aggregate: (aggregate, [])  # type: ignore[assignment]
+        plan_module.with_day_zones = lambda _staged, aggregate, _zones=None: (aggregate, [])  # type: ignore[assignment]
     elif variant == "after-warm":
         plan_module.plan_release(ctx, spec)  # makes every summary the release reads
     start, cpu = time.perf_counter(), cpu_seconds()

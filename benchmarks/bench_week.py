@@ -3,6 +3,7 @@
     uv run python benchmarks/bench_week.py --events 5000000              # 5 M events a day, 7 days
     uv run python benchmarks/bench_week.py --events 100000000            # the issue's size
     uv run python benchmarks/bench_week.py --events 5000000 --executor dask --workers 2
+    uv run python benchmarks/bench_week.py --events 1000000000 --days 1 --min-nights 1
 
 A synthetic country of ``--days`` days (``sample_data.synth``, no scenario, CDR only, about
 ``--events`` CDR events a day) is generated once under ``benchmarks/data/week_<events>x<days>/``.
@@ -23,6 +24,14 @@ day 7's cost against day 1's and the per-event cost of the last day carried to 1
 ``--workers`` single-threaded processes (one cluster per day's process, its start-up not counted
 in the releases), and each worker's peak RSS is reported too.
 
+``--min-nights N`` runs every home-based release with ``HomeRule(min_nights=N)`` instead of the
+default 3 (the workspace cannot set it; the benchmark patches the rule into each release's
+request). With ``--days 1 --min-nights 1`` a single day gives everyone seen at night a home, so
+day 1's ``home_away`` and ``mobility_distance`` do their whole per-subscriber work (homes,
+distances of everyone with a home) instead of joining nothing: the way to measure a billion-event
+day's home-based releases without generating a week of a billion events a day. Only the reading of
+six more days of summaries is then missing, which the 7-day runs measure.
+
 Results: a table, and JSON under ``benchmarks/results/``.
 """
 
@@ -35,6 +44,7 @@ import os
 import shutil
 import sys
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bench_release import (
@@ -49,6 +59,8 @@ from bench_release import (
     run_child,
     write_results,
 )
+
+from schemas.indicators import HomeRule
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -106,12 +118,24 @@ def drop_day(base: Path, workspace: Path, day: dt.date) -> list[str]:
 # --- one day's run, in a child process ---------------------------------------------------------
 
 
-def _day_child(workspace: str, day_text: str, executor: str, workers: int) -> dict[str, Any]:
+def _day_child(
+    workspace: str, day_text: str, executor: str, workers: int, min_nights: int
+) -> dict[str, Any]:
     """One day's daily run: its new drops ingested, then every scheduled release."""
     day = dt.date.fromisoformat(day_text)
+    if min_nights != HomeRule().min_nights:
+        _home_rule(HomeRule(min_nights=min_nights))
     if executor == "dask":
         return _on_dask(workspace, day, workers)
     return _run_day(workspace, day, "local")
+
+
+def _home_rule(rule: HomeRule) -> None:
+    """Make every release of this process find homes by ``rule`` (``--min-nights``)."""
+    import aggregation.release.plan as plan_module  # noqa: PLC0415
+    from aggregation.indicators import AggregateRequest  # noqa: PLC0415
+
+    plan_module.AggregateRequest = partial(AggregateRequest, home_rule=rule)  # type: ignore[misc]
 
 
 def _run_day(workspace: str, day: dt.date, executor: str) -> dict[str, Any]:
@@ -181,7 +205,9 @@ def _run_child(*args: str) -> dict[str, Any]:
 # --- the week ---------------------------------------------------------------------------------
 
 
-def run_week(events: int, days: int, executor: str, workers: int) -> dict[str, Any]:
+def run_week(
+    events: int, days: int, executor: str, workers: int, min_nights: int
+) -> dict[str, Any]:
     """Every day's daily run in order, from an empty workspace; the comparison of the last day
     with the first."""
     base = prepare_week(events, days)
@@ -190,7 +216,7 @@ def run_week(events: int, days: int, executor: str, workers: int) -> dict[str, A
     for i in range(days):
         day = DAY + dt.timedelta(days=i)
         drop_day(base, ws, day)
-        row = _run_child(str(ws), day.isoformat(), executor, str(workers))
+        row = _run_child(str(ws), day.isoformat(), executor, str(workers), str(min_nights))
         row["total_s"] = row["ingest_s"] + row["releases_s"]
         row["total_cpu_s"] = row["ingest_cpu_s"] + row["releases_cpu_s"]
         rows.append(row)
@@ -210,6 +236,7 @@ def run_week(events: int, days: int, executor: str, workers: int) -> dict[str, A
         "target_ratio": TARGET_RATIO,
     }
     return {"events_per_day": events, "days": days, "executor": executor,
+            "min_nights": min_nights,
             "workers": workers if executor == "dask" else None, "rows": rows,
             "summary": summary}  # fmt: skip
 
@@ -254,17 +281,20 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--executor", choices=("local", "dask"), default="local")
     parser.add_argument("--workers", type=int, default=2, help="Dask workers (--executor dask)")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--min-nights", type=int, default=HomeRule().min_nights, help="home rule's nights"
+    )
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        ws, day, executor, workers = args.child
-        print(json.dumps(_day_child(ws, day, executor, int(workers))))
+        ws, day, executor, workers, min_nights = args.child
+        print(json.dumps(_day_child(ws, day, executor, int(workers), int(min_nights))))
         return 0
     result: dict[str, Any] = {
         "benchmark": "week",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         **machine(),
-        **run_week(args.events, args.days, args.executor, args.workers),
+        **run_week(args.events, args.days, args.executor, args.workers, args.min_nights),
     }
     print_week(result)
     print(f"written to {write_results('week', result)}")

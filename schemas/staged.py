@@ -138,5 +138,14 @@ STAGED_DAY_ZONES = Contract(
             "Local hours with at least one CDR event in the zone that day, as a bit mask: bit h "
             "(value 2^h) is set when an event fell in hour h (0-23).",
         ),
+        Column(
+            "distance_m",
+            pa.int64(),
+            "Metres the subscriber travelled that day (the whole day, on every row of the "
+            "subscriber-day): great-circle distances between the admin3 centroids of consecutive "
+            "distinct admin3 zones, each rounded to whole metres, unclipped, as mobility_distance "
+            "measures it. Null in a summary made without centroids.",
+            nullable=True,
+        ),
     ),
 )

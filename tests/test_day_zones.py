@@ -35,10 +35,19 @@ from aggregation.extract import (
     StagedFiles,
     StagedSource,
     current_day_zones,
+    daily_distances_frame,
     homes_frame,
     staged_day_zones,
 )
-from aggregation.extract.day_zones import homes_from_day_zones, recorded_sources, summary_path
+from aggregation.extract.day_zones import (
+    NO_CENTROIDS,
+    centroid_stamp,
+    homes_from_day_zones,
+    recorded_centroids,
+    recorded_sources,
+    staged_day_distances,
+    summary_path,
+)
 from aggregation.indicators import AggregateRequest, exact_aggregate
 from aggregation.indicators.shards import sharded_aggregate
 from aggregation.ingest import ingest_files
@@ -47,11 +56,12 @@ from aggregation.release.digests import staged_digests
 from aggregation.release.publish import sha256_file
 from aggregation.sql import SqlPlan, sql
 from sample_data.synth import SynthConfig, generate
+from schemas.errors import InternalError
 from schemas.indicators import ContributionBounds, HomeRule, Indicator, Period
 from schemas.release import ReleaseSpec
 from schemas.staged import DAY_ZONES_DIR, STAGED_DAY_ZONES
 from tests.conftest import KEY_ENVIRON, START, fresh_copy, workspace_with_policy
-from tests.indicators_helpers import ADMIN3, DAY0, Ev, write_staged
+from tests.indicators_helpers import ADMIN3, DAY0, Ev, write_staged, zone_set
 
 if TYPE_CHECKING:
     from aggregation.release.context import ReleaseContext
@@ -87,8 +97,12 @@ def _request(ctx: ReleaseContext, spec: ReleaseSpec, rule: HomeRule) -> Aggregat
 
 
 def _make_current(ws: Path, days: tuple[dt.date, ...]) -> list[str]:
-    staged = ws / "staged"
-    return current_day_zones(StagedSource(staged), days, partial(staged_digests, staged))
+    """Make the summaries of ``days`` current, with distances by the workspace's admin3
+    centroids, as a release does."""
+    staged, admin3 = ws / "staged", open_context(ws, environ=KEY_ENVIRON).zones("admin3")
+    return current_day_zones(
+        StagedSource(staged), days, partial(staged_digests, staged), distance_zones=admin3
+    )
 
 
 def _both_ways(request: AggregateRequest, key: BoundingKey) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -202,6 +216,74 @@ def test_homes_from_summaries_at_the_edges_of_the_night_and_the_period(
     rule = HomeRule(night_start_hour=night[0], night_end_hour=night[1], min_nights=min_nights)
     _homes_two_ways(root, period, level, rule)
     shutil.rmtree(root)
+
+
+_MOVE = st.tuples(
+    st.sampled_from(["s1", "s2", "s3"]),
+    st.integers(0, 2),  # day
+    st.integers(0, 23),  # local hour
+    st.integers(0, 2),  # minute: few values, so that events share a timestamp
+    st.sampled_from(sorted(ADMIN3)),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(events=st.lists(_MOVE, min_size=1, max_size=40), start=st.integers(0, 2))
+def test_distances_from_summaries_are_those_of_the_events_in_order(
+    tmp_path_factory: pytest.TempPathFactory,
+    events: list[tuple[str, int, int, int, str]],
+    start: int,
+) -> None:
+    """Each summary row carries its subscriber-day's distance, measured from the day's events
+    in order (ties in time broken by zone, as on events): the same as from the events."""
+    root = tmp_path_factory.mktemp("distances")
+    write_staged(
+        root, [Ev(who, day, hour, minute, zone) for who, day, hour, minute, zone in events]
+    )
+    source, zones = StagedSource(root), zone_set("admin3")
+    period = Period(DAY0 + dt.timedelta(days=start), DAY0 + dt.timedelta(days=2))
+    current_day_zones(source, period.days(), partial(staged_digests, root), distance_zones=zones)
+    full = daily_distances_frame(source, period, zones)
+    plan = staged_day_distances(SqlPlan(), "dist", source, period, zones)
+    summarised = plan.to_polars(sql("SELECT * FROM dist ORDER BY pseudonym, local_date"))
+    assert summarised.equals(full)
+    shutil.rmtree(root)
+
+
+def test_summaries_are_made_again_for_other_centroids_and_never_read_with_the_wrong_ones(
+    tmp_path: Path,
+) -> None:
+    """A summary made without distances, or with other centroids, is made again when a release
+    asks for these centroids; reading distances of other centroids is refused."""
+    evs = [
+        Ev("s1", 0, 8, 0, "NL010101"),
+        Ev("s1", 0, 9, 0, "NL020102"),
+        Ev("s2", 0, 8, 0, "NL010101"),
+    ]
+    write_staged(tmp_path, evs)
+    source, zones, day = StagedSource(tmp_path), zone_set("admin3"), Period(DAY0, DAY0)
+    digests = partial(staged_digests, tmp_path)
+    paths = [Path(p) for p in current_day_zones(source, day.days(), digests)]  # no distances
+    assert paths
+    assert all(recorded_centroids(p) == NO_CENTROIDS for p in paths)
+    assert all(
+        pq.read_table(p)["distance_m"].null_count == pq.read_table(p).num_rows for p in paths
+    )
+    with pytest.raises(InternalError, match="no distances measured with the admin3 centroids"):
+        staged_day_distances(SqlPlan(), "dist", source, day, zones)
+    current_day_zones(source, day.days(), digests, distance_zones=zones)
+    assert all(recorded_centroids(p) == centroid_stamp(zones) for p in paths)
+    moved = replace(zones, centroids=tuple((lat + 0.5, lon) for lat, lon in zones.centroids or ()))
+    assert centroid_stamp(moved) != centroid_stamp(zones)
+    with pytest.raises(InternalError):
+        staged_day_distances(SqlPlan(), "dist", source, day, moved)
+    current_day_zones(source, day.days(), digests, distance_zones=moved)
+    dist = staged_day_distances(SqlPlan(), "dist", source, day, moved)
+    summarised = dist.to_polars(sql("SELECT * FROM dist ORDER BY pseudonym"))
+    assert summarised.equals(daily_distances_frame(source, day, moved))
+    assert summarised["distance_m"].to_list()[0] > 0  # s1 moved
 
 
 def test_a_release_makes_its_summaries_and_lists_them_as_inputs(week: Path) -> None:
@@ -386,7 +468,9 @@ def test_audit_noise_recomputes_releases_made_with_and_before_summaries(
 
     before_spec = ReleaseSpec(Indicator.HOME_AWAY, LAST, LAST, epsilon=1.0)
     with monkeypatch.context() as m:  # a release made before issue 21: events only
-        m.setattr(plan_module, "with_day_zones", lambda _staged, aggregate: (aggregate, []))
+        m.setattr(
+            plan_module, "with_day_zones", lambda _staged, aggregate, _zones=None: (aggregate, [])
+        )
         before = release(open_context(week), before_spec)
     after = release(open_context(week), replace(before_spec, epsilon=0.5))
     ids = [e.entry_id for e in open_context(week).ledger.entries()]

@@ -34,6 +34,7 @@ from aggregation.extract.day_zones import (
     current_day_zones,
     homes_from_day_zones,
     remove_summary,
+    staged_day_distances,
     staged_day_zones,
 )
 from aggregation.extract.frames import (
@@ -71,6 +72,7 @@ __all__ = [
     "level_column",
     "read_fixes",
     "remove_summary",
+    "staged_day_distances",
     "staged_day_zones",
     "staged_events",
     "staged_fixes",

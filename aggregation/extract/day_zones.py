@@ -13,10 +13,16 @@ days of events), with the same result row for row:
   ``z`` on day ``n`` at an evening hour, or on day ``n + 1`` at a morning hour; a summary row has
   such an event exactly when its mask meets the evening (morning) hours' mask, so the distinct
   (pseudonym, zone, night) of a period, at any admin level, are the same from either;
-* the zones a subscriber was seen in on a day (``home_away``) are the zones of its rows.
+* the zones a subscriber was seen in on a day (``home_away``) are the zones of its rows;
+* ``distance_m``, on every row of a subscriber-day, is that day's distance between admin3 zone
+  centroids (:func:`aggregation.extract.steps.daily_distances`, unclipped), so
+  ``mobility_distance`` reads its release days' distances here too (:func:`staged_day_distances`)
+  instead of sorting their events again. It needs the order of the day's events, which the
+  summary is made from; the centroids it used are named by digest in the metadata
+  (:data:`CENTROIDS_KEY`), and a summary made with other centroids (or none) is made again.
 
-Distances need the order of a day's events, so ``mobility_distance`` still reads the events of its
-release days (one day for a daily release); only its homes come from summaries.
+So every home-based release of a day reads small summaries; the day's event-level work (the
+hours, and the distances' sort) is done once, by whichever release first needs the summary.
 
 The summaries are derived data, exact and internal: pseudonyms as staged (no raw identifier),
 never exported or published. Each names, in its Parquet metadata, the staged files it was made
@@ -31,31 +37,32 @@ the staged files they summarise (:func:`aggregation.release.plan.plan_release`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aggregation.extract.source import StagedSource, level_column
-from aggregation.extract.steps import home_of_nights
-from aggregation.sql import SqlPlan, connection, sql
+from aggregation.extract.steps import daily_distances, home_of_nights
+from aggregation.sql import Sql, SqlPlan, connection, sql
 from schemas.errors import InternalError, MobilityError
 from schemas.staged import DAY_ZONES_DIR, DAY_ZONES_FILE, STAGED_DAY_ZONES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
     from datetime import date
-    from pathlib import Path
 
     import duckdb
 
     from aggregation.bounding import BoundingKey
     from aggregation.ledger import FileDigest
     from schemas.geography import AdminLevel
-    from schemas.indicators import HomeRule, Period
+    from schemas.indicators import HomeRule, Period, ZoneSet
 
     Digests = Callable[[Sequence[str]], Sequence[FileDigest]]
     """SHA-256 of staged files, by path relative to the staged directory
@@ -64,8 +71,21 @@ if TYPE_CHECKING:
 SOURCES_KEY = b"mobility.day_zones.sources"
 """Parquet metadata key: JSON list of ``[path relative to staged, sha256]`` summarised."""
 VERSION_KEY = b"mobility.day_zones.version"
-VERSION = b"1"
-"""Format of the summaries; a summary of another version is made again."""
+CENTROIDS_KEY = b"mobility.day_zones.centroids"
+"""Parquet metadata key: :func:`centroid_stamp` of the zones whose centroids gave ``distance_m``."""
+VERSION = b"2"
+"""Format of the summaries; a summary of another version is made again (1: without distances)."""
+NO_CENTROIDS = "none"
+"""The centroid stamp of a summary made without distances (``distance_m`` null)."""
+
+
+def centroid_stamp(zones: ZoneSet | None) -> str:
+    """SHA-256 of the zones and centroids that measure distances (``NO_CENTROIDS`` without)."""
+    if zones is None or zones.centroids is None:
+        return NO_CENTROIDS
+    rows = [[z, lat, lon] for z, (lat, lon) in zip(zones.zone_ids, zones.centroids, strict=True)]
+    text = json.dumps({"level": zones.level, "centroids": rows}, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def summary_path(root: Path, day: date, shard: int) -> Path:
@@ -83,20 +103,35 @@ def remove_summary(root: Path, day: date, shard: int) -> None:
         directory = directory.parent
 
 
-def recorded_sources(path: Path) -> list[list[str]] | None:
-    """The staged files (and their SHA-256) a summary was made from; None without a readable
-    summary of this version."""
+def _metadata(path: Path) -> dict[bytes, bytes] | None:
+    """The Parquet metadata of a readable summary of this version, else None."""
     try:
         meta = pq.read_schema(path).metadata or {}
     except (OSError, pa.ArrowInvalid):
         return None
-    if meta.get(VERSION_KEY) != VERSION or SOURCES_KEY not in meta:
+    return meta if meta.get(VERSION_KEY) == VERSION else None
+
+
+def recorded_sources(path: Path) -> list[list[str]] | None:
+    """The staged files (and their SHA-256) a summary was made from; None without a readable
+    summary of this version."""
+    meta = _metadata(path)
+    if meta is None or SOURCES_KEY not in meta:
         return None
     try:
         found = json.loads(meta[SOURCES_KEY])
     except ValueError:
         return None
     return found if isinstance(found, list) else None
+
+
+def recorded_centroids(path: Path) -> str | None:
+    """The :func:`centroid_stamp` a summary's distances were measured with; None without a
+    readable summary of this version."""
+    meta = _metadata(path)
+    if meta is None or CENTROIDS_KEY not in meta:
+        return None
+    return meta[CENTROIDS_KEY].decode()
 
 
 def _stamps(
@@ -111,29 +146,68 @@ def _stamps(
     return stamps
 
 
+def _summary_query(
+    files: Sequence[str], distance_zones: ZoneSet | None
+) -> tuple[str, dict[str, object]]:
+    """The query of one day-shard's summary rows, and its parameters.
+
+    Every CDR row of the files, whatever its day (readers filter by day as they do on events);
+    ``distance_m`` from :func:`daily_distances` over the same events with admin3 as the zone
+    followed, the way ``mobility_distance`` measures a day from its events.
+    """
+    plan = SqlPlan().with_cte(
+        "ev",
+        sql(
+            """SELECT pseudonym, local_date, local_hour, event_time, admin1, admin2, admin3,
+    admin3 AS dzone
+FROM read_parquet($files, hive_partitioning = false)
+WHERE source = 'cdr'"""
+        ),
+        files=list(files),
+    )
+    plan = plan.with_cte(
+        "zones",
+        sql("""SELECT pseudonym, local_date, admin1, admin2, admin3,
+    CAST(bit_or(CAST(1 AS INTEGER) << CAST(local_hour AS INTEGER)) AS INTEGER) AS hours
+FROM ev
+GROUP BY ALL"""),
+    )
+    if distance_zones is None or distance_zones.centroids is None:
+        select = sql("SELECT *, CAST(NULL AS BIGINT) AS distance_m FROM zones ORDER BY ALL")
+    else:
+        plan = daily_distances(plan, "ev", "dist", distance_zones)
+        select = sql(
+            """SELECT z.*, d.distance_m
+FROM zones z JOIN dist d ON d.pseudonym = z.pseudonym AND d.local_date = z.local_date
+ORDER BY z.pseudonym, z.local_date, z.admin1, z.admin2, z.admin3"""
+        )
+    return plan.text(select), dict(plan.params)
+
+
 def write_summary(
     target: Path,
     files: Sequence[str],
     sources: list[list[str]],
     con: duckdb.DuckDBPyConnection | None = None,
+    *,
+    distance_zones: ZoneSet | None = None,
 ) -> None:
     """Summarise the staged ``files`` of one day-shard into ``target``, written aside and renamed
-    into place (a reader sees the old file or the whole new one), naming ``sources`` in its
+    into place (a reader sees the old file or the whole new one), naming ``sources`` and the
+    centroids of ``distance_zones`` (admin3; without them ``distance_m`` is null) in its
     metadata."""
-    body = sql(
-        """SELECT pseudonym, local_date, admin1, admin2, admin3,
-    CAST(bit_or(CAST(1 AS INTEGER) << CAST(local_hour AS INTEGER)) AS INTEGER) AS hours
-FROM read_parquet($files, hive_partitioning = false)
-WHERE source = 'cdr'
-GROUP BY ALL
-ORDER BY ALL"""
-    )  # every row of the files, whatever its day: readers filter by day as they do on events
+    text, params = _summary_query(files, distance_zones)
     with connection(con) as c:
-        table = c.sql(body, params={"files": list(files)}).arrow()
+        table = c.sql(text, params=params).arrow()
     if isinstance(table, pa.RecordBatchReader):
         table = table.read_all()
     schema = STAGED_DAY_ZONES.schema
-    meta = {**(schema.metadata or {}), VERSION_KEY: VERSION, SOURCES_KEY: json.dumps(sources)}
+    meta = {
+        **(schema.metadata or {}),
+        VERSION_KEY: VERSION,
+        SOURCES_KEY: json.dumps(sources),
+        CENTROIDS_KEY: centroid_stamp(distance_zones),
+    }
     table = table.cast(schema).replace_schema_metadata(meta)
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
@@ -154,24 +228,29 @@ def current_day_zones(
     days: Iterable[date],
     digests: Digests,
     con: duckdb.DuckDBPyConnection | None = None,
+    *,
+    distance_zones: ZoneSet | None = None,
 ) -> list[str]:
     """The summaries of every day-shard of ``days`` with staged files, each made (again) first
-    unless it was made from exactly the staged files there now (by SHA-256).
+    unless it was made from exactly the staged files there now (by SHA-256) and with the
+    centroids of ``distance_zones`` (the workspace's admin3 zones; None: no distances).
 
     Returns their paths in order of day then shard. Raises ``OSError`` when a summary that must be
     made cannot be written (a read-only copy of a workspace).
     """
     partitions = source.partitions(days)
     stamps = _stamps(digests, partitions)
+    centroids = centroid_stamp(distance_zones)
     stale = [
         (day, shard, files)
         for day, shard, files in partitions
-        if recorded_sources(summary_path(source.root, day, shard)) != stamps[day, shard]
+        if recorded_sources(path := summary_path(source.root, day, shard)) != stamps[day, shard]
+        or recorded_centroids(path) != centroids
     ]
     with connection(con) as c:  # one connection for them all
         for day, shard, files in stale:
             target = summary_path(source.root, day, shard)
-            write_summary(target, files, stamps[day, shard], c)
+            write_summary(target, files, stamps[day, shard], c, distance_zones=distance_zones)
     now = _stamps(digests, source.partitions({d for d, _, _ in stale}))
     for day, shard, _ in stale:
         if now.get((day, shard)) != stamps[day, shard]:  # changed while being summarised
@@ -193,16 +272,7 @@ def staged_day_zones(
     (:func:`current_day_zones`); a day-shard with staged files but no summary is an error, never
     read as empty. Without any staged file the CTE is empty but typed.
     """
-    files: list[str] = []
-    for day, shard, _ in source.partitions(period.days()):
-        path = summary_path(source.root, day, shard)
-        if not path.is_file():
-            msg = (
-                f"{path} is missing: the day summaries of a release are made when it is planned "
-                "(current_day_zones); this is a bug."
-            )
-            raise InternalError(msg)
-        files.append(str(path))
+    files = _summary_files(source, period)
     zone = level_column(level)
     if not files:
         body = sql(
@@ -215,6 +285,58 @@ def staged_day_zones(
 FROM read_parquet(${out}_files, hive_partitioning = false)
 WHERE local_date BETWEEN ${out}_start AND ${out}_end""",
         zone=zone,
+        out=out,
+    )
+    params = {f"{out}_files": files, f"{out}_start": period.start, f"{out}_end": period.end}
+    return plan.with_cte(out, body, **params)
+
+
+def _summary_files(source: StagedSource, period: Period) -> list[str]:
+    """The summaries of every day-shard of ``period`` with staged files (all must exist)."""
+    files: list[str] = []
+    for day, shard, _ in source.partitions(period.days()):
+        path = summary_path(source.root, day, shard)
+        if not path.is_file():
+            msg = (
+                f"{path} is missing: the day summaries of a release are made when it is planned "
+                "(current_day_zones); this is a bug."
+            )
+            raise InternalError(msg)
+        files.append(str(path))
+    return files
+
+
+def staged_day_distances(
+    plan: SqlPlan, out: str, source: StagedSource, period: Period, zones: ZoneSet
+) -> SqlPlan:
+    """Add CTE ``out``: :func:`aggregation.extract.steps.daily_distances` of the events of
+    ``period`` with ``zones`` (admin3) followed, from their summaries: the same rows.
+
+    Columns ``pseudonym, local_date, distance_m`` (BIGINT, unclipped), one row per subscriber-day
+    with a CDR event. Every summary read must have been made with the centroids of ``zones``
+    (:func:`current_day_zones` with ``distance_zones=zones``); another is an error, never read.
+    """
+    files = _summary_files(source, period)
+    wanted = centroid_stamp(zones)
+    for path in files:
+        if recorded_centroids(Path(path)) != wanted:
+            msg = (
+                f"{path} holds no distances measured with the {zones.level} centroids asked for: "
+                "the day summaries of a release are made when it is planned "
+                "(current_day_zones with distance_zones); this is a bug."
+            )
+            raise InternalError(msg)
+    if not files:
+        body: Sql = sql(
+            """SELECT CAST(NULL AS VARCHAR) AS pseudonym, CAST(NULL AS DATE) AS local_date,
+    CAST(NULL AS BIGINT) AS distance_m WHERE false"""
+        )
+        return plan.with_cte(out, body)
+    body = sql(
+        """SELECT pseudonym, local_date, any_value(distance_m) AS distance_m
+FROM read_parquet(${out}_files, hive_partitioning = false)
+WHERE local_date BETWEEN ${out}_start AND ${out}_end
+GROUP BY pseudonym, local_date""",
         out=out,
     )
     params = {f"{out}_files": files, f"{out}_start": period.start, f"{out}_end": period.end}

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 
 def summaries(request: AggregateRequest) -> StagedSource:
-    """The staged directory whose day-zone summaries the request reads."""
+    """The staged directory whose day-zone summaries ``request`` reads."""
     if not isinstance(request.source, StagedSource):  # refused by AggregateRequest already
         msg = f"{request.indicator}: day-zone summaries need a staged directory."
         raise InternalError(msg)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from aggregation.mechanisms import PartitionMechanism, VectorMechanism
     from aggregation.release.context import ReleaseContext
     from aggregation.release.totals import TotalsPlan
+    from schemas.indicators import ZoneSet
     from schemas.privacy import NoiseSpec, Sensitivity
     from schemas.release import ReleaseSpec
 
@@ -73,12 +74,17 @@ def input_files(staged: Path, files: list[str]) -> tuple[FileDigest, ...]:
     return staged_digests(staged, files)
 
 
-def with_day_zones(staged: Path, aggregate: AggregateRequest) -> tuple[AggregateRequest, list[str]]:
+def with_day_zones(
+    staged: Path, aggregate: AggregateRequest, distance_zones: ZoneSet | None = None
+) -> tuple[AggregateRequest, list[str]]:
     """``aggregate`` reading day-zone summaries, if it is a home-based CDR aggregate over the
     staged directory, and the summaries it reads (made current here: a release reads no stale
     summary, :mod:`aggregation.extract.day_zones`). They are inputs of the release, beside the
     staged files they summarise, so its fingerprint and ``audit`` cover them. Where they cannot
     be written (a read-only copy of a workspace) the aggregate reads the events, as before.
+
+    ``distance_zones`` (the workspace's admin3 zones) measure the distances the summaries carry,
+    whichever home-based release makes them, so that ``mobility_distance`` finds them there.
     """
     source = aggregate.source
     if (
@@ -89,7 +95,10 @@ def with_day_zones(staged: Path, aggregate: AggregateRequest) -> tuple[Aggregate
         return aggregate, []
     try:
         summaries = current_day_zones(
-            source, aggregate.days_read(), partial(staged_digests, staged)
+            source,
+            aggregate.days_read(),
+            partial(staged_digests, staged),
+            distance_zones=distance_zones,
         )
     except OSError:
         return aggregate, []
@@ -171,7 +180,10 @@ def plan_release(
         noise = replace(noise, cost=composed_cost(noise.cost, totals.noise.cost))
     files = source.files_for(aggregate.days_read()) if fingerprint else []
     if fingerprint:
-        aggregate, summaries = with_day_zones(ctx.workspace.staged, aggregate)
+        distance_zones = aggregate.distance_zones  # admin3 for mobility_distance
+        if distance_zones is None and aggregate.indicator in HOME_BASED:
+            distance_zones = ctx.zones("admin3")
+        aggregate, summaries = with_day_zones(ctx.workspace.staged, aggregate, distance_zones)
         files += summaries
     inputs = input_files(ctx.workspace.staged, files)
     request = ReleaseRequest(
