@@ -13,8 +13,9 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from aggregation.extract import StagedSource
+from aggregation.extract import StagedFiles, StagedSource
 from aggregation.indicators import (
+    DEFINITIONS,
     AggregateRequest,
     bounded_contributions,
     definition,
@@ -387,6 +388,33 @@ def test_key_counts_of_the_public_key_sets() -> None:
     assert spec(Indicator.OD_CONNECTIONS).key_count(5, two_days) == 20
     assert spec(Indicator.EVENT_COUNTS).key_count(5, two_days) == 240
     assert spec(Indicator.RESIDENTS).key_count(5, Scope(home_period=Period.month(2026, 3))) == 5
+
+
+def test_every_indicator_has_one_module_registered_with_its_spec() -> None:
+    assert set(DEFINITIONS) == set(Indicator)
+    for indicator, d in DEFINITIONS.items():
+        assert d.spec is SPECS[indicator]
+        assert d.contributions.__module__ == f"aggregation.indicators.{indicator}"
+
+
+@pytest.mark.parametrize("indicator", list(Indicator))
+def test_the_public_key_set_in_sql_has_every_key_its_type_counts_once(
+    indicator: Indicator,
+) -> None:
+    s = spec(indicator)
+    periods = {
+        "days": Period(DAY0, DAY1),
+        "home_period": Period(DAY0, DAY1),
+        "previous_home_period": Period(DAY0 - timedelta(days=7), DAY0 - timedelta(days=1)),
+    }
+    scope = Scope(**{name: periods[name] for name in s.scope_fields})
+    zones = zone_set("admin2")
+    empty = AggregateRequest(indicator, StagedFiles(()), zones, scope)
+    frame = exact_aggregate(empty, KEY)
+    assert frame.columns == [*s.key_columns, *s.value_columns]
+    assert frame.height == s.key_count(len(zones.zone_ids), scope) > 0
+    assert not frame.select(s.key_columns).is_duplicated().any()
+    assert frame.select(s.value_columns).sum_horizontal().sum() == 0
 
 
 def test_every_indicator_has_a_spec_with_documented_columns() -> None:

@@ -49,10 +49,8 @@ def contributions(request: AggregateRequest, key: BoundingKey) -> tuple[SqlPlan,
     else:
         plan = staged_events(SqlPlan(), "events", request.source, days, level)
     plan = keep_zones(plan, "events", "kept", limit=request.bounds.max_zones_per_day, key=key)
-    return with_contributions(
-        plan,
-        sql("SELECT pseudonym, local_date AS date, zone, 1 AS count FROM kept"),
-    )
+    body = sql("SELECT pseudonym, local_date AS date, zone, 1 AS count FROM kept")
+    return with_contributions(plan, body)
 
 
 DEFINITION = IndicatorDefinition(
