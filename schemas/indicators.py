@@ -24,7 +24,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal
 
-from schemas.errors import ConfigurationError
+from schemas.errors import ConfigurationError, InternalError
 from schemas.geography import ADMIN_LEVELS, ZONES, AdminLevel
 
 if TYPE_CHECKING:
@@ -272,7 +272,7 @@ class KeySet:
         wanted = 1 if self.zones is ZoneKeys.ZONE else 2
         if len(self.zone_columns) != wanted:
             msg = f"A {self.zones} key set names {wanted} zone column(s); got {self.zone_columns}."
-            raise ConfigurationError(msg)
+            raise InternalError(msg)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -321,7 +321,7 @@ class IndicatorSpec:
     def __post_init__(self) -> None:
         if self.key_set.dated != ("days" in self.scope_fields):
             msg = f"{self.indicator}: a dated key set goes with release days, and only then."
-            raise ConfigurationError(msg)
+            raise InternalError(msg)
 
     def check_source(self, source: str) -> None:
         """Refuse a source this indicator has no definition for, naming those that have one."""
