@@ -1,4 +1,8 @@
-"""The registry: one line per indicator module. Adding an indicator adds its module and a line."""
+"""The registry: one line per indicator module.
+
+Adding an indicator adds its module, a line here, and its :class:`~schemas.indicators.Indicator`
+member with its row in :data:`schemas.indicators.SPECS` (what requests are validated against).
+"""
 
 from __future__ import annotations
 
