@@ -47,7 +47,8 @@ class Sensitivity:
 
     ``l1`` bounds the sum of absolute changes over all cells, ``l2`` the Euclidean norm of the
     change, ``linf`` the change of any single cell. They follow from the contribution bounds of
-    the indicator (see :mod:`schemas.indicators`), never from the data.
+    the indicator (derived in its module, ``aggregation/indicators/<name>.py``), never from the
+    data.
     """
 
     l1: int

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from aggregation.bounding import BoundingKey
 from aggregation.extract import StagedFiles, StagedSource, staged_events
 from aggregation.indicators import AggregateRequest, bounded_contributions
-from aggregation.indicators.counts import event_counts
-from aggregation.indicators.od import od_trips
+from aggregation.indicators.event_counts import contributions as event_counts
+from aggregation.indicators.od_trips import contributions as od_trips
 from aggregation.sql import SqlPlan, keyed_order, sql
 from schemas.errors import ConfigurationError
 from schemas.indicators import ContributionBounds, HomeRule, Indicator, Period, Scope

@@ -13,8 +13,14 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from aggregation.extract import StagedSource
-from aggregation.indicators import AggregateRequest, bounded_contributions, exact_aggregate
+from aggregation.extract import StagedFiles, StagedSource
+from aggregation.indicators import (
+    DEFINITIONS,
+    AggregateRequest,
+    bounded_contributions,
+    definition,
+    exact_aggregate,
+)
 from schemas.errors import ConfigurationError
 from schemas.geography import ZONES
 from schemas.indicators import (
@@ -332,7 +338,7 @@ SQRT2 = math.sqrt(2)
 def test_declared_sensitivities_with_default_bounds(
     indicator: Indicator, scope: Scope, expected: dict[str, Sensitivity]
 ) -> None:
-    got = spec(indicator).sensitivities(ContributionBounds(), scope)
+    got = definition(indicator).sensitivities(ContributionBounds(), scope)
     assert got.keys() == expected.keys()
     for column, s in expected.items():
         assert (got[column].l1, got[column].linf) == (s.l1, s.linf)
@@ -341,7 +347,7 @@ def test_declared_sensitivities_with_default_bounds(
 
 def test_multi_day_vectors_scale_with_the_days_a_unit_can_touch() -> None:
     week = Scope(days=Period(DAY0, DAY0 + timedelta(days=6)))
-    trips = spec(Indicator.OD_TRIPS)
+    trips = definition(Indicator.OD_TRIPS)
     # Daily units touch one day of a 7-day vector; weekly units up to all 7.
     assert trips.sensitivity(ContributionBounds(), week, "day") == Sensitivity(4, 4.0, 4)
     weekly = trips.sensitivity(ContributionBounds(), week, "week")
@@ -349,23 +355,23 @@ def test_multi_day_vectors_scale_with_the_days_a_unit_can_touch() -> None:
     assert weekly.l2 == pytest.approx(4 * math.sqrt(7))
     # A unit in the home period moves a home_away count on every release day: 2 per day.
     home_week = Scope(days=week.days, home_period=Period.month(2026, 2))
-    away = spec(Indicator.HOME_AWAY).sensitivity(ContributionBounds(), home_week)
+    away = definition(Indicator.HOME_AWAY).sensitivity(ContributionBounds(), home_week)
     assert (away.l1, away.linf) == (14, 1)
     assert away.l2 == pytest.approx(math.sqrt(14))
 
 
 def test_event_counts_l2_packs_the_day_cap_into_full_cells() -> None:
     bounds = ContributionBounds(max_events_per_zone_hour=4, max_events_per_day=10)
-    s = spec(Indicator.EVENT_COUNTS).sensitivity(bounds, ONE_DAY)
+    s = definition(Indicator.EVENT_COUNTS).sensitivity(bounds, ONE_DAY)
     assert (s.l1, s.linf) == (10, 4)
     assert s.l2 == pytest.approx(math.sqrt(4**2 + 4**2 + 2**2))
 
 
 def test_keys_one_unit_can_touch_for_partition_selection() -> None:
     b = ContributionBounds()
-    assert spec(Indicator.OD_TRIPS).max_keys(b, ONE_DAY) == 4
-    assert spec(Indicator.MOBILITY_DISTANCE).max_keys(b, ONE_DAY_HOME) == 2
-    assert spec(Indicator.OD_CONNECTIONS).max_keys(b, ONE_DAY) == 3
+    assert definition(Indicator.OD_TRIPS).max_keys(b, ONE_DAY) == 4
+    assert definition(Indicator.MOBILITY_DISTANCE).max_keys(b, ONE_DAY_HOME) == 2
+    assert definition(Indicator.OD_CONNECTIONS).max_keys(b, ONE_DAY) == 3
 
 
 def test_windows_read_cover_every_day_of_the_input() -> None:
@@ -382,6 +388,33 @@ def test_key_counts_of_the_public_key_sets() -> None:
     assert spec(Indicator.OD_CONNECTIONS).key_count(5, two_days) == 20
     assert spec(Indicator.EVENT_COUNTS).key_count(5, two_days) == 240
     assert spec(Indicator.RESIDENTS).key_count(5, Scope(home_period=Period.month(2026, 3))) == 5
+
+
+def test_every_indicator_has_one_module_registered_with_its_spec() -> None:
+    assert set(DEFINITIONS) == set(Indicator)
+    for indicator, d in DEFINITIONS.items():
+        assert d.spec is SPECS[indicator]
+        assert d.contributions.__module__ == f"aggregation.indicators.{indicator}"
+
+
+@pytest.mark.parametrize("indicator", list(Indicator))
+def test_the_public_key_set_in_sql_has_every_key_its_type_counts_once(
+    indicator: Indicator,
+) -> None:
+    s = spec(indicator)
+    periods = {
+        "days": Period(DAY0, DAY1),
+        "home_period": Period(DAY0, DAY1),
+        "previous_home_period": Period(DAY0 - timedelta(days=7), DAY0 - timedelta(days=1)),
+    }
+    scope = Scope(**{name: periods[name] for name in s.scope_fields})
+    zones = zone_set("admin2")
+    empty = AggregateRequest(indicator, StagedFiles(()), zones, scope)
+    frame = exact_aggregate(empty, KEY)
+    assert frame.columns == [*s.key_columns, *s.value_columns]
+    assert frame.height == s.key_count(len(zones.zone_ids), scope) > 0
+    assert not frame.select(s.key_columns).is_duplicated().any()
+    assert frame.select(s.value_columns).sum_horizontal().sum() == 0
 
 
 def test_every_indicator_has_a_spec_with_documented_columns() -> None:
@@ -403,7 +436,9 @@ def test_bad_parameters_are_refused_with_the_value_and_the_rule() -> None:
         spec(Indicator.OD_TRIPS).bounds(max_zones_per_day=5)
     assert spec(Indicator.OD_TRIPS).bounds(max_trips_per_day=6).max_trips_per_day == 6
     with pytest.raises(ConfigurationError, match="max_zones_per_day >= 2"):
-        spec(Indicator.OD_CONNECTIONS).sensitivity(ContributionBounds(max_zones_per_day=1), ONE_DAY)
+        definition(Indicator.OD_CONNECTIONS).sensitivity(
+            ContributionBounds(max_zones_per_day=1), ONE_DAY
+        )
     with pytest.raises(ConfigurationError, match=r"missing \['home_period'\]"):
         spec(Indicator.HOME_AWAY).check_scope(ONE_DAY)
     with pytest.raises(ConfigurationError, match="must end before the home period"):

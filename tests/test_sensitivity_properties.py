@@ -3,7 +3,7 @@
 Hypothesis builds small staged datasets (one Parquet file per subscriber-day, so one privacy unit
 is one file), removes one subscriber-day (and, for weekly units, one subscriber's whole week),
 recomputes every indicator's exact bounded aggregate with the real code on real DuckDB, and checks
-that the change is within the declared l1, l2 and linf of :mod:`schemas.indicators`
+that the change is within the declared l1, l2 and linf of :mod:`aggregation.indicators`
 (add/remove-one-unit neighbouring; adding the unit back is the same change reversed).
 ``hypothesis.target`` steers the search towards the largest changes. The GPS definitions of
 ``presence``, ``od_trips`` and ``mobility_distance`` are checked the same way on staged fixes
@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 
 from aggregation.extract import StagedFiles
-from aggregation.indicators import AggregateRequest, exact_aggregate
+from aggregation.indicators import AggregateRequest, exact_aggregate, sensitivities
 from schemas.gps import StayRule
 from schemas.indicators import ContributionBounds, HomeRule, Indicator, Period, Scope, spec
 from schemas.staged import STAGED_FIXES
@@ -129,7 +129,7 @@ def test_one_subscriber_day_moves_every_aggregate_within_its_declared_sensitivit
         for files, window in neighbours:
             after = exact_aggregate(request(files), KEY, con=con)
             assert before.height == after.height  # the same public key set
-            for column, s in request(everyone).sensitivities(window).items():
+            for column, s in sensitivities(request(everyone), window).items():
                 diff: list[int] = (before[column] - after[column]).abs().to_list()
                 l1, linf, l2 = sum(diff), max(diff, default=0), math.sqrt(sum(d * d for d in diff))
                 where = (
@@ -236,7 +236,7 @@ def test_one_device_day_or_week_moves_every_gps_aggregate_within_its_declared_se
         for files, window in neighbours:
             after = exact_aggregate(request(files), KEY, con=con)
             assert before.height == after.height
-            for column, s in request(everyone).sensitivities(window).items():
+            for column, s in sensitivities(request(everyone), window).items():
                 diff: list[int] = (before[column] - after[column]).abs().to_list()
                 l1, linf = sum(diff), max(diff, default=0)
                 l2 = math.sqrt(sum(d * d for d in diff))

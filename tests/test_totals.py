@@ -19,7 +19,7 @@ from aggregation.audit import verify_workspace
 from aggregation.audit.costs import check_costs, recompute_cost
 from aggregation.audit.rebuild import rebuild_spec
 from aggregation.extract import StagedFiles
-from aggregation.indicators import AggregateRequest, exact_aggregate
+from aggregation.indicators import AggregateRequest, exact_aggregate, sensitivities
 from aggregation.mechanisms import plan_vector
 from aggregation.release import explain, open_context, plan_release, release
 from aggregation.release.totals import (
@@ -344,7 +344,7 @@ def test_one_subscriber_day_or_week_moves_every_total_within_its_declared_sensit
         ]
         for files, window in neighbours:
             after = exact_aggregate(request(files), KEY, con=con)
-            for column, cells in request(everyone).sensitivities(window).items():
+            for column, cells in sensitivities(request(everyone), window).items():
                 declared = totals_sensitivity(cells)
                 t0 = exact_totals(before, group, column)
                 t1 = exact_totals(after, group, column)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -45,14 +45,13 @@ if TYPE_CHECKING:
     from aggregation.audit.residuals import NoiseTests, Verdict
     from aggregation.ledger import FileDigest, LedgerEntry
     from aggregation.release import ReleaseContext
+    from schemas.release import KeySetKind
 
 CONFIDENTIAL = (
     "For the data holder's auditors only: this output is computed from the exact, non-private "
     "data (residuals, fitted scales, p-values); keep it inside the data holder, never publish it."
 )
 """Printed with every ``audit noise`` result."""
-
-KeySet = Literal["public", "private"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ class NoiseAudit:
     value_column: str
     mechanism: str
     declared_scale: float
-    keys: KeySet
+    keys: KeySetKind
     threshold: int
     cells_candidate: int
     cells_released: int

@@ -15,6 +15,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from aggregation.audit.findings import entry_label, fail, warn
+from aggregation.indicators import definition
 from aggregation.ledger import canonical_json
 from schemas.errors import MobilityError
 from schemas.gps import StayRule
@@ -183,7 +184,7 @@ def _check_entry(entry: LedgerEntry) -> list[Finding]:
     where = entry_label(entry)
     spec = rebuild_spec(entry)
     scope, window = spec.scope(), accounting_window(entry)
-    ind = indicator_spec(spec.indicator)
+    ind = definition(spec.indicator)
     sensitivities = ind.sensitivities(spec.bounds, scope, window)
     declared = sensitivities[spec.value_column]
     findings = _compare_sensitivity(entry, declared)

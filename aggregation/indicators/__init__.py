@@ -1,21 +1,36 @@
-"""Exact bounded aggregates of every indicator, ready for a DP mechanism.
+"""Every indicator: one module each, holding its whole definition, and what runs them.
 
-Each indicator is computed by one DuckDB query over the staged Parquet files: extract (stays,
-trips, homes, distances), bound (keyed random order per subscriber-day), then sum over the public
-key set. No noise is added here; the declared sensitivity of each vector is
-:meth:`AggregateRequest.sensitivities` (derived in :mod:`schemas.indicators`).
+An indicator's module (``od_trips.py`` …) says what it counts and from which records, why its
+bounds have their defaults, its per-unit bound and the sensitivity derived from it, and the SQL
+of each unit's contribution; it ends in one :class:`IndicatorDefinition`. Its
+:class:`~schemas.indicators.IndicatorSpec` row (key set, value columns, scope, bounds used,
+sources) is in :mod:`schemas.indicators`, where requests are validated. No noise is added here.
 
 Modules:
-    request   -- :class:`AggregateRequest`: indicator, staged source, zones, scope, bounds.
-    aggregate -- :func:`exact_aggregate` and :func:`bounded_contributions`.
-    keys      -- public key sets (zones, zone pairs, zone × hour) and the final per-key sum.
-    counts    -- ``event_counts`` and ``presence``.
-    od        -- ``od_trips`` and ``od_connections``.
-    home      -- ``residents``, ``home_away`` and ``relocations``.
-    distance  -- ``mobility_distance``.
+    event_counts, presence, od_trips, od_connections, residents, home_away, mobility_distance,
+    relocations -- one per indicator.
+    registry   -- :data:`DEFINITIONS`: one line per indicator module; :func:`definition`.
+    definition -- :class:`IndicatorDefinition`; the neighbouring relation and how a declared
+                  sensitivity follows from a per-unit bound (day-local or home-based).
+    request    -- :class:`AggregateRequest`: indicator, staged source, zones, scope, bounds.
+    aggregate  -- :func:`exact_aggregate` and :func:`bounded_contributions`.
+    keys       -- the public key set in SQL and the final per-key sum.
+    homes      -- home zones, the first step of the home-based indicators.
+    shards     -- exact aggregates as sums over shards.
 """
 
 from aggregation.indicators.aggregate import bounded_contributions, exact_aggregate
+from aggregation.indicators.definition import IndicatorDefinition
+from aggregation.indicators.registry import DEFINITIONS, definition, sensitivities
 from aggregation.indicators.request import AggregateRequest, KeyStrategy
 
-__all__ = ["AggregateRequest", "KeyStrategy", "bounded_contributions", "exact_aggregate"]
+__all__ = [
+    "DEFINITIONS",
+    "AggregateRequest",
+    "IndicatorDefinition",
+    "KeyStrategy",
+    "bounded_contributions",
+    "definition",
+    "exact_aggregate",
+    "sensitivities",
+]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from aggregation.indicators._days import release_days
 from aggregation.sql import Sql, sql
+from schemas.indicators import ZoneKeys
 
 if TYPE_CHECKING:
     from aggregation.indicators.request import AggregateRequest, KeyStrategy
@@ -21,35 +22,34 @@ _HOURS = "(SELECT CAST(range AS TINYINT) AS hour FROM range(24)) h"
 
 
 def key_set(plan: SqlPlan, request: AggregateRequest) -> SqlPlan:
-    """Add CTE ``keys`` (every key; columns named as the spec's key columns) and helpers."""
-    s = request.spec
+    """Add CTE ``keys`` (every key of the spec's :class:`~schemas.indicators.KeySet`, columns
+    named as its key columns, in key order) and the helper CTEs it reads."""
+    ks = request.spec.key_set
     plan = plan.with_cte(
         "keys_zones",
         sql("SELECT unnest($keys_zones) AS zone"),
         keys_zones=list(request.zones.zone_ids),
     )
-    names = list(s.key_columns)
     select: list[str] = []
     sources: list[str] = []
     where = Sql("")
-    if s.daily:
+    if ks.dated:
         dates = list(release_days(request).days())
         plan = plan.with_cte(
             "keys_dates", sql("SELECT unnest($keys_dates) AS date"), keys_dates=dates
         )
         select.append(Sql("d.date"))
         sources.append(Sql("keys_dates d"))
-        names.pop(0)
-    if s.key_set.endswith("pair"):
-        select += [sql("a.zone AS {c}", c=names[0]), sql("b.zone AS {c}", c=names[1])]
-        sources += [Sql("keys_zones a"), Sql("keys_zones b")]
-        where = Sql(
-            "WHERE a.zone < b.zone" if "unordered" in s.key_set else "WHERE a.zone <> b.zone"
-        )
-    else:
-        select.append(sql("z.zone AS {c}", c=names[0]))
+    if ks.zones is ZoneKeys.ZONE:
+        select.append(sql("z.zone AS {c}", c=ks.zone_columns[0]))
         sources.append(Sql("keys_zones z"))
-    if s.key_set.endswith("hour"):
+    else:
+        first, second = ks.zone_columns
+        select += [sql("a.zone AS {c}", c=first), sql("b.zone AS {c}", c=second)]
+        sources += [Sql("keys_zones a"), Sql("keys_zones b")]
+        unordered = ks.zones is ZoneKeys.UNORDERED_PAIR
+        where = Sql("WHERE a.zone < b.zone" if unordered else "WHERE a.zone <> b.zone")
+    if ks.hourly:
         select.append(Sql("h.hour"))
         sources.append(Sql(_HOURS))
     body = sql(

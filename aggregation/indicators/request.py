@@ -9,6 +9,7 @@ from aggregation.extract.source import StagedSource
 from schemas.errors import ConfigurationError
 from schemas.gps import StayRule
 from schemas.indicators import (
+    SPECS,
     ContributionBounds,
     HomeRule,
     Indicator,
@@ -22,17 +23,9 @@ if TYPE_CHECKING:
     from datetime import date
 
     from aggregation.extract import EventSource
-    from schemas.privacy import AccountingWindow, Sensitivity
     from schemas.staged import Source
 
-HOME_BASED = frozenset(
-    {
-        Indicator.RESIDENTS,
-        Indicator.HOME_AWAY,
-        Indicator.RELOCATIONS,
-        Indicator.MOBILITY_DISTANCE,
-    }
-)
+HOME_BASED = frozenset(i for i, s in SPECS.items() if s.home_based)
 """Indicators that find homes over a home period: the readers of day-zone summaries."""
 
 KeyStrategy = Literal["public", "observed"]
@@ -71,7 +64,7 @@ class AggregateRequest:
         object.__setattr__(self, "indicator", s.indicator)  # "od_trips" → Indicator.OD_TRIPS
         s.check_source(self.feed)
         s.check_scope(self.scope)
-        s.per_subscriber(self.bounds)  # refuses bounds the indicator cannot use (e.g. z < 2)
+        s.check_bounds(self.bounds)  # refuses bounds the indicator cannot use (e.g. z < 2)
         if self.indicator is Indicator.MOBILITY_DISTANCE:
             if self.centroid_zones.centroids is None:
                 msg = (
@@ -107,7 +100,3 @@ class AggregateRequest:
     def days_read(self) -> tuple[date, ...]:
         """Every day whose data the aggregate reads: the accounting windows to charge."""
         return self.spec.days_read(self.scope)
-
-    def sensitivities(self, window: AccountingWindow = "day") -> dict[str, Sensitivity]:
-        """Declared sensitivity of each value column, per privacy unit of ``window``."""
-        return self.spec.sensitivities(self.bounds, self.scope, window)

@@ -7,7 +7,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aggregation.extract import StagedSource, current_day_zones
-from aggregation.indicators import AggregateRequest
+from aggregation.indicators import AggregateRequest, definition, sensitivities
 from aggregation.indicators.request import HOME_BASED
 from aggregation.ledger import ReleaseRequest, files_digest
 from aggregation.mechanisms import plan_partitions, plan_vector
@@ -133,7 +133,7 @@ def plan_release(
             ctx.zones("admin3") if spec.indicator is Indicator.MOBILITY_DISTANCE else None
         ),
     )
-    sensitivity = aggregate.sensitivities(policy.accounting_window)[spec.value_column]
+    sensitivity = sensitivities(aggregate, policy.accounting_window)[spec.value_column]
     epsilon = spec.epsilon if spec.epsilon is not None else policy.epsilon_for(str(spec.indicator))
     if len(ind.value_columns) > 1:  # the indicator's ε is shared by its value columns
         epsilon *= epsilon_share(spec.indicator, spec.value_column)
@@ -162,7 +162,7 @@ def plan_release(
     if spec.keys == "private":
         measurement = plan_partitions(
             mechanism, sensitivity, epsilon=epsilon, delta=delta,
-            l0=ind.max_keys(spec.bounds, scope, policy.accounting_window),
+            l0=definition(spec.indicator).max_keys(spec.bounds, scope, policy.accounting_window),
             min_threshold=spec.k, confidence=spec.confidence,
         )  # fmt: skip
     else:
