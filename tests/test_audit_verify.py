@@ -22,7 +22,7 @@ from aggregation.release import open_context, release
 from aggregation.release.publish import sha256_file
 from flows.cli import cli
 from schemas.indicators import Indicator
-from schemas.privacy import BudgetPolicy, Sensitivity
+from schemas.privacy import BudgetPolicy, PrivacyUnit, Sensitivity
 from schemas.release import ReleaseSpec
 from schemas.workspace import init_workspace
 from tests.audit_support import (
@@ -329,7 +329,7 @@ def test_caps_are_replayed_under_the_composition_the_ledger_states(tmp_path: Pat
             indicator="od_trips",
             parameters={"run": run},
             windows=(START,),
-            privacy_unit="subscriber-day",
+            unit=PrivacyUnit("subscriber", "day"),
             noise=noise,
             input_fingerprint="0" * 64,
             code_version="test",
