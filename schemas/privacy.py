@@ -264,6 +264,13 @@ class PrivacyCost:
     approximate ``rho``-zCDP (plain ρ-zCDP when ``zcdp_delta`` is 0); zCDP composition charges
     those. A pure ε-DP release carries ``rho = ε²/2``; a threshold release under pure DP has no
     zCDP statement (``rho`` is None) and cannot be charged under zCDP composition.
+
+    The same value states a budget a release is given before its measurement is built (the
+    ε of a value column, of the cells, of the per-date totals): :meth:`part`, :meth:`split`,
+    :meth:`whole` and ``+`` are the only arithmetic done on privacy loss outside the ledger's
+    window sums (:mod:`aggregation.budget`). Each number is checked once, here, when a value is
+    made; what a release may *ask* for is the narrower rule of
+    :func:`release_parameter_problems`, applied by the doors with their own messages.
     """
 
     epsilon: float
