@@ -146,7 +146,7 @@ def accounting_window(entry: LedgerEntry) -> AccountingWindow:
     try:
         return entry.unit.window
     except ValueError as err:
-        raise RebuildError(f"{entry_label(entry)} states a {err}") from None
+        raise RebuildError(f"{entry_label(entry)} records a {err}") from None
 
 
 def _compare_sensitivity(entry: LedgerEntry, declared: Sensitivity) -> list[Finding]:
