@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
-    from schemas.privacy import AccountingWindow
-
 
 class Indicator(StrEnum):
     """The mobility indicators this pipeline releases (World Bank / Flowminder / Eurostat names)."""
@@ -479,19 +477,6 @@ SPECS: Mapping[Indicator, IndicatorSpec] = {
 }
 """The catalogue: one :class:`IndicatorSpec` per :class:`Indicator`; the rest of each
 indicator's definition is its module, ``aggregation/indicators/<name>.py``."""
-
-
-UNIT_HOLDER = {"cdr": "subscriber", "gps": "device"}
-"""Whose records one privacy unit holds, per source."""
-
-
-def privacy_unit(source: str, window: AccountingWindow) -> str:
-    """The privacy unit of a release from ``source`` under ``window``: ``subscriber-day``,
-    ``device-week`` …"""
-    if source not in UNIT_HOLDER:
-        msg = f"Unknown source {source!r}; choose one of {list(UNIT_HOLDER)}."
-        raise ConfigurationError(msg)
-    return f"{UNIT_HOLDER[source]}-{window}"
 
 
 def spec(indicator: Indicator | str) -> IndicatorSpec:

@@ -41,6 +41,59 @@ def windows_of(days: Collection[date], window: AccountingWindow) -> tuple[date, 
     return tuple(sorted({window_of(d, window) for d in days}))
 
 
+UnitHolder = Literal["subscriber", "device"]
+"""Whose records one privacy unit holds: a subscriber's (CDR) or a device's (GPS)."""
+
+UNIT_HOLDER: Mapping[str, UnitHolder] = MappingProxyType({"cdr": "subscriber", "gps": "device"})
+"""Whose records one privacy unit holds, per source."""
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyUnit:
+    """What ε and δ protect: all of one ``holder``'s records within one accounting ``window``.
+
+    ``str()`` gives the text every release states and the ledger records (``subscriber-day``,
+    ``device-week`` …); :meth:`parse` is the one reader of that text back.
+    """
+
+    holder: UnitHolder
+    window: AccountingWindow
+
+    def __post_init__(self) -> None:
+        _require(
+            self.holder in UNIT_HOLDER.values() and self.window in ACCOUNTING_WINDOWS,
+            f"A privacy unit is <{'|'.join(UNIT_HOLDER.values())}>-"
+            f"<{'|'.join(ACCOUNTING_WINDOWS)}>; got holder={self.holder!r}, "
+            f"window={self.window!r}.",
+        )
+
+    def __str__(self) -> str:
+        return f"{self.holder}-{self.window}"
+
+    @classmethod
+    def of(cls, source: str, window: AccountingWindow) -> PrivacyUnit:
+        """The privacy unit of a release from ``source`` under ``window``."""
+        if source not in UNIT_HOLDER:
+            msg = f"Unknown source {source!r}; choose one of {list(UNIT_HOLDER)}."
+            raise ConfigurationError(msg)
+        return cls(UNIT_HOLDER[source], window)
+
+    @classmethod
+    def parse(cls, text: str) -> PrivacyUnit:
+        """The unit whose ``str()`` is ``text`` (as recorded in a ledger entry); ``ValueError``
+        naming the text and the accepted forms otherwise."""
+        holder, _, window = text.rpartition("-")
+        for h in UNIT_HOLDER.values():
+            for w in ACCOUNTING_WINDOWS:
+                if (holder, window) == (h, w):
+                    return cls(h, w)
+        msg = (
+            f"privacy unit {text!r} is not <{'|'.join(UNIT_HOLDER.values())}>-"
+            f"<{'|'.join(ACCOUNTING_WINDOWS)}>"
+        )
+        raise ValueError(msg)
+
+
 @dataclass(frozen=True, slots=True)
 class Sensitivity:
     """How far one privacy unit can move a whole vector of bounded aggregates.
@@ -112,6 +165,21 @@ def _check_probability(name: str, value: float) -> None:
         _is_number(value) and 0 <= value < 1,
         f"{name} must be a probability in [0, 1); got {value!r}.",
     )
+
+
+def _check_share(share: float) -> None:
+    _require(
+        _is_number(share) and 0 <= share <= 1,
+        f"A share of a privacy budget must be a number from 0 to 1; got {share!r}.",
+    )
+
+
+def _rest(whole: float, part: float) -> float:
+    """``whole - part``, nudged down until adding ``part`` back stays at most ``whole``."""
+    rest = whole - part
+    while rest + part > whole:
+        rest = math.nextafter(rest, 0.0)
+    return rest
 
 
 EPSILON_RANGE = (1e-3, 100.0)
@@ -196,6 +264,13 @@ class PrivacyCost:
     approximate ``rho``-zCDP (plain ρ-zCDP when ``zcdp_delta`` is 0); zCDP composition charges
     those. A pure ε-DP release carries ``rho = ε²/2``; a threshold release under pure DP has no
     zCDP statement (``rho`` is None) and cannot be charged under zCDP composition.
+
+    The same value states a budget a release is given before its measurement is built (the
+    ε of a value column, of the cells, of the per-date totals): :meth:`part`, :meth:`split`,
+    :meth:`whole` and ``+`` are the only arithmetic done on privacy loss outside the ledger's
+    window sums (:mod:`aggregation.budget`). Each number is checked once, here, when a value is
+    made; what a release may *ask* for is the narrower rule of
+    :func:`release_parameter_problems`, applied by the doors with their own messages.
     """
 
     epsilon: float
@@ -209,6 +284,62 @@ class PrivacyCost:
         if self.rho is not None:
             _check_non_negative("Rho", self.rho)
         _check_probability("zCDP delta", self.zcdp_delta)
+
+    def __add__(self, other: PrivacyCost) -> PrivacyCost:
+        """Basic (sequential) composition: ε, δ add up; ρ and the zCDP δ too, when both state
+        a zCDP guarantee (else the sum has none). Each sum is one float addition (correctly
+        rounded, so equal to :func:`math.fsum` of the two)."""
+        if not isinstance(other, PrivacyCost):
+            return NotImplemented
+        if self.rho is None or other.rho is None:
+            rho, zcdp_delta = None, 0.0
+        else:
+            rho, zcdp_delta = self.rho + other.rho, self.zcdp_delta + other.zcdp_delta
+        return PrivacyCost(self.epsilon + other.epsilon, self.delta + other.delta, rho, zcdp_delta)
+
+    def part(self, share: float) -> PrivacyCost:
+        """``share`` (from 0 to 1) of this budget: each of ε, δ, ρ and the zCDP δ times
+        ``share``, e.g. what one value column of an indicator is given of its ε
+        (:data:`schemas.release.EPSILON_SHARES`)."""
+        _check_share(share)
+        return self._times(share)
+
+    def whole(self, share: float) -> PrivacyCost:
+        """The budget of which this is the ``share`` (above 0): each number divided by
+        ``share``. An audit recovers with it the ε a release asked for from what one value
+        column was charged, and the ε a release split from what its cells were given."""
+        _require(
+            _is_number(share) and 0 < share <= 1,
+            f"A share of a privacy budget must be a number above 0 and at most 1; got {share!r}.",
+        )
+        return PrivacyCost(
+            epsilon=self.epsilon / share,
+            delta=self.delta / share,
+            rho=None if self.rho is None else self.rho / share,
+            zcdp_delta=self.zcdp_delta / share,
+        )
+
+    def split(self, share: float) -> tuple[PrivacyCost, PrivacyCost]:
+        """(the rest, the ``share``): two parts whose basic composition (:meth:`__add__`) is at
+        most this budget, float for float. The share is each number times ``share``; the rest is
+        the difference, nudged down a float step at a time while rounding would carry the sum
+        above the whole. A share of 0 gives (this budget, nothing)."""
+        _check_share(share)
+        part = self._times(share)
+        return PrivacyCost(
+            epsilon=_rest(self.epsilon, part.epsilon),
+            delta=_rest(self.delta, part.delta),
+            rho=None if self.rho is None or part.rho is None else _rest(self.rho, part.rho),
+            zcdp_delta=_rest(self.zcdp_delta, part.zcdp_delta),
+        ), part
+
+    def _times(self, factor: float) -> PrivacyCost:
+        return PrivacyCost(
+            epsilon=self.epsilon * factor,
+            delta=self.delta * factor,
+            rho=None if self.rho is None else self.rho * factor,
+            zcdp_delta=self.zcdp_delta * factor,
+        )
 
     def describe(self) -> str:
         """The cost in the notation of the release metadata, e.g. ``ε=1, δ=0``."""

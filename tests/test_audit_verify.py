@@ -16,13 +16,14 @@ from aggregation.audit import verify_workspace
 from aggregation.audit.caps import check_caps, recorded_policy
 from aggregation.audit.costs import recompute_cost
 from aggregation.audit.findings import entry_label
+from aggregation.audit.rebuild import check_sensitivities
 from aggregation.ledger import Ledger, OutputFile, ReleaseRequest
 from aggregation.mechanisms import plan_partitions, plan_vector
 from aggregation.release import open_context, release
 from aggregation.release.publish import sha256_file
 from flows.cli import cli
 from schemas.indicators import Indicator
-from schemas.privacy import BudgetPolicy, Sensitivity
+from schemas.privacy import BudgetPolicy, PrivacyUnit, Sensitivity
 from schemas.release import ReleaseSpec
 from schemas.workspace import init_workspace
 from tests.audit_support import (
@@ -92,6 +93,17 @@ def test_editing_an_entry_is_detected(workspace: Path) -> None:
     assert result.exit_code == 1
     assert "FAIL [chain] entry seq 4" in result.output
     assert "edited after it was written" in result.output
+
+
+def test_an_entry_whose_privacy_unit_names_none_is_a_finding(workspace: Path) -> None:
+    entry = _entries(workspace)[0]
+    assert entry.unit == PrivacyUnit("subscriber", "day")
+    assert check_sensitivities([entry]) == []
+    (finding,) = check_sensitivities([dataclasses.replace(entry, privacy_unit="subscriber-year")])
+    where = entry_label(entry)
+    assert (finding.check, finding.severity, finding.where) == ("sensitivity", "fail", where)
+    expected = "privacy unit 'subscriber-year' is not <subscriber|device>-<day|week|month>"
+    assert finding.message == f"{where} records a {expected}"
 
 
 def test_deleting_an_entry_is_detected(workspace: Path) -> None:
@@ -329,7 +341,7 @@ def test_caps_are_replayed_under_the_composition_the_ledger_states(tmp_path: Pat
             indicator="od_trips",
             parameters={"run": run},
             windows=(START,),
-            privacy_unit="subscriber-day",
+            unit=PrivacyUnit("subscriber", "day"),
             noise=noise,
             input_fingerprint="0" * 64,
             code_version="test",

@@ -28,7 +28,7 @@ from aggregation.ledger import (
     compute_entry_hash,
 )
 from schemas.errors import BudgetExceededError, InternalError, MobilityError
-from schemas.privacy import BudgetPolicy, NoiseSpec, PrivacyCost, Sensitivity
+from schemas.privacy import BudgetPolicy, NoiseSpec, PrivacyCost, PrivacyUnit, Sensitivity
 
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue
@@ -65,7 +65,7 @@ def request(
         indicator="od_trips",
         parameters={"level": "admin2", "max_trips": 4, "run": run},
         windows=windows,
-        privacy_unit="subscriber-day",
+        unit=PrivacyUnit("subscriber", "day"),
         noise=spec if spec is not None else noise(epsilon),
         input_fingerprint="sha256:feed",
         code_version="0.1.0+test",

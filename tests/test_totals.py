@@ -26,13 +26,12 @@ from aggregation.release.totals import (
     combine,
     combined_ci95,
     exact_totals,
-    split_epsilon,
     totals_group,
     totals_sensitivity,
 )
 from schemas.errors import ConfigurationError
 from schemas.indicators import ContributionBounds, HomeRule, Indicator, Period, Scope
-from schemas.privacy import DEFAULT_TOTALS_SHARE, BudgetPolicy, Sensitivity
+from schemas.privacy import DEFAULT_TOTALS_SHARE, BudgetPolicy, PrivacyCost, Sensitivity
 from schemas.release import ReleaseSpec
 from schemas.workspace import init_workspace
 from tests.conftest import START
@@ -114,7 +113,7 @@ def test_the_default_share_is_the_policys_and_enters_the_release_key(workspace: 
 def test_split_never_sums_above_the_release_epsilon() -> None:
     for epsilon in (0.1, 0.25, 0.3, 1 / 3, 0.7, 1.0, 2.9):
         for share in (0.05, 0.1, 0.2, 0.3, 0.35, 0.5):
-            cells, totals = split_epsilon(epsilon, share)
+            cells, totals = (c.epsilon for c in PrivacyCost(epsilon).split(share))
             assert cells + totals <= epsilon
             assert cells + totals == pytest.approx(epsilon, rel=1e-15)
 

@@ -26,7 +26,7 @@ import opendp.prelude as dp
 
 from aggregation.audit.findings import entry_label, fail, warn
 from aggregation.mechanisms import plan_vector
-from aggregation.release.totals import composed_cost, split_epsilon, totals_sensitivity
+from aggregation.release.totals import totals_sensitivity
 from schemas.privacy import PrivacyCost, Sensitivity
 
 if TYPE_CHECKING:
@@ -124,11 +124,12 @@ def _with_totals(entry: LedgerEntry, cells: PrivacyCost) -> PrivacyCost:
         msg = f"parameter totals_share should be a number; got {share!r}"
         raise ValueError(msg)
     cells_sensitivity = Sensitivity(l1=entry.l1, l2=float(entry.l2), linf=entry.linf)
-    _, target = split_epsilon(cells.epsilon / (1.0 - float(share)), float(share))
+    released = PrivacyCost(epsilon=cells.epsilon).whole(1.0 - float(share))
+    _, target = released.split(float(share))
     totals = plan_vector(
-        "discrete_laplace", totals_sensitivity(cells_sensitivity), epsilon=target
+        "discrete_laplace", totals_sensitivity(cells_sensitivity), epsilon=target.epsilon
     ).spec.cost
-    return composed_cost(cells, totals)
+    return cells + totals
 
 
 def _compare(name: str, recorded: float | None, recomputed: float | None) -> tuple[str, int]:

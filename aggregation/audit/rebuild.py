@@ -21,7 +21,7 @@ from schemas.errors import MobilityError
 from schemas.gps import StayRule
 from schemas.indicators import ContributionBounds, Indicator, Period
 from schemas.indicators import spec as indicator_spec
-from schemas.privacy import ACCOUNTING_WINDOWS, AccountingWindow, windows_of
+from schemas.privacy import PrivacyCost, windows_of
 from schemas.release import ReleaseSpec, epsilon_share
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from aggregation.audit.findings import Finding
     from aggregation.ledger import LedgerEntry
-    from schemas.privacy import Sensitivity
+    from schemas.privacy import AccountingWindow, Sensitivity
 
 _PERIODS = ("days", "home_period", "previous_home_period")
 """Parameters that are periods written as text; the rest are :class:`ReleaseSpec` fields."""
@@ -82,8 +82,8 @@ def rebuild_spec(entry: LedgerEntry) -> ReleaseSpec:
 
     Every recorded parameter must come back unchanged; parameters this code has and the entry
     lacks (options added since the release) take their defaults, which is what the older code
-    did. ``epsilon`` is the indicator's ε as the release asked it (the entry's ε divided by
-    the share of it its value column was charged, :func:`~schemas.release.epsilon_share`).
+    did. ``epsilon`` is the indicator's ε as the release asked it (the whole of which the
+    entry's ε is its value column's share, :func:`~schemas.release.epsilon_share`).
     Raises :class:`RebuildError` when that is impossible.
     """
     recorded = dict(entry.parameters)
@@ -109,7 +109,7 @@ def rebuild_spec(entry: LedgerEntry) -> ReleaseSpec:
             msg = "parameters name neither release days nor a home period"
             raise RebuildError(msg)
         value = passed.get("value") or indicator_spec(indicator).value_columns[0]
-        shared_by = 1.0 / epsilon_share(indicator, str(value))
+        asked = PrivacyCost(epsilon=entry.epsilon).whole(epsilon_share(indicator, str(value)))
         # A release recorded before the reliability bar existed had none (k alone).
         passed.setdefault("reliability", 0.0)
         # ... and one recorded before DP totals existed spent nothing on them.
@@ -118,7 +118,7 @@ def rebuild_spec(entry: LedgerEntry) -> ReleaseSpec:
             indicator=indicator,
             start=released.start,
             end=released.end,
-            epsilon=entry.epsilon * shared_by,
+            epsilon=asked.epsilon,
             bounds=_bounds(recorded.get("bounds", {})),
             baseline_start=previous.start if previous else None,
             baseline_end=previous.end if previous else None,
@@ -143,15 +143,10 @@ def rebuild_spec(entry: LedgerEntry) -> ReleaseSpec:
 
 def accounting_window(entry: LedgerEntry) -> AccountingWindow:
     """The accounting window of the entry's privacy unit (``subscriber-day`` → ``day``)."""
-    _, _, window = entry.privacy_unit.rpartition("-")
-    for known in ACCOUNTING_WINDOWS:
-        if window == known:
-            return known
-    msg = (
-        f"{entry_label(entry)} states the privacy unit {entry.privacy_unit!r}; expected "
-        f"subscriber-<{'|'.join(ACCOUNTING_WINDOWS)}> or device-<…> (GPS)"
-    )
-    raise RebuildError(msg)
+    try:
+        return entry.unit.window
+    except ValueError as err:
+        raise RebuildError(f"{entry_label(entry)} records a {err}") from None
 
 
 def _compare_sensitivity(entry: LedgerEntry, declared: Sensitivity) -> list[Finding]:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aggregation.audit.spend import summarise_spend
 from aggregation.audit.timeline import timeline_png
 from aggregation.audit.verify import verify_workspace
+from schemas.privacy import PrivacyUnit
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -197,7 +198,7 @@ def _policy_html(report: AuditReport) -> str:
         {"setting": "composition (as the ledger states)", "value": p.composition},
         {
             "setting": "accounting window (privacy unit)",
-            "value": f"subscriber-{p.accounting_window}",
+            "value": str(PrivacyUnit("subscriber", p.accounting_window)),
         },
         {"setting": "ε cap per window", "value": p.epsilon_per_window},
         {"setting": "δ cap per window", "value": p.delta_per_window},

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from aggregation.budget import Charge
 from aggregation.ledger.hashing import canonical_json, sha256_hex
-from schemas.privacy import PrivacyCost
+from schemas.privacy import PrivacyCost, PrivacyUnit
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -70,13 +70,14 @@ class ReleaseRequest:
     (zone level, contribution bounds, the resolved mechanism, …); ``noise`` is the spec built by
     :mod:`aggregation.mechanisms` — its cost is what OpenDP's privacy map returned. ``inputs``
     are the staged files read (paths relative to the workspace, content hashes), kept for the
-    auditor; ``input_fingerprint`` is their digest.
+    auditor; ``input_fingerprint`` is their digest. ``unit`` is the privacy unit the windows
+    are of; the ledger records it as text (:attr:`privacy_unit`).
     """
 
     indicator: str
     parameters: Mapping[str, object]
     windows: tuple[date, ...]
-    privacy_unit: str
+    unit: PrivacyUnit
     noise: NoiseSpec
     input_fingerprint: str
     code_version: str
@@ -87,16 +88,21 @@ class ReleaseRequest:
         object.__setattr__(self, "parameters", frozen_mapping(self.parameters))
         object.__setattr__(self, "windows", tuple(sorted(self.windows)))
         Charge(self.windows, self.noise.cost)  # validates the windows
-        if not self.indicator or not self.privacy_unit:
+        if not self.indicator or not isinstance(self.unit, PrivacyUnit):
             msg = (
                 "A release names its indicator and privacy unit; got "
-                f"indicator={self.indicator!r}, privacy_unit={self.privacy_unit!r}."
+                f"indicator={self.indicator!r}, unit={self.unit!r}."
             )
             raise ValueError(msg)
         if self.k_threshold is not None and self.k_threshold < 0:
             msg = f"k_threshold must be non-negative; got {self.k_threshold!r}."
             raise ValueError(msg)
         canonical_json(dict(self.parameters))  # fails early on values JSON cannot hold
+
+    @property
+    def privacy_unit(self) -> str:
+        """The privacy unit as every release states it and the ledger records it."""
+        return str(self.unit)
 
     @property
     def release_key(self) -> str:
@@ -215,6 +221,11 @@ class LedgerEntry:
     def cells_suppressed(self) -> int | None:
         """Cells suppressed below k (None while pending)."""
         return None if self.publication is None else self.publication.cells_suppressed
+
+    @property
+    def unit(self) -> PrivacyUnit:
+        """The privacy unit the entry records (``ValueError`` if its text names none)."""
+        return PrivacyUnit.parse(self.privacy_unit)
 
     @property
     def cost(self) -> PrivacyCost:

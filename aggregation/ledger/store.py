@@ -163,10 +163,8 @@ class Ledger(LedgerReader):
         """Check the budget; record a refusal and raise, or append a pending entry."""
         records = self._record_policy()
         unit = self.policy.accounting_window
-        units = (f"subscriber-{unit}", f"device-{unit}")  # CDR, GPS: the same windows and caps
-        if request.privacy_unit not in units or request.windows != windows_of(
-            request.windows, unit
-        ):
+        # CDR and GPS units (subscriber, device) have the same windows and caps.
+        if request.unit.window != unit or request.windows != windows_of(request.windows, unit):
             msg = (
                 f"A release of {request.indicator} states privacy unit {request.privacy_unit!r} "
                 f"and windows {[str(w) for w in request.windows]}, but the policy's accounting "

@@ -15,12 +15,12 @@ from aggregation.release.agreements import resolve_agreement
 from aggregation.release.context import code_version
 from aggregation.release.digests import staged_digests
 from aggregation.release.suppress import publication_rule, publication_threshold
-from aggregation.release.totals import composed_cost, plan_totals, resolve_share, split_epsilon
+from aggregation.release.totals import plan_totals, resolve_share
 from schemas.errors import ConfigurationError
 from schemas.gps import StayRule
-from schemas.indicators import Indicator, privacy_unit
+from schemas.indicators import Indicator
 from schemas.indicators import spec as indicator_spec
-from schemas.privacy import release_parameter_problems, windows_of
+from schemas.privacy import PrivacyCost, PrivacyUnit, release_parameter_problems, windows_of
 from schemas.release import epsilon_share
 
 if TYPE_CHECKING:
@@ -134,9 +134,11 @@ def plan_release(
         ),
     )
     sensitivity = sensitivities(aggregate, policy.accounting_window)[spec.value_column]
-    epsilon = spec.epsilon if spec.epsilon is not None else policy.epsilon_for(str(spec.indicator))
+    asked = spec.epsilon if spec.epsilon is not None else policy.epsilon_for(str(spec.indicator))
+    budget = PrivacyCost(epsilon=asked)
     if len(ind.value_columns) > 1:  # the indicator's ε is shared by its value columns
-        epsilon *= epsilon_share(spec.indicator, spec.value_column)
+        budget = budget.part(epsilon_share(spec.indicator, spec.value_column))
+    epsilon = budget.epsilon
     mechanism = spec.mechanism or policy.mechanism
     share = resolve_share(
         spec.totals_share, policy.totals_share, mechanism=mechanism, keys=spec.keys
@@ -158,7 +160,7 @@ def plan_release(
         )
         raise ConfigurationError(msg)
     measurement: VectorMechanism | PartitionMechanism
-    cells_epsilon, totals_epsilon = split_epsilon(epsilon, share)  # share 0: (ε, 0)
+    cells_budget, totals_budget = budget.split(share)  # share 0: (ε, 0)
     if spec.keys == "private":
         measurement = plan_partitions(
             mechanism, sensitivity, epsilon=epsilon, delta=delta,
@@ -167,17 +169,17 @@ def plan_release(
         )  # fmt: skip
     else:
         measurement = plan_vector(
-            mechanism, sensitivity, epsilon=cells_epsilon, delta=delta,
+            mechanism, sensitivity, epsilon=cells_budget.epsilon, delta=delta,
             confidence=spec.confidence,
         )  # fmt: skip
     noise = measurement.spec
     totals = None
     if share:
         totals = plan_totals(
-            spec.indicator, mechanism, sensitivity, epsilon=totals_epsilon, share=share,
+            spec.indicator, mechanism, sensitivity, epsilon=totals_budget.epsilon, share=share,
             confidence=spec.confidence,
         )  # fmt: skip
-        noise = replace(noise, cost=composed_cost(noise.cost, totals.noise.cost))
+        noise = replace(noise, cost=noise.cost + totals.noise.cost)  # basic composition
     files = source.files_for(aggregate.days_read()) if fingerprint else []
     if fingerprint:
         distance_zones = aggregate.distance_zones  # admin3 for mobility_distance
@@ -190,7 +192,7 @@ def plan_release(
         indicator=str(spec.indicator),
         parameters=spec.parameters(),
         windows=windows_of(aggregate.days_read(), policy.accounting_window),
-        privacy_unit=privacy_unit(spec.source, policy.accounting_window),
+        unit=PrivacyUnit.of(spec.source, policy.accounting_window),
         noise=noise,
         input_fingerprint=files_digest(inputs),
         inputs=inputs,

@@ -9,8 +9,9 @@ indicator has no date key: ``residents``, ``relocations``).
 
 Privacy. The two are separate OpenDP measurements on the same data, each built once by the plan
 (:func:`plan_totals`), and the release is charged their basic (sequential) composition: the sum
-of the two costs OpenDP's privacy maps return, at most the release's ε (the cells' target is
-nudged down a float step when rounding would carry the sum above it). One privacy unit moves
+of the two costs OpenDP's privacy maps return (``cells + totals``), at most the release's ε (the
+targets are :meth:`~schemas.privacy.PrivacyCost.split` from it: the cells' target is nudged down
+a float step when rounding would carry the sum above it). One privacy unit moves
 the per-date totals by at most the whole of its contribution: ``Σ_d |ΔT_d| = Σ_d |Σ_{c∈d} Δc|
 ≤ Σ_c |Δc| ≤ l1`` of the cells, so the totals vector has l1 sensitivity the cells' l1, and its
 l2 (and linf) is at most that l1 too (:func:`totals_sensitivity`; derived from the declared
@@ -37,7 +38,7 @@ import polars as pl
 from aggregation.mechanisms import plan_vector
 from schemas.errors import ConfigurationError
 from schemas.indicators import spec as indicator_spec
-from schemas.privacy import PrivacyCost, Sensitivity, release_parameter_problems
+from schemas.privacy import Sensitivity, release_parameter_problems
 
 if TYPE_CHECKING:
     from aggregation.mechanisms import VectorMechanism
@@ -74,15 +75,6 @@ def resolve_share(requested: float | None, default: float, *, mechanism: str, ke
         msg = f"Bad release request: totals_share={requested:g} but {why}. Ask for totals_share 0."
         raise ConfigurationError(msg)
     return 0.0
-
-
-def split_epsilon(epsilon: float, share: float) -> tuple[float, float]:
-    """(cells' ε, totals' ε) targets whose float sum is at most ``epsilon``."""
-    totals = epsilon * share
-    cells = epsilon - totals
-    while cells + totals > epsilon:
-        cells = math.nextafter(cells, 0.0)
-    return cells, totals
 
 
 @dataclass(frozen=True)
@@ -149,13 +141,6 @@ def plan_totals(
     sensitivity = totals_sensitivity(cells)
     measurement = plan_vector(mechanism, sensitivity, epsilon=epsilon, confidence=confidence)
     return TotalsPlan(share, tuple(totals_group(indicator)), sensitivity, measurement)
-
-
-def composed_cost(cells: PrivacyCost, totals: PrivacyCost) -> PrivacyCost:
-    """Basic composition of the cells' and the totals' pure-DP costs (ρ of their zCDP
-    statements add up too)."""
-    rho = None if cells.rho is None or totals.rho is None else cells.rho + totals.rho
-    return PrivacyCost(epsilon=cells.epsilon + totals.epsilon, delta=0.0, rho=rho)
 
 
 def exact_totals(exact: pl.DataFrame, group: tuple[str, ...], value: str) -> pl.DataFrame:
