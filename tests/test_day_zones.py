@@ -13,7 +13,10 @@ changed behind them (a crash between the two), never left half-written.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
@@ -45,6 +48,7 @@ from aggregation.extract.day_zones import (
     homes_from_day_zones,
     recorded_centroids,
     recorded_sources,
+    remove_dead_parts,
     staged_day_distances,
     summary_path,
 )
@@ -408,6 +412,23 @@ def test_a_failed_summary_write_leaves_nothing_behind(
     assert _summary_files(week) == set()
     assert not plan.aggregate.day_zones
     assert not any(f.path.startswith(DAY_ZONES_DIR) for f in plan.request.inputs)
+
+
+def test_a_writer_killed_mid_write_leaves_a_part_file_the_next_writer_removes(week: Path) -> None:
+    """SIGKILL skips the writer's clean-up: its ``.part`` stays until the summary is made again;
+    a live writer's ``.part`` is left alone."""
+    target = Path(_make_current(week, (LAST,))[0])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed = target.with_name(f".{target.name}.{dead.pid}.1.part")
+    killed.write_bytes(b"PAR1 half a file")
+    live = target.with_name(f".{target.name}.{os.getpid()}.999.part")
+    live.write_bytes(b"PAR1 being written")
+    target.unlink()  # made again by the next release
+    _make_current(week, (LAST,))
+    assert not killed.exists()
+    assert live.exists()
+    assert remove_dead_parts(target) == []
 
 
 def test_a_summary_missing_at_read_time_is_an_error_not_an_empty_read(week: Path) -> None:

@@ -31,8 +31,10 @@ whenever that list differs from the day-shard's files now (a day re-ingested, a 
 between the two), so a stale summary is never read, whatever happened before. Ingest removes the
 summaries of the day-shards a drop touches before it moves the drop's files into place
 (:func:`aggregation.ingest.commit.commit`), and a summary is written aside and renamed into place,
-so none is ever partly written. Releases list the summaries they read among their inputs, beside
-the staged files they summarise (:func:`aggregation.release.plan.plan_release`).
+so none is ever partly written (the ``.part`` file a killed writer leaves aside is removed by the
+next writer of that summary, :func:`remove_dead_parts`). Releases list the summaries they read
+among their inputs, beside the staged files they summarise
+(:func:`aggregation.release.plan.plan_release`).
 """
 
 from __future__ import annotations
@@ -210,6 +212,7 @@ def write_summary(
     }
     table = table.cast(schema).replace_schema_metadata(meta)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_parts(target)
     part = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
     try:
         pq.write_table(table, part, compression="zstd")
@@ -221,6 +224,30 @@ def write_summary(
         part.replace(target)
     finally:
         part.unlink(missing_ok=True)
+
+
+def remove_dead_parts(target: Path) -> list[Path]:
+    """Remove the files a writer of ``target`` killed mid-write left aside (``.part``, named with
+    its process id), once that process is gone; a live writer's are its own to rename. Returns
+    what was removed."""
+    removed = []
+    for part in target.parent.glob(f".{target.name}.*.*.part"):
+        pid = part.name.removeprefix(f".{target.name}.").split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            part.unlink(missing_ok=True)
+            removed.append(part)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a reused id keeps a dead writer's file: harmless)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def current_day_zones(
