@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -68,6 +69,10 @@ from tests.conftest import KEY_ENVIRON, START, fresh_copy, workspace_with_policy
 from tests.indicators_helpers import ADMIN3, DAY0, Ev, write_staged, zone_set
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import duckdb
+
     from aggregation.release.context import ReleaseContext
     from schemas.geography import AdminLevel
 
@@ -429,6 +434,29 @@ def test_a_writer_killed_mid_write_leaves_a_part_file_the_next_writer_removes(we
     assert not killed.exists()
     assert live.exists()
     assert remove_dead_parts(target) == []
+
+
+def test_summaries_are_made_within_the_workspace_memory_limit_and_only_when_stale(
+    week: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[tuple[int, Path]] = []
+    real = plan_module.bounded_connection
+
+    @contextmanager
+    def recorded(limit: int, spill: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+        opened.append((limit, spill))
+        with real(limit, spill) as con:
+            yield con
+
+    monkeypatch.setattr(plan_module, "bounded_connection", recorded)
+    ctx = open_context(week)
+    plan_release(ctx, ReleaseSpec(Indicator.HOME_AWAY, LAST, LAST))
+    ((limit, spill),) = opened
+    assert limit == ctx.workspace.config.aggregation.memory_limit_mb
+    assert spill.parent == ctx.workspace.scratch
+    assert not spill.exists()  # removed with what was spilled
+    plan_release(ctx, ReleaseSpec(Indicator.MOBILITY_DISTANCE, LAST, LAST, value="distance_m"))
+    assert len(opened) == 1  # nothing stale: no connection opened
 
 
 def test_a_summary_missing_at_read_time_is_an_error_not_an_empty_read(week: Path) -> None:

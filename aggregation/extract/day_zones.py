@@ -57,6 +57,7 @@ from schemas.staged import DAY_ZONES_DIR, DAY_ZONES_FILE, STAGED_DAY_ZONES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
+    from contextlib import AbstractContextManager
     from datetime import date
 
     import duckdb
@@ -65,6 +66,9 @@ if TYPE_CHECKING:
     from aggregation.ledger import FileDigest
     from schemas.geography import AdminLevel
     from schemas.indicators import HomeRule, Period, ZoneSet
+
+    Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+    """Opens a DuckDB connection for making summaries (closed when the block ends)."""
 
     Digests = Callable[[Sequence[str]], Sequence[FileDigest]]
     """SHA-256 of staged files, by path relative to the staged directory
@@ -257,10 +261,14 @@ def current_day_zones(
     con: duckdb.DuckDBPyConnection | None = None,
     *,
     distance_zones: ZoneSet | None = None,
+    connect: Connect | None = None,
 ) -> list[str]:
     """The summaries of every day-shard of ``days`` with staged files, each made (again) first
     unless it was made from exactly the staged files there now (by SHA-256) and with the
     centroids of ``distance_zones`` (the workspace's admin3 zones; None: no distances).
+
+    Summaries are made on ``con``, else on a connection ``connect()`` opens only if one must be
+    made (a release: within the workspace's memory limit), else on a fresh in-memory one.
 
     Returns their paths in order of day then shard. Raises ``OSError`` when a summary that must be
     made cannot be written (a read-only copy of a workspace).
@@ -274,7 +282,8 @@ def current_day_zones(
         if recorded_sources(path := summary_path(source.root, day, shard)) != stamps[day, shard]
         or recorded_centroids(path) != centroids
     ]
-    with connection(con) as c:  # one connection for them all
+    opened = connect() if connect is not None and con is None and stale else connection(con)
+    with opened as c:  # one connection for them all
         for day, shard, files in stale:
             target = summary_path(source.root, day, shard)
             write_summary(target, files, stamps[day, shard], c, distance_zones=distance_zones)

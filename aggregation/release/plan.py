@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -16,6 +18,7 @@ from aggregation.release.context import code_version
 from aggregation.release.digests import staged_digests
 from aggregation.release.suppress import publication_rule, publication_threshold
 from aggregation.release.totals import plan_totals, resolve_share
+from aggregation.sql import bounded_connection
 from schemas.errors import ConfigurationError
 from schemas.gps import StayRule
 from schemas.indicators import Indicator
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
     from schemas.indicators import ZoneSet
     from schemas.privacy import NoiseSpec, Sensitivity
     from schemas.release import ReleaseSpec
+    from schemas.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ def input_files(staged: Path, files: list[str]) -> tuple[FileDigest, ...]:
 
 
 def with_day_zones(
-    staged: Path, aggregate: AggregateRequest, distance_zones: ZoneSet | None = None
+    workspace: Workspace, aggregate: AggregateRequest, distance_zones: ZoneSet | None = None
 ) -> tuple[AggregateRequest, list[str]]:
     """``aggregate`` reading day-zone summaries, if it is a home-based CDR aggregate over the
     staged directory, and the summaries it reads (made current here: a release reads no stale
@@ -85,6 +89,8 @@ def with_day_zones(
 
     ``distance_zones`` (the workspace's admin3 zones) measure the distances the summaries carry,
     whichever home-based release makes them, so that ``mobility_distance`` finds them there.
+    Summaries are made within ``[aggregation] memory_limit_mb``, spilling to the workspace's
+    scratch directory beyond (a day-shard of a billion-event day is 60 M events).
     """
     source = aggregate.source
     if (
@@ -94,11 +100,15 @@ def with_day_zones(
     ):
         return aggregate, []
     try:
+        spill = workspace.scratch / f"summaries-{os.getpid()}-{threading.get_ident()}"
         summaries = current_day_zones(
             source,
             aggregate.days_read(),
-            partial(staged_digests, staged),
+            partial(staged_digests, workspace.staged),
             distance_zones=distance_zones,
+            connect=partial(
+                bounded_connection, workspace.config.aggregation.memory_limit_mb, spill
+            ),
         )
     except OSError:
         return aggregate, []
@@ -185,7 +195,7 @@ def plan_release(
         distance_zones = aggregate.distance_zones  # admin3 for mobility_distance
         if distance_zones is None and aggregate.indicator in HOME_BASED:
             distance_zones = ctx.zones("admin3")
-        aggregate, summaries = with_day_zones(ctx.workspace.staged, aggregate, distance_zones)
+        aggregate, summaries = with_day_zones(ctx.workspace, aggregate, distance_zones)
         files += summaries
     inputs = input_files(ctx.workspace.staged, files)
     request = ReleaseRequest(
