@@ -79,7 +79,11 @@ def test_no_project_module_shadows_an_installed_package() -> None:
     # module path, and no module of a package folder is named like an installed one.
     installed = set(importlib.metadata.packages_distributions()) | set(sys.stdlib_module_names)
     root = Path(flows.__file__).parent.parent
-    folders = [p.parent for p in root.glob("*/**/__init__.py") if ".venv" not in p.parts]
+    folders = [  # not in hidden folders: virtual environments (.venv, a benchmark's), caches
+        p.parent
+        for p in root.glob("*/**/__init__.py")
+        if not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
     assert root / "flows" in folders
     clashes = {
         f"{folder.relative_to(root)}/{name}"
