@@ -185,20 +185,33 @@ def fresh_copy(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.fixture(scope="module")
-def staged_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An ingested workspace (3 days, 2 500 subscribers), copied afresh for each test."""
-    from aggregation.ingest import ingest_files  # noqa: PLC0415 - only for the tests that use it
+def staged_template(staged_master: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ingested workspace (3 days, 2 500 subscribers), copied afresh for each test.
 
+    This module's own copy of :func:`staged_master` (its export beside it, as ``../export``):
+    what a module's tests do to it stays in the module."""
     base = tmp_path_factory.mktemp("release")
-    export = base / "export"
-    generate(SynthConfig(subscribers=2_500, days=3, start=START, seed=3), export)
-    ws = workspace_with_policy(base / "template", export)
-    report = ingest_files([export / "raw"], ws, environ=KEY_ENVIRON)
-    assert report.ok
-    return ws
+    shutil.copytree(staged_master.parent / "export", base / "export")
+    shutil.copytree(staged_master, base / "template")
+    return base / "template"
 
 
 @pytest.fixture
 def workspace(staged_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh copy of :func:`staged_template`."""
     return fresh_copy(staged_template, tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def staged_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The workspace :func:`staged_template` copies, generated and ingested once per test worker
+    (the same seed and secret each time, so the same data; modules only ever get copies)."""
+    from aggregation.ingest import ingest_files  # noqa: PLC0415 - only for the tests that use it
+
+    base = tmp_path_factory.mktemp("release-master")
+    export = base / "export"
+    generate(SynthConfig(subscribers=2_500, days=3, start=START, seed=3), export)
+    ws = workspace_with_policy(base / "template", export)
+    report = ingest_files([export / "raw"], ws, environ=KEY_ENVIRON)
+    assert report.ok
+    return ws
