@@ -215,3 +215,31 @@ def staged_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
     report = ingest_files([export / "raw"], ws, environ=KEY_ENVIRON)
     assert report.ok
     return ws
+
+
+@pytest.fixture(scope="session")
+def released_master(staged_master: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ingested workspace with releases: od_trips and presence each day (presence of day 1
+    twice, at ε 0.5 and 2), mobility_distance of day 1, residents of the three days; built once
+    per test worker, copied by the ``released`` fixture of tests/test_export.py.
+
+    k alone (reliability 0): 2 500 subscribers make few cells above the reliability bar, and
+    these tests read released cells of given zones whatever the noise; the bar is tested in
+    tests/test_utility.py."""
+    from aggregation.release import open_context, release  # noqa: PLC0415 - tests that use it
+    from schemas.indicators import Indicator  # noqa: PLC0415 - tests that use it
+    from schemas.release import ReleaseSpec  # noqa: PLC0415 - tests that use it
+
+    ws = tmp_path_factory.mktemp("released-master") / "ws"
+    shutil.copytree(staged_master, ws)
+    ctx = open_context(ws, environ=KEY_ENVIRON)
+    day2, day3 = START + dt.timedelta(days=1), START + dt.timedelta(days=2)
+    for day in (START, day2, day3):
+        release(ctx, ReleaseSpec(Indicator.OD_TRIPS, day, day, reliability=0.0))
+        release(ctx, ReleaseSpec(Indicator.PRESENCE, day, day, reliability=0.0))
+    release(ctx, ReleaseSpec(Indicator.PRESENCE, START, START, epsilon=2.0, reliability=0.0))
+    for value in ("distance_m", "subscribers"):
+        spec = ReleaseSpec(Indicator.MOBILITY_DISTANCE, START, START, value=value, reliability=0.0)
+        release(ctx, spec)
+    release(ctx, ReleaseSpec(Indicator.RESIDENTS, START, day3, reliability=0.0))
+    return ws
