@@ -185,11 +185,30 @@ def fresh_copy(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.fixture(scope="module")
-def staged_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An ingested workspace (3 days, 2 500 subscribers), copied afresh for each test."""
+def staged_template(staged_master: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ingested workspace (3 days, 2 500 subscribers), copied afresh for each test.
+
+    This module's own copy of :func:`staged_master` (its export beside it, as ``../export``):
+    what a module's tests do to it stays in the module."""
+    base = tmp_path_factory.mktemp("release")
+    shutil.copytree(staged_master.parent / "export", base / "export")
+    shutil.copytree(staged_master, base / "template")
+    return base / "template"
+
+
+@pytest.fixture
+def workspace(staged_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh copy of :func:`staged_template`."""
+    return fresh_copy(staged_template, tmp_path, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def staged_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The workspace :func:`staged_template` copies, generated and ingested once per test worker
+    (the same seed and secret each time, so the same data; modules only ever get copies)."""
     from aggregation.ingest import ingest_files  # noqa: PLC0415 - only for the tests that use it
 
-    base = tmp_path_factory.mktemp("release")
+    base = tmp_path_factory.mktemp("release-master")
     export = base / "export"
     generate(SynthConfig(subscribers=2_500, days=3, start=START, seed=3), export)
     ws = workspace_with_policy(base / "template", export)
@@ -198,7 +217,29 @@ def staged_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return ws
 
 
-@pytest.fixture
-def workspace(staged_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh copy of :func:`staged_template`."""
-    return fresh_copy(staged_template, tmp_path, monkeypatch)
+@pytest.fixture(scope="session")
+def released_master(staged_master: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ingested workspace with releases: od_trips and presence each day (presence of day 1
+    twice, at ε 0.5 and 2), mobility_distance of day 1, residents of the three days; built once
+    per test worker, copied by the ``released`` fixture of tests/test_export.py.
+
+    k alone (reliability 0): 2 500 subscribers make few cells above the reliability bar, and
+    these tests read released cells of given zones whatever the noise; the bar is tested in
+    tests/test_utility.py."""
+    from aggregation.release import open_context, release  # noqa: PLC0415 - tests that use it
+    from schemas.indicators import Indicator  # noqa: PLC0415 - tests that use it
+    from schemas.release import ReleaseSpec  # noqa: PLC0415 - tests that use it
+
+    ws = tmp_path_factory.mktemp("released-master") / "ws"
+    shutil.copytree(staged_master, ws)
+    ctx = open_context(ws, environ=KEY_ENVIRON)
+    day2, day3 = START + dt.timedelta(days=1), START + dt.timedelta(days=2)
+    for day in (START, day2, day3):
+        release(ctx, ReleaseSpec(Indicator.OD_TRIPS, day, day, reliability=0.0))
+        release(ctx, ReleaseSpec(Indicator.PRESENCE, day, day, reliability=0.0))
+    release(ctx, ReleaseSpec(Indicator.PRESENCE, START, START, epsilon=2.0, reliability=0.0))
+    for value in ("distance_m", "subscribers"):
+        spec = ReleaseSpec(Indicator.MOBILITY_DISTANCE, START, START, value=value, reliability=0.0)
+        release(ctx, spec)
+    release(ctx, ReleaseSpec(Indicator.RESIDENTS, START, day3, reliability=0.0))
+    return ws

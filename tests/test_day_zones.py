@@ -4,10 +4,11 @@ every event of their home period, with the same exact aggregates, never a stale 
 Every home-based CDR indicator is computed both ways on a 7-day synthetic country (the full
 re-read of today's queries, and the summaries) and must give the same frame, row for row, under
 several home rules (night hours, ``min_nights``), levels, bounds, key strategies and bounding
-secrets (the keyed tie-break). Random hand-made events check the night rule at its edges. Then the
-summaries' life: made on first use, listed as release inputs (fingerprint, ``audit verify``),
-removed when a drop touching their day-shard is committed, made again when their staged files
-changed behind them (a crash between the two), never left half-written.
+secrets (the keyed tie-break); random hand-made events check the night rule at its edges in
+tests/test_day_zones_edges.py. Then the summaries' life: made on first use, listed as release
+inputs (fingerprint, ``audit verify``), removed when a drop touching their day-shard is committed,
+made again when their staged files changed behind them (a crash between the two), never left
+half-written.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from typing import TYPE_CHECKING
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import aggregation.extract.day_zones as day_zones_module
 import aggregation.ingest.commit as commit_module
@@ -40,13 +39,10 @@ from aggregation.extract import (
     StagedSource,
     current_day_zones,
     daily_distances_frame,
-    homes_frame,
-    staged_day_zones,
 )
 from aggregation.extract.day_zones import (
     NO_CENTROIDS,
     centroid_stamp,
-    homes_from_day_zones,
     recorded_centroids,
     recorded_sources,
     remove_dead_parts,
@@ -66,7 +62,7 @@ from schemas.indicators import ContributionBounds, HomeRule, Indicator, Period
 from schemas.release import ReleaseSpec
 from schemas.staged import DAY_ZONES_DIR, STAGED_DAY_ZONES
 from tests.conftest import KEY_ENVIRON, START, fresh_copy, workspace_with_policy
-from tests.indicators_helpers import ADMIN3, DAY0, Ev, write_staged, zone_set
+from tests.indicators_helpers import DAY0, Ev, write_staged, zone_set
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -74,7 +70,6 @@ if TYPE_CHECKING:
     import duckdb
 
     from aggregation.release.context import ReleaseContext
-    from schemas.geography import AdminLevel
 
 DAYS = 7
 LAST = START + dt.timedelta(days=DAYS - 1)
@@ -177,88 +172,6 @@ def test_observed_keys_and_shard_batches_agree_too(week_template: Path, name: st
     assert exact_aggregate(summarised, KEY, keys="observed").equals(observed)
     batches = sharded_aggregate(summarised, KEY, batch_bytes=1)  # one query per shard, summed
     assert batches.equals(exact_aggregate(request, KEY))
-
-
-def _homes_two_ways(root: Path, period: Period, level: AdminLevel, rule: HomeRule) -> None:
-    source = StagedSource(root)
-    current_day_zones(source, period.days(), partial(staged_digests, root))
-    full = homes_frame(source, period, level, rule, KEY)
-    plan = staged_day_zones(SqlPlan(), "events", source, period, level)
-    plan = homes_from_day_zones(plan, "events", "homes", rule, KEY)
-    summarised = plan.to_polars(sql("SELECT * FROM homes ORDER BY pseudonym"))
-    assert summarised.equals(full)
-
-
-_EVENT = st.tuples(
-    st.sampled_from(["s1", "s2", "s3"]),
-    st.integers(0, 3),  # day
-    st.integers(0, 23),  # local hour
-    st.sampled_from(sorted(ADMIN3)),
-)
-
-
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    events=st.lists(_EVENT, min_size=1, max_size=40),
-    start=st.integers(0, 2),
-    length=st.integers(1, 3),
-    night=st.sampled_from([(20, 7), (22, 5), (23, 1), (12, 11)]),
-    min_nights=st.integers(1, 3),
-    level=st.sampled_from(["admin1", "admin2", "admin3"]),
-)
-def test_homes_from_summaries_at_the_edges_of_the_night_and_the_period(
-    tmp_path_factory: pytest.TempPathFactory,
-    events: list[tuple[str, int, int, str]],
-    start: int,
-    length: int,
-    night: tuple[int, int],
-    min_nights: int,
-    level: AdminLevel,
-) -> None:
-    root = tmp_path_factory.mktemp("edges")
-    evs = [Ev(who, day, hour, i % 60, zone) for i, (who, day, hour, zone) in enumerate(events)]
-    write_staged(root, evs)
-    first = DAY0 + dt.timedelta(days=start)
-    period = Period(first, first + dt.timedelta(days=length - 1))
-    rule = HomeRule(night_start_hour=night[0], night_end_hour=night[1], min_nights=min_nights)
-    _homes_two_ways(root, period, level, rule)
-    shutil.rmtree(root)
-
-
-_MOVE = st.tuples(
-    st.sampled_from(["s1", "s2", "s3"]),
-    st.integers(0, 2),  # day
-    st.integers(0, 23),  # local hour
-    st.integers(0, 2),  # minute: few values, so that events share a timestamp
-    st.sampled_from(sorted(ADMIN3)),
-)
-
-
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(events=st.lists(_MOVE, min_size=1, max_size=40), start=st.integers(0, 2))
-def test_distances_from_summaries_are_those_of_the_events_in_order(
-    tmp_path_factory: pytest.TempPathFactory,
-    events: list[tuple[str, int, int, int, str]],
-    start: int,
-) -> None:
-    """Each summary row carries its subscriber-day's distance, measured from the day's events
-    in order (ties in time broken by zone, as on events): the same as from the events."""
-    root = tmp_path_factory.mktemp("distances")
-    write_staged(
-        root, [Ev(who, day, hour, minute, zone) for who, day, hour, minute, zone in events]
-    )
-    source, zones = StagedSource(root), zone_set("admin3")
-    period = Period(DAY0 + dt.timedelta(days=start), DAY0 + dt.timedelta(days=2))
-    current_day_zones(source, period.days(), partial(staged_digests, root), distance_zones=zones)
-    full = daily_distances_frame(source, period, zones)
-    plan = staged_day_distances(SqlPlan(), "dist", source, period, zones)
-    summarised = plan.to_polars(sql("SELECT * FROM dist ORDER BY pseudonym, local_date"))
-    assert summarised.equals(full)
-    shutil.rmtree(root)
 
 
 def test_summaries_are_made_again_for_other_centroids_and_never_read_with_the_wrong_ones(

@@ -24,13 +24,12 @@ from aggregation.export import (
 from aggregation.export.charts import make_demo_charts
 from aggregation.export.datapackage import INTEGRITY, UNMEASURED_FORMATS
 from aggregation.export.series import daily_series, flow_map, noise_variance, totals
-from aggregation.release import open_context, release
+from aggregation.release import open_context
 from aggregation.release.publish import sha256_file
 from flows.cli import cli
 from schemas.errors import ConfigurationError, MobilityError
 from schemas.indicators import Indicator, Period
-from schemas.release import ReleaseSpec
-from tests.conftest import KEY_ENVIRON, START
+from tests.conftest import START
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -41,24 +40,12 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def released(staged_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An ingested workspace with releases: od_trips and presence each day (presence of day 1
-    twice, at ε 0.5 and 2), mobility_distance of day 1, residents of the three days.
-
-    k alone (reliability 0): 2 500 subscribers make few cells above the reliability bar, and
-    these tests read released cells of given zones whatever the noise; the bar is tested in
-    tests/test_utility.py."""
+def released(released_master: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This module's copy of :func:`tests.conftest.released_master`: an ingested workspace with
+    releases (od_trips and presence each day, presence of day 1 twice, at ε 0.5 and 2,
+    mobility_distance of day 1, residents of the three days), built once per test worker."""
     ws = tmp_path_factory.mktemp("export") / "ws"
-    shutil.copytree(staged_template, ws)
-    ctx = open_context(ws, environ=KEY_ENVIRON)
-    for day in (START, DAY2, DAY3):
-        release(ctx, ReleaseSpec(Indicator.OD_TRIPS, day, day, reliability=0.0))
-        release(ctx, ReleaseSpec(Indicator.PRESENCE, day, day, reliability=0.0))
-    release(ctx, ReleaseSpec(Indicator.PRESENCE, START, START, epsilon=2.0, reliability=0.0))
-    for value in ("distance_m", "subscribers"):
-        spec = ReleaseSpec(Indicator.MOBILITY_DISTANCE, START, START, value=value, reliability=0.0)
-        release(ctx, spec)
-    release(ctx, ReleaseSpec(Indicator.RESIDENTS, START, DAY3, reliability=0.0))
+    shutil.copytree(released_master, ws)
     return ws
 
 

@@ -139,6 +139,7 @@ ingest_files([Path(sys.argv[1])], Path(sys.argv[2]), environ={"MOBILITY_SECRET":
 """
 
 
+@pytest.mark.slow  # a SIGKILLed ingest process (an interpreter start); in-process crashes above
 def test_a_killed_run_then_a_rerun_gives_the_same_data(
     tiny_workspace: Path, key_environ: dict[str, str]
 ) -> None:

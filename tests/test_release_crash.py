@@ -68,6 +68,7 @@ def _written_by_the_killed_run(ws: Path) -> pl.DataFrame | None:
     return pl.read_parquet(found[0]) if len(found) == 1 else None
 
 
+@pytest.mark.slow  # a SIGKILLed child release per step (~1 s each); in-process failures below
 @pytest.mark.parametrize("step", checkpoints.STEPS)
 def test_a_release_killed_at_any_step_then_rerun_publishes_one_answer_charged_once(
     workspace: Path,

@@ -74,21 +74,59 @@ def scope_of(indicator: Indicator, release: Period) -> Scope:
     return Scope(days=ALL_DAYS)
 
 
+CDR_EXAMPLES = {
+    "data": datasets,
+    "bounds": SMALL_BOUNDS,
+    "min_nights": st.integers(1, 2),
+    "level": st.sampled_from(["admin3", "admin2"]),
+    "release": st.sampled_from([Period.day(d) for d in ALL_DAYS.days()] + [ALL_DAYS]),
+    "pick": st.integers(0, 1000),
+}
+
+
 @pytest.mark.slow  # ~10 s on 2 idle cores: 50 examples × 24 DuckDB queries
 @settings(
     max_examples=50,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(
-    data=datasets,
-    bounds=SMALL_BOUNDS,
-    min_nights=st.integers(1, 2),
-    level=st.sampled_from(["admin3", "admin2"]),
-    release=st.sampled_from([Period.day(d) for d in ALL_DAYS.days()] + [ALL_DAYS]),
-    pick=st.integers(0, 1000),
-)
+@given(**CDR_EXAMPLES)
 def test_one_subscriber_day_moves_every_aggregate_within_its_declared_sensitivity(
+    tmp_path_factory: pytest.TempPathFactory,
+    con: duckdb.DuckDBPyConnection,
+    data: dict[tuple[str, int], list[tuple[int, int, str]]],
+    bounds: ContributionBounds,
+    min_nights: int,
+    level: AdminLevel,
+    release: Period,
+    pick: int,
+) -> None:
+    _check_one_subscriber(tmp_path_factory, con, data, bounds, min_nights, level, release, pick)
+
+
+# The same property in the quick loop (``-m "not slow"``), so that no run skips the sensitivity
+# check: each example recomputes every indicator and column for both neighbouring windows, so 10
+# examples still put every declared bound to work on each run (the thorough 50 run in CI).
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(**CDR_EXAMPLES)
+def test_one_subscriber_day_moves_every_aggregate_within_its_declared_sensitivity_quick(
+    tmp_path_factory: pytest.TempPathFactory,
+    con: duckdb.DuckDBPyConnection,
+    data: dict[tuple[str, int], list[tuple[int, int, str]]],
+    bounds: ContributionBounds,
+    min_nights: int,
+    level: AdminLevel,
+    release: Period,
+    pick: int,
+) -> None:
+    _check_one_subscriber(tmp_path_factory, con, data, bounds, min_nights, level, release, pick)
+
+
+def _check_one_subscriber(
     tmp_path_factory: pytest.TempPathFactory,
     con: duckdb.DuckDBPyConnection,
     data: dict[tuple[str, int], list[tuple[int, int, str]]],
@@ -189,21 +227,57 @@ def _write_fixes(
     return files
 
 
+GPS_EXAMPLES = {
+    "data": gps_datasets,
+    "bounds": SMALL_BOUNDS,
+    "level": st.sampled_from(["admin3", "admin2"]),
+    "release": st.sampled_from([Period.day(d) for d in ALL_DAYS.days()] + [ALL_DAYS]),
+    "pick": st.integers(0, 1000),
+    "dwell": st.sampled_from([10.0, 20.0]),
+}
+
+
 @pytest.mark.slow  # ~10 s: 40 examples × 9 DuckDB queries with stay detection
 @settings(
     max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(
-    data=gps_datasets,
-    bounds=SMALL_BOUNDS,
-    level=st.sampled_from(["admin3", "admin2"]),
-    release=st.sampled_from([Period.day(d) for d in ALL_DAYS.days()] + [ALL_DAYS]),
-    pick=st.integers(0, 1000),
-    dwell=st.sampled_from([10.0, 20.0]),
-)
+@given(**GPS_EXAMPLES)
 def test_one_device_day_or_week_moves_every_gps_aggregate_within_its_declared_sensitivity(
+    tmp_path_factory: pytest.TempPathFactory,
+    con: duckdb.DuckDBPyConnection,
+    data: dict[tuple[str, int], list[tuple[int, str, int, float]]],
+    bounds: ContributionBounds,
+    level: AdminLevel,
+    release: Period,
+    pick: int,
+    dwell: float,
+) -> None:
+    _check_one_device(tmp_path_factory, con, data, bounds, level, release, pick, dwell)
+
+
+# The same property in the quick loop, as for CDR above (every GPS indicator, both windows).
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(**GPS_EXAMPLES)
+def test_one_device_day_or_week_moves_every_gps_aggregate_within_its_declared_sensitivity_quick(
+    tmp_path_factory: pytest.TempPathFactory,
+    con: duckdb.DuckDBPyConnection,
+    data: dict[tuple[str, int], list[tuple[int, str, int, float]]],
+    bounds: ContributionBounds,
+    level: AdminLevel,
+    release: Period,
+    pick: int,
+    dwell: float,
+) -> None:
+    _check_one_device(tmp_path_factory, con, data, bounds, level, release, pick, dwell)
+
+
+def _check_one_device(
     tmp_path_factory: pytest.TempPathFactory,
     con: duckdb.DuckDBPyConnection,
     data: dict[tuple[str, int], list[tuple[int, str, int, float]]],
