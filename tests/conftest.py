@@ -7,6 +7,7 @@ import os
 import shutil
 from typing import TYPE_CHECKING
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -243,3 +244,12 @@ def released_master(staged_master: Path, tmp_path_factory: pytest.TempPathFactor
         release(ctx, spec)
     release(ctx, ReleaseSpec(Indicator.RESIDENTS, START, day3, reliability=0.0))
     return ws
+
+
+@pytest.fixture(scope="module")
+def con() -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB connection shared by a module's tests (extract, bounding, indicators,
+    property tests)."""
+    c = duckdb.connect()
+    yield c
+    c.close()

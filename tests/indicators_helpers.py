@@ -139,3 +139,22 @@ SMALL_BOUNDS = st.builds(
     max_distance_km=st.integers(1, 60),
 )
 """Contribution bounds small enough that property tests' tiny datasets meet every cap."""
+
+
+def unit_datasets(
+    *, hours: list[int], subscribers: int, days: int, max_events: int, max_units: int
+) -> st.SearchStrategy[dict[tuple[str, int], list[tuple[int, int, str]]]]:
+    """Tiny datasets for property tests: per unit (subscriber ``s0``…, day offset), its events as
+    (hour of ``hours``, minute, admin3 zone of :data:`ADMIN3`)."""
+    return st.dictionaries(
+        keys=st.tuples(
+            st.sampled_from([f"s{i}" for i in range(subscribers)]), st.integers(0, days - 1)
+        ),
+        values=st.lists(
+            st.tuples(st.sampled_from(hours), st.integers(0, 59), st.sampled_from(sorted(ADMIN3))),
+            min_size=1,
+            max_size=max_events,
+        ),
+        min_size=1,
+        max_size=max_units,
+    )

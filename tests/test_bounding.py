@@ -10,7 +10,6 @@ from collections import Counter
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-import duckdb
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,21 +26,15 @@ from schemas.indicators import ContributionBounds, HomeRule, Indicator, Period, 
 from tests.indicators_helpers import ADMIN3, DAY0, KEY, OTHER_KEY, Ev, write_staged, zone_set
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
+
+    import duckdb
 
 ZONES = sorted(ADMIN3)
 DAYS = Period(DAY0, DAY0 + timedelta(days=1))
 TIGHT = ContributionBounds(
     max_events_per_zone_hour=2, max_events_per_day=5, max_zones_per_day=2, max_trips_per_day=2
 )
-
-
-@pytest.fixture(scope="module")
-def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    c = duckdb.connect()
-    yield c
-    c.close()
 
 
 def request(

@@ -8,7 +8,6 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import duckdb
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -37,20 +36,13 @@ from schemas.privacy import Sensitivity
 from tests.indicators_helpers import ADMIN3, DAY0, KEY, Ev, parent, write_staged, zone_set
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    import duckdb
 
 A, B, D, C, E = sorted(ADMIN3)  # NL010101, NL010102, NL010201, NL020101, NL020102
 DAY1 = DAY0 + timedelta(days=1)
 THREE_DAYS = Period(DAY0, DAY0 + timedelta(days=2))
 RULE = HomeRule(min_nights=2)
 HOURS = [0, 1, 5, 8, 12, 17, 20, 22, 23]  # mostly night hours, so homes exist
-
-
-@pytest.fixture(scope="module")
-def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    c = duckdb.connect()
-    yield c
-    c.close()
 
 
 def run(

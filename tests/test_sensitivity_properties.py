@@ -16,7 +16,6 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -28,11 +27,21 @@ from aggregation.indicators import AggregateRequest, exact_aggregate, sensitivit
 from schemas.gps import StayRule
 from schemas.indicators import ContributionBounds, HomeRule, Indicator, Period, Scope, spec
 from schemas.staged import STAGED_FIXES
-from tests.indicators_helpers import ADMIN3, DAY0, KEY, SMALL_BOUNDS, Ev, write_staged, zone_set
+from tests.indicators_helpers import (
+    ADMIN3,
+    DAY0,
+    KEY,
+    SMALL_BOUNDS,
+    Ev,
+    unit_datasets,
+    write_staged,
+    zone_set,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
+
+    import duckdb
 
     from schemas.geography import AdminLevel
     from schemas.privacy import AccountingWindow
@@ -43,24 +52,7 @@ FIRST_HALF = Period(DAY0, DAY0 + timedelta(days=1))
 SECOND_HALF = Period(DAY0 + timedelta(days=2), ALL_DAYS.end)
 
 HOURS = [0, 2, 8, 12, 18, 21, 23]  # few hours, night ones included: cells fill up, homes exist
-unit_events = st.lists(
-    st.tuples(st.sampled_from(HOURS), st.integers(0, 59), st.sampled_from(sorted(ADMIN3))),
-    min_size=1,
-    max_size=9,
-)
-datasets = st.dictionaries(
-    keys=st.tuples(st.sampled_from(["s0", "s1", "s2", "s3"]), st.integers(0, N_DAYS - 1)),
-    values=unit_events,
-    min_size=1,
-    max_size=10,
-)
-
-
-@pytest.fixture(scope="module")
-def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    c = duckdb.connect()
-    yield c
-    c.close()
+datasets = unit_datasets(hours=HOURS, subscribers=4, days=N_DAYS, max_events=9, max_units=10)
 
 
 def scope_of(indicator: Indicator, release: Period) -> Scope:

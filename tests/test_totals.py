@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings, target
@@ -35,11 +34,20 @@ from schemas.privacy import DEFAULT_TOTALS_SHARE, BudgetPolicy, PrivacyCost, Sen
 from schemas.release import ReleaseSpec
 from schemas.workspace import init_workspace
 from tests.conftest import START
-from tests.indicators_helpers import ADMIN3, DAY0, KEY, SMALL_BOUNDS, Ev, write_staged, zone_set
+from tests.indicators_helpers import (
+    DAY0,
+    KEY,
+    SMALL_BOUNDS,
+    Ev,
+    unit_datasets,
+    write_staged,
+    zone_set,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
+
+    import duckdb
 
     from schemas.geography import AdminLevel
     from schemas.privacy import AccountingWindow
@@ -268,23 +276,7 @@ def test_audits_recompute_the_composed_charge(workspace: Path) -> None:
 HOURS = [0, 8, 12, 21, 23]
 DAYS = 3
 ALL = Period(DAY0, DAY0 + timedelta(days=DAYS - 1))
-datasets = st.dictionaries(
-    keys=st.tuples(st.sampled_from(["s0", "s1", "s2"]), st.integers(0, DAYS - 1)),
-    values=st.lists(
-        st.tuples(st.sampled_from(HOURS), st.integers(0, 59), st.sampled_from(sorted(ADMIN3))),
-        min_size=1,
-        max_size=8,
-    ),
-    min_size=1,
-    max_size=8,
-)
-
-
-@pytest.fixture(scope="module")
-def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    c = duckdb.connect()
-    yield c
-    c.close()
+datasets = unit_datasets(hours=HOURS, subscribers=3, days=DAYS, max_events=8, max_units=8)
 
 
 def _scope(indicator: Indicator) -> Scope:
