@@ -118,10 +118,7 @@ def _metadata(path: Path) -> dict[bytes, bytes] | None:
     return meta if meta.get(VERSION_KEY) == VERSION else None
 
 
-def recorded_sources(path: Path) -> list[list[str]] | None:
-    """The staged files (and their SHA-256) a summary was made from; None without a readable
-    summary of this version."""
-    meta = _metadata(path)
+def _sources(meta: dict[bytes, bytes] | None) -> list[list[str]] | None:
     if meta is None or SOURCES_KEY not in meta:
         return None
     try:
@@ -131,13 +128,29 @@ def recorded_sources(path: Path) -> list[list[str]] | None:
     return found if isinstance(found, list) else None
 
 
-def recorded_centroids(path: Path) -> str | None:
-    """The :func:`centroid_stamp` a summary's distances were measured with; None without a
-    readable summary of this version."""
-    meta = _metadata(path)
+def _centroids(meta: dict[bytes, bytes] | None) -> str | None:
     if meta is None or CENTROIDS_KEY not in meta:
         return None
     return meta[CENTROIDS_KEY].decode()
+
+
+def recorded_sources(path: Path) -> list[list[str]] | None:
+    """The staged files (and their SHA-256) a summary was made from; None without a readable
+    summary of this version."""
+    return _sources(_metadata(path))
+
+
+def recorded_centroids(path: Path) -> str | None:
+    """The :func:`centroid_stamp` a summary's distances were measured with; None without a
+    readable summary of this version."""
+    return _centroids(_metadata(path))
+
+
+def _made_from(path: Path, sources: list[list[str]], centroids: str) -> bool:
+    """Whether the summary at ``path`` was made from ``sources`` with ``centroids`` (one read of
+    its metadata)."""
+    meta = _metadata(path)
+    return _sources(meta) == sources and _centroids(meta) == centroids
 
 
 def _stamps(
@@ -258,7 +271,6 @@ def current_day_zones(
     source: StagedSource,
     days: Iterable[date],
     digests: Digests,
-    con: duckdb.DuckDBPyConnection | None = None,
     *,
     distance_zones: ZoneSet | None = None,
     connect: Connect | None = None,
@@ -267,8 +279,8 @@ def current_day_zones(
     unless it was made from exactly the staged files there now (by SHA-256) and with the
     centroids of ``distance_zones`` (the workspace's admin3 zones; None: no distances).
 
-    Summaries are made on ``con``, else on a connection ``connect()`` opens only if one must be
-    made (a release: within the workspace's memory limit), else on a fresh in-memory one.
+    Summaries are made on one connection, opened only if one must be made: ``connect()`` (a
+    release: within the workspace's memory limit), else a fresh in-memory one.
 
     Returns their paths in order of day then shard. Raises ``OSError`` when a summary that must be
     made cannot be written (a read-only copy of a workspace).
@@ -279,14 +291,13 @@ def current_day_zones(
     stale = [
         (day, shard, files)
         for day, shard, files in partitions
-        if recorded_sources(path := summary_path(source.root, day, shard)) != stamps[day, shard]
-        or recorded_centroids(path) != centroids
+        if not _made_from(summary_path(source.root, day, shard), stamps[day, shard], centroids)
     ]
-    opened = connect() if connect is not None and con is None and stale else connection(con)
-    with opened as c:  # one connection for them all
-        for day, shard, files in stale:
-            target = summary_path(source.root, day, shard)
-            write_summary(target, files, stamps[day, shard], c, distance_zones=distance_zones)
+    if stale:
+        with connect() if connect is not None else connection(None) as c:  # one for them all
+            for day, shard, files in stale:
+                target = summary_path(source.root, day, shard)
+                write_summary(target, files, stamps[day, shard], c, distance_zones=distance_zones)
     now = _stamps(digests, source.partitions({d for d, _, _ in stale}))
     for day, shard, _ in stale:
         if now.get((day, shard)) != stamps[day, shard]:  # changed while being summarised
