@@ -240,8 +240,10 @@ def _notes(entry: LedgerEntry, inputs: tuple[FileDigest, ...]) -> list[str]:
     events = tuple(f for f in inputs if not f.path.startswith(summaries))
     then = {f.path: f.sha256 for f in entry.inputs if not f.path.startswith(summaries)}
     now = {f.path: f.sha256 for f in events}
-    if then == now if entry.inputs else files_digest(events) == entry.input_fingerprint:
-        return []  # an entry without its list (older format) has the fingerprint of the events
+    # An entry without its list of inputs (older format) has the fingerprint of the events.
+    same = then == now if entry.inputs else files_digest(events) == entry.input_fingerprint
+    if same:
+        return []
     changed = sorted(p for p in then.keys() & now.keys() if then[p] != now[p])
     gone, added = sorted(then.keys() - now.keys()), sorted(now.keys() - then.keys())
     parts = [
