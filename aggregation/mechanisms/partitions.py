@@ -19,8 +19,6 @@ from opendp.mod import Measurement, binary_search_param
 from aggregation.mechanisms.accuracy import CONFIDENCE
 from aggregation.mechanisms.opendp_maps import (
     INT,
-    check_budget,
-    check_delta,
     enable_opendp,
     epsilon_at,
     fit_scale,
@@ -29,7 +27,7 @@ from aggregation.mechanisms.opendp_maps import (
     verify,
 )
 from aggregation.mechanisms.vector import as_int, gaussian_scale_for_epsilon
-from schemas.privacy import PrivacyCost
+from schemas.privacy import PrivacyCost, check_budget, check_delta
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -118,8 +116,8 @@ def laplace_threshold(
     >= ``min_threshold`` (use the k of suppression) for which ``meas.map((l0, l1, linf))`` has
     δ <= ``delta``. Cost recorded: (ε, δ) from that map; no zCDP statement.
     """
-    check_budget("Epsilon", epsilon)
-    check_delta(delta)
+    check_budget("Epsilon", epsilon, positive=True)
+    check_delta("Delta", delta, positive=True)
     floor = _threshold_floor(sensitivity, min_threshold)
     keys = _partition_l0(sensitivity, l0)
     d_in = (keys, sensitivity.l1, sensitivity.linf)
@@ -189,8 +187,8 @@ def gaussian_threshold(
     basic composition. Cost recorded: (ρ, zCDP δ) = ``meas.map((l0, l2, linf))``; ε from
     ``make_zCDP_to_approxDP(meas)`` at δ/2, and δ = zCDP δ + δ/2.
     """
-    check_budget("Rho", rho)
-    check_delta(delta)
+    check_budget("Rho", rho, positive=True)
+    check_delta("Delta", delta, positive=True)
     floor = _threshold_floor(sensitivity, min_threshold)
     keys = _partition_l0(sensitivity, l0)
     d_in = (keys, float(sensitivity.l2), float(sensitivity.linf))
@@ -217,8 +215,8 @@ def gaussian_threshold_for_epsilon(
 ) -> PartitionMechanism:
     """Gaussian partition selection sized from an (ε, δ) target: the least noise whose OpenDP
     conversion of ρ at δ/2 stays within ε; the threshold test takes the other δ/2."""
-    check_budget("Epsilon", epsilon)
-    check_delta(delta)
+    check_budget("Epsilon", epsilon, positive=True)
+    check_delta("Delta", delta, positive=True)
     scale = gaussian_scale_for_epsilon(float(sensitivity.l2), epsilon, delta / 2.0)
     mechanism = _gaussian_partition_mechanism(
         sensitivity,

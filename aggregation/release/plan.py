@@ -19,7 +19,7 @@ from aggregation.release.digests import staged_digests
 from aggregation.release.suppress import publication_rule, publication_threshold
 from aggregation.release.totals import plan_totals, resolve_share
 from aggregation.sql import bounded_connection
-from schemas.errors import ConfigurationError
+from schemas.errors import PrivacyParameterError
 from schemas.gps import StayRule
 from schemas.indicators import spec as indicator_spec
 from schemas.privacy import PrivacyCost, PrivacyUnit, release_parameter_problems, windows_of
@@ -164,7 +164,7 @@ def plan_release(
             + "; ".join(problems)
             + ". Ask for another ε, or change the defaults in [privacy]."
         )
-        raise ConfigurationError(msg)
+        raise PrivacyParameterError(msg)
     measurement: VectorMechanism | PartitionMechanism
     cells_budget, totals_budget = budget.split(share)  # share 0: (ε, 0)
     if spec.keys == "private":
