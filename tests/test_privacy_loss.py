@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregation.mechanisms import discrete_gaussian, discrete_laplace
+from aggregation.mechanisms import discrete_gaussian_for_epsilon, discrete_laplace
 from schemas.errors import ConfigurationError, PrivacyParameterError
 from schemas.privacy import (
     ACCOUNTING_WINDOWS,
@@ -159,7 +159,7 @@ def test_a_privacy_unit_is_of_a_known_holder_window_and_source() -> None:
         lambda: check_budget("Epsilon", 0.0, positive=True),
         lambda: check_delta("Delta", 0.0, positive=True),
         lambda: discrete_laplace(Sensitivity(l1=1, l2=1.0, linf=1), 0.0),
-        lambda: discrete_gaussian(Sensitivity(l1=1, l2=1.0, linf=1), 1.0, delta=1.0),
+        lambda: discrete_gaussian_for_epsilon(Sensitivity(l1=1, l2=1.0, linf=1), 1.0, delta=1.0),
         lambda: BudgetPolicy(epsilon_per_window=0.0),
     ],
 )

@@ -7,7 +7,6 @@ over a map of key -> count, and the δ of that test is accounted.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -169,39 +168,6 @@ def _gaussian_partition_mechanism(
         "discrete_gaussian", scale, sensitivity, cost, confidence, threshold=threshold, l0=keys
     )
     return PartitionMechanism(spec, measurement)
-
-
-def gaussian_threshold(
-    sensitivity: Sensitivity,
-    rho: float,
-    delta: float,
-    *,
-    l0: int | None = None,
-    min_threshold: int = 0,
-    confidence: float = CONFIDENCE,
-) -> PartitionMechanism:
-    """DP partition selection with discrete Gaussian noise, δ-approximate ρ-zCDP.
-
-    scale = l2/sqrt(2ρ); half of ``delta`` goes to the threshold test (the smallest threshold
-    >= ``min_threshold`` whose map δ is within it), half to stating the release as (ε, δ)-DP for
-    basic composition. Cost recorded: (ρ, zCDP δ) = ``meas.map((l0, l2, linf))``; ε from
-    ``make_zCDP_to_approxDP(meas)`` at δ/2, and δ = zCDP δ + δ/2.
-    """
-    check_budget("Rho", rho, positive=True)
-    check_delta("Delta", delta, positive=True)
-    floor = _threshold_floor(sensitivity, min_threshold)
-    keys = _partition_l0(sensitivity, l0)
-    d_in = (keys, float(sensitivity.l2), float(sensitivity.linf))
-    scale = fit_scale(
-        float(sensitivity.l2) / math.sqrt(2.0 * rho),
-        lambda s: map_pair(_gaussian_partitions(s, floor), d_in)[0],
-        rho,
-    )
-    mechanism = _gaussian_partition_mechanism(
-        sensitivity, scale, delta, keys=keys, floor=floor, confidence=confidence
-    )
-    verify("ρ", map_pair(mechanism.measurement, d_in)[0], rho)
-    return mechanism
 
 
 def gaussian_threshold_for_epsilon(

@@ -104,24 +104,6 @@ def _gaussian_mechanism(
     )
 
 
-def discrete_gaussian(
-    sensitivity: Sensitivity, rho: float, *, delta: float, confidence: float = CONFIDENCE
-) -> VectorMechanism:
-    """Discrete Gaussian noise on every cell, ρ-zCDP: scale = l2/sqrt(2ρ) (raised past rounding).
-
-    Cost recorded: ρ = ``meas.map(l2)``; and, for basic composition, ε at ``delta`` from OpenDP's
-    conversion ``make_zCDP_to_approxDP(meas).map(l2).epsilon(delta)``.
-    """
-    check_budget("Rho", rho, positive=True)
-    check_delta("Delta", delta, positive=True)
-    l2 = float(sensitivity.l2)
-    ideal = l2 / math.sqrt(2.0 * rho)
-    scale = fit_scale(ideal, lambda s: map_scalar(_gaussian_vector(s), l2), rho)
-    mechanism = _gaussian_mechanism(sensitivity, scale, delta, confidence)
-    verify("ρ", map_scalar(mechanism.measurement, l2), rho)
-    return mechanism
-
-
 def gaussian_scale_for_epsilon(l2: float, epsilon: float, delta: float) -> float:
     """Smallest discrete-Gaussian scale whose (ε, δ) statement at ``delta`` is within ε.
 
@@ -142,7 +124,8 @@ def discrete_gaussian_for_epsilon(
     sensitivity: Sensitivity, epsilon: float, *, delta: float, confidence: float = CONFIDENCE
 ) -> VectorMechanism:
     """Discrete Gaussian sized from an (ε, δ) target: the least noise whose OpenDP conversion of
-    ρ at ``delta`` stays within ε. Cost recorded as in :func:`discrete_gaussian`."""
+    ρ at ``delta`` stays within ε. Cost recorded: ρ = ``meas.map(l2)``, and ε at ``delta`` from
+    OpenDP's conversion ``make_zCDP_to_approxDP(meas).map(l2).epsilon(delta)``."""
     check_budget("Epsilon", epsilon, positive=True)
     check_delta("Delta", delta, positive=True)
     scale = gaussian_scale_for_epsilon(float(sensitivity.l2), epsilon, delta)
