@@ -203,7 +203,7 @@ def plan_release(
         input_fingerprint=files_digest(inputs),
         inputs=inputs,
         code_version=code_version(),
-        k_threshold=spec.k,
+        k_threshold=spec.k,  # k under the ledger's (hashed, stored) name: see ReleaseRequest
     )
     return ReleasePlan(
         spec=spec,
