@@ -136,28 +136,19 @@ def window_budget(policy: BudgetPolicy, charges: Iterable[Charge], window: date)
     """What ``window`` has spent through ``charges``, and what the policy leaves it."""
     costs = _reading(charges, window)
     eps_cap, delta_cap = policy.epsilon_per_window, policy.delta_per_window
+    rho: float | None = None
+    rho_left: float | None = None
     if policy.composition == "basic":
         eps = math.fsum(c.epsilon for c in costs)
         delta = math.fsum(c.delta for c in costs)
-        return WindowBudget(
-            window=window,
-            composition="basic",
-            releases=len(costs),
-            epsilon_spent=eps,
-            delta_spent=delta,
-            rho_spent=None,
-            epsilon_cap=eps_cap,
-            delta_cap=delta_cap,
-            epsilon_left=max(0.0, eps_cap - eps),
-            delta_left=max(0.0, delta_cap - delta),
-            rho_left=None,
-        )
-    rho = math.fsum(_rho(c) for c in costs)
-    delta = math.fsum(c.zcdp_delta for c in costs)
-    eps = epsilon_from_rho(rho, delta_cap - delta)
+    else:
+        rho = math.fsum(_rho(c) for c in costs)
+        delta = math.fsum(c.zcdp_delta for c in costs)
+        eps = epsilon_from_rho(rho, delta_cap - delta)
+        rho_left = max(0.0, rho_for_epsilon(eps_cap, delta_cap - delta) - rho)
     return WindowBudget(
         window=window,
-        composition="zcdp",
+        composition=policy.composition,
         releases=len(costs),
         epsilon_spent=eps,
         delta_spent=delta,
@@ -166,7 +157,7 @@ def window_budget(policy: BudgetPolicy, charges: Iterable[Charge], window: date)
         delta_cap=delta_cap,
         epsilon_left=max(0.0, eps_cap - eps),
         delta_left=max(0.0, delta_cap - delta),
-        rho_left=max(0.0, rho_for_epsilon(eps_cap, delta_cap - delta) - rho),
+        rho_left=rho_left,
     )
 
 

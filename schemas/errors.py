@@ -32,3 +32,11 @@ class AgreementRefusedError(BudgetExceededError):
 
 class InternalError(Exception):
     """An invariant of this code base does not hold: this is a bug, please report it."""
+
+
+class PrivacyParameterError(ConfigurationError, ValueError):
+    """An ε, δ, ρ (or another number of a privacy parameter: a share, a scale, a cap) out of its
+    range: :mod:`schemas.privacy` raises it, and only it, wherever such a number is checked (a
+    :class:`~schemas.privacy.PrivacyCost`, a mechanism's budget, the policy, a release's
+    request). Bad parameters (CLI exit status 2) and a :class:`ValueError` for code that checks
+    numbers."""

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from types import MappingProxyType
 from typing import Literal, TypeVar
 
-from schemas.errors import ConfigurationError
+from schemas.errors import ConfigurationError, PrivacyParameterError
 
 AccountingWindow = Literal["day", "week", "month"]
 """The span of one privacy unit: one subscriber's records within one such window."""
@@ -143,28 +143,36 @@ def _is_number(value: object) -> bool:
 
 def _require(ok: bool, message: str) -> None:
     if not ok:
-        raise ValueError(message)
+        raise PrivacyParameterError(message)
 
 
-def _check_non_negative(name: str, value: float) -> None:
-    _require(
-        _is_number(value) and math.isfinite(value) and value >= 0,
-        f"{name} must be a finite non-negative number; got {value!r}.",
-    )
+def check_budget(name: str, value: float, *, positive: bool = False) -> None:
+    """The rule for one ε or ρ (or another amount of this module: a cap, a scale, an error):
+    a finite number, at least 0 where it is what something cost (a share of nothing is
+    nothing), above 0 where a measurement is built from it or it caps spending (``positive``).
+    Raises :class:`~schemas.errors.PrivacyParameterError` naming ``name``; what a release may
+    *ask* for is the narrower :func:`release_parameter_problems`."""
+    if positive:
+        ok, rule = _is_number(value) and math.isfinite(value) and value > 0, "positive"
+    else:
+        ok, rule = _is_number(value) and math.isfinite(value) and value >= 0, "non-negative"
+    _require(ok, f"{name} must be a finite {rule} number; got {value!r}.")
 
 
-def _check_positive(name: str, value: float) -> None:
-    _require(
-        _is_number(value) and math.isfinite(value) and value > 0,
-        f"{name} must be a finite positive number; got {value!r}.",
-    )
-
-
-def _check_probability(name: str, value: float) -> None:
-    _require(
-        _is_number(value) and 0 <= value < 1,
-        f"{name} must be a probability in [0, 1); got {value!r}.",
-    )
+def check_delta(name: str, value: float, *, positive: bool = False) -> None:
+    """The rule for one δ: a probability in [0, 1), and above 0 for a mechanism that needs one
+    (``positive``: partition selection, a Gaussian stated as (ε, δ)-DP). Raises
+    :class:`~schemas.errors.PrivacyParameterError` naming ``name``."""
+    if positive:
+        _require(
+            _is_number(value) and 0 < value < 1,
+            f"{name} must lie strictly between 0 and 1 for this mechanism; got {value!r}.",
+        )
+    else:
+        _require(
+            _is_number(value) and 0 <= value < 1,
+            f"{name} must be a probability in [0, 1); got {value!r}.",
+        )
 
 
 def _check_share(share: float) -> None:
@@ -279,11 +287,11 @@ class PrivacyCost:
     zcdp_delta: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_non_negative("Epsilon", self.epsilon)
-        _check_probability("Delta", self.delta)
+        check_budget("Epsilon", self.epsilon)
+        check_delta("Delta", self.delta)
         if self.rho is not None:
-            _check_non_negative("Rho", self.rho)
-        _check_probability("zCDP delta", self.zcdp_delta)
+            check_budget("Rho", self.rho)
+        check_delta("zCDP delta", self.zcdp_delta)
 
     def __add__(self, other: PrivacyCost) -> PrivacyCost:
         """Basic (sequential) composition: ε, δ add up; ρ and the zCDP δ too, when both state
@@ -378,7 +386,7 @@ class NoiseSpec:
             self.mechanism in MECHANISMS,
             f"Mechanism must be one of {list(MECHANISMS)}; got {self.mechanism!r}.",
         )
-        _check_positive("Noise scale", self.scale)
+        check_budget("Noise scale", self.scale, positive=True)
         _require(
             0 < self.confidence < 1,
             f"Confidence must lie strictly between 0 and 1; got {self.confidence!r}.",
@@ -387,8 +395,8 @@ class NoiseSpec:
             self.ci_half_width >= 0,
             f"CI half-width must be non-negative; got {self.ci_half_width!r}.",
         )
-        _check_non_negative("Expected absolute error", self.expected_abs_error)
-        _check_non_negative("Standard deviation", self.std_dev)
+        check_budget("Expected absolute error", self.expected_abs_error)
+        check_budget("Standard deviation", self.std_dev)
         _require(
             (self.threshold is None) == (self.l0 is None),
             "A partition-selection spec sets both threshold and l0; a vector spec sets neither; "
@@ -469,14 +477,14 @@ class BudgetPolicy:
             self.mechanism in MECHANISMS,
             f"mechanism must be one of {list(MECHANISMS)}; got {self.mechanism!r}.",
         )
-        _check_positive("epsilon_per_window", self.epsilon_per_window)
-        _check_positive("epsilon_rolling", self.epsilon_rolling)
-        _check_probability("delta_per_window", self.delta_per_window)
-        _check_probability("default_delta", self.default_delta)
+        check_budget("epsilon_per_window", self.epsilon_per_window, positive=True)
+        check_budget("epsilon_rolling", self.epsilon_rolling, positive=True)
+        check_delta("delta_per_window", self.delta_per_window)
+        check_delta("default_delta", self.default_delta)
         if self.delta_rolling is None:
             object.__setattr__(self, "delta_rolling", self.rolling_days * self.delta_per_window)
         else:
-            _check_probability("delta_rolling", self.delta_rolling)
+            check_delta("delta_rolling", self.delta_rolling)
         _require(
             isinstance(self.rolling_days, int)
             and not isinstance(self.rolling_days, bool)

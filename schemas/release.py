@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
@@ -19,7 +19,7 @@ from schemas.contract import Column, Contract
 from schemas.errors import ConfigurationError
 from schemas.geography import ADMIN_LEVELS, AdminLevel
 from schemas.gps import StayRule
-from schemas.indicators import ContributionBounds, Indicator, Period, Scope, spec
+from schemas.indicators import SPECS, ContributionBounds, Indicator, Period, Scope, spec
 from schemas.privacy import (
     MECHANISMS,
     Mechanism,
@@ -27,6 +27,9 @@ from schemas.privacy import (
     totals_share_problems,
 )
 from schemas.staged import SOURCES, Source
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 HOME_WINDOW_DAYS = 7
 """Home zones of daily home-based indicators are computed over the 7 days ending on the last day
@@ -57,11 +60,12 @@ A cell whose bounded value is at least 3 × ci95 is published with probability �
 off (k alone, as releases made before it).
 """
 
-EPSILON_SHARES: dict[str, dict[str, float]] = {
-    "mobility_distance": {"distance_m": 0.75, "subscribers": 0.25},
+EPSILON_SHARES: Mapping[str, Mapping[str, float]] = {
+    str(s.indicator): dict(s.epsilon_shares) for s in SPECS.values() if s.epsilon_shares
 }
 """How an indicator's ε is split between its value columns (each a release of its own, charged
-its share); an indicator not listed splits it evenly. ``mobility_distance``: its useful output is
+its share), as its catalogue row states it (:attr:`IndicatorSpec.epsilon_shares`); an indicator
+not listed splits it evenly. ``mobility_distance``: its useful output is
 the mean distance per home zone, the ratio of the two noisy sums, whose relative variance is
 (σ_D/D)² + (σ_N/N)² with σ_D ∝ U/ε_D and σ_N ∝ 1/ε_N. Minimising it for a fixed ε_D + ε_N gives
 ε_D/ε_N = (U/d)^(2/3), with U the clipping bound (100 km) and d the mean daily distance of a
@@ -74,11 +78,7 @@ distance is clipped away."""
 
 def epsilon_share(indicator: Indicator | str, value_column: str) -> float:
     """The share of ``indicator``'s ε that the release of ``value_column`` is charged."""
-    s = spec(indicator)
-    shares = EPSILON_SHARES.get(str(s.indicator))
-    if shares is None:
-        return 1.0 / len(s.value_columns)
-    return shares[value_column]
+    return spec(indicator).epsilon_share(value_column)
 
 
 @dataclass(frozen=True, slots=True)

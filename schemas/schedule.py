@@ -14,6 +14,8 @@ from schemas.release import DEFAULT_K
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from schemas.indicators import IndicatorSpec
+
 DAILY_DEFAULT: tuple[Indicator, ...] = (
     Indicator.EVENT_COUNTS,
     Indicator.PRESENCE,
@@ -74,39 +76,43 @@ class ScheduleSettings:
         k = section.get("k", cls.k)
         if not isinstance(k, int) or isinstance(k, bool) or k < 0:
             raise fail("k", f"must be a non-negative whole number; got {k!r}.")
-        daily = section.get("daily", [i.value for i in DAILY_DEFAULT])
-        if not isinstance(daily, list) or not all(isinstance(x, str) for x in daily):
-            raise fail("daily", f"must be a list of indicator names; got {daily!r}.")
-        indicators = []
-        for name in daily:
-            try:
-                s = spec(name)
-            except ConfigurationError as exc:
-                raise fail("daily", str(exc)) from None
-            if not s.daily:
-                raise fail("daily", f"{name} is not a daily indicator (it has no date key).")
-            indicators.append(s.indicator)
-        from_gps = _daily_gps(section.get("daily_gps", []), fail)
+        indicators = _indicators(
+            "daily", section.get("daily", [i.value for i in DAILY_DEFAULT]), fail,
+            lambda s: None if s.daily else "is not a daily indicator (it has no date key).",
+        )  # fmt: skip
+        from_gps = _indicators("daily_gps", section.get("daily_gps", []), fail, _no_daily_gps)
         return cls(
             cron=cron, drops=Path(drops), lag_days=lag, level=level,
             k=k, daily=tuple(indicators), daily_gps=from_gps,
         )  # fmt: skip
 
 
-def _daily_gps(
-    value: object, fail: Callable[[str, str], ConfigurationError]
+def _indicators(
+    key: str,
+    value: object,
+    fail: Callable[[str, str], ConfigurationError],
+    refusal: Callable[[IndicatorSpec], str | None],
 ) -> tuple[Indicator, ...]:
-    """``[schedule] daily_gps``: daily indicators with a GPS definition."""
+    """``[schedule] <key>``: a list of indicator names, each known and, as ``refusal`` judges
+    its catalogue row, fit for the list (``refusal`` gives why not, or None)."""
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        raise fail("daily_gps", f"must be a list of indicator names; got {value!r}.")
+        raise fail(key, f"must be a list of indicator names; got {value!r}.")
     found = []
     for name in value:
         try:
             s = spec(name)
         except ConfigurationError as exc:
-            raise fail("daily_gps", str(exc)) from None
-        if "gps" not in s.sources or not s.daily:
-            with_gps = [i.value for i in Indicator if "gps" in spec(i).sources]
-            raise fail("daily_gps", f"{name} has no daily GPS definition; choose among {with_gps}.")
+            raise fail(key, str(exc)) from None
+        why = refusal(s)
+        if why is not None:
+            raise fail(key, f"{name} {why}")
         found.append(s.indicator)
     return tuple(found)
+
+
+def _no_daily_gps(s: IndicatorSpec) -> str | None:
+    """``[schedule] daily_gps``: daily indicators with a GPS definition."""
+    if "gps" in s.sources and s.daily:
+        return None
+    with_gps = [i.value for i in Indicator if "gps" in spec(i).sources]
+    return f"has no daily GPS definition; choose among {with_gps}."

@@ -25,17 +25,16 @@ from scipy import stats
 from aggregation.mechanisms import (
     accuracy,
     ci_half_width,
-    discrete_gaussian,
     discrete_gaussian_for_epsilon,
     discrete_laplace,
     expected_abs_error,
-    gaussian_threshold,
     laplace_threshold,
     noise_std,
     plan_partitions,
     plan_vector,
 )
 from schemas.privacy import Sensitivity
+from tests.mechanisms_rho import discrete_gaussian, gaussian_threshold
 
 if TYPE_CHECKING:
     from collections.abc import Callable

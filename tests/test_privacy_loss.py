@@ -10,13 +10,27 @@ from __future__ import annotations
 
 import math
 import re
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.errors import ConfigurationError
-from schemas.privacy import ACCOUNTING_WINDOWS, AccountingWindow, PrivacyCost, PrivacyUnit
+from aggregation.mechanisms import discrete_gaussian_for_epsilon, discrete_laplace
+from schemas.errors import ConfigurationError, PrivacyParameterError
+from schemas.privacy import (
+    ACCOUNTING_WINDOWS,
+    AccountingWindow,
+    BudgetPolicy,
+    PrivacyCost,
+    PrivacyUnit,
+    Sensitivity,
+    check_budget,
+    check_delta,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 epsilons = st.floats(min_value=1e-3, max_value=100.0)
 shares = st.floats(min_value=0.0, max_value=1.0)
@@ -134,3 +148,25 @@ def test_a_privacy_unit_is_of_a_known_holder_window_and_source() -> None:
         PrivacyUnit("device", "year")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="Unknown source 'wifi'; choose one of"):
         PrivacyUnit.of("wifi", "day")
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: PrivacyCost(epsilon=-1.0),
+        lambda: PrivacyCost(epsilon=1.0, delta=1.0),
+        lambda: PrivacyCost(epsilon=1.0).part(2.0),
+        lambda: check_budget("Epsilon", 0.0, positive=True),
+        lambda: check_delta("Delta", 0.0, positive=True),
+        lambda: discrete_laplace(Sensitivity(l1=1, l2=1.0, linf=1), 0.0),
+        lambda: discrete_gaussian_for_epsilon(Sensitivity(l1=1, l2=1.0, linf=1), 1.0, delta=1.0),
+        lambda: BudgetPolicy(epsilon_per_window=0.0),
+    ],
+)
+def test_every_check_of_a_privacy_number_raises_one_error_type(build: Callable[[], object]) -> None:
+    """One rule, one exception: an ε, δ or ρ out of range is a PrivacyParameterError wherever it
+    is checked, which is both bad parameters (exit 2) and a ValueError."""
+    with pytest.raises(PrivacyParameterError) as caught:
+        build()
+    assert isinstance(caught.value, ConfigurationError)
+    assert isinstance(caught.value, ValueError)

@@ -22,7 +22,7 @@ from schemas.gps import StayRule
 from schemas.indicators import ContributionBounds, Indicator, Period
 from schemas.indicators import spec as indicator_spec
 from schemas.privacy import PrivacyCost, windows_of
-from schemas.release import ReleaseSpec, epsilon_share
+from schemas.release import ReleaseSpec
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -83,7 +83,7 @@ def rebuild_spec(entry: LedgerEntry) -> ReleaseSpec:
     Every recorded parameter must come back unchanged; parameters this code has and the entry
     lacks (options added since the release) take their defaults, which is what the older code
     did. ``epsilon`` is the indicator's ε as the release asked it (the whole of which the
-    entry's ε is its value column's share, :func:`~schemas.release.epsilon_share`).
+    entry's ε is its value column's share, :meth:`~schemas.indicators.IndicatorSpec.epsilon_share`).
     Raises :class:`RebuildError` when that is impossible.
     """
     recorded = dict(entry.parameters)
@@ -108,8 +108,9 @@ def rebuild_spec(entry: LedgerEntry) -> ReleaseSpec:
         if released is None:
             msg = "parameters name neither release days nor a home period"
             raise RebuildError(msg)
-        value = passed.get("value") or indicator_spec(indicator).value_columns[0]
-        asked = PrivacyCost(epsilon=entry.epsilon).whole(epsilon_share(indicator, str(value)))
+        catalogue = indicator_spec(indicator)
+        value = passed.get("value") or catalogue.value_columns[0]
+        asked = PrivacyCost(epsilon=entry.epsilon).whole(catalogue.epsilon_share(str(value)))
         # A release recorded before the reliability bar existed had none (k alone).
         passed.setdefault("reliability", 0.0)
         # ... and one recorded before DP totals existed spent nothing on them.

@@ -65,16 +65,17 @@ class AggregateRequest:
         s.check_source(self.feed)
         s.check_scope(self.scope)
         s.check_bounds(self.bounds)  # refuses bounds the indicator cannot use (e.g. z < 2)
-        if self.indicator is Indicator.MOBILITY_DISTANCE:
+        if s.distance_level is not None:
             if self.centroid_zones.centroids is None:
                 msg = (
-                    f"mobility_distance measures distances between zone centroids, but the "
+                    f"{self.indicator} measures distances between zone centroids, but the "
                     f"{self.centroid_zones.level} zone set has none; build it with "
                     "ZoneSet.from_table(zones_table, level)."
                 )
                 raise ConfigurationError(msg)
         elif self.distance_zones is not None:
-            msg = f"Only mobility_distance uses distance_zones; {self.indicator} does not."
+            measuring = [str(i.indicator) for i in SPECS.values() if i.distance_level is not None]
+            msg = f"Only {', '.join(measuring)} uses distance_zones; {self.indicator} does not."
             raise ConfigurationError(msg)
         if self.day_zones and (
             self.indicator not in HOME_BASED

@@ -12,7 +12,7 @@ chain.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from aggregation.ledger.hashing import canonical_json, sha256_hex
 from aggregation.ledger.records import (
@@ -175,7 +175,11 @@ def recompute_hash(record: ChainRecord) -> str:
     return sha256_hex(canonical_json(_content(record, kind, columns)))
 
 
-def sealed(record: ChainRecord, seq: int, prev_hash: str) -> ChainRecord:
+RecordT = TypeVar("RecordT", LedgerEntry, Publication, Refusal, PolicyRecord, AgreementRecord)
+"""One kind of record of the chain, kept through :func:`sealed`."""
+
+
+def sealed(record: RecordT, seq: int, prev_hash: str) -> RecordT:
     """``record`` numbered ``seq``, linked to ``prev_hash`` and hashed over that content."""
     if isinstance(record, LedgerEntry):
         entry = replace(record, seq=seq, prev_hash=prev_hash, entry_hash="")

@@ -72,6 +72,12 @@ class ReleaseRequest:
     are the staged files read (paths relative to the workspace, content hashes), kept for the
     auditor; ``input_fingerprint`` is their digest. ``unit`` is the privacy unit the windows
     are of; the ledger records it as text (:attr:`privacy_unit`).
+
+    ``k_threshold`` is the release's k (``ReleaseSpec.k``, ``k`` in metadata and the API) under
+    the ledger's name for it: a column of ``ledger_entries`` and a key of the hashed release key
+    and entry content, so renaming it would change the hashes of every existing ledger. Code
+    says ``k`` everywhere else; the mechanisms' ``min_threshold`` is the floor of a partition
+    threshold, which a release sets to its k.
     """
 
     indicator: str

@@ -23,16 +23,9 @@ from aggregation.ledger.agreements import (
     named_in,
 )
 from aggregation.ledger.chain import (
-    AGREEMENT_COLUMNS,
-    ENTRY_COLUMNS,
-    POLICY_COLUMNS,
-    PUBLICATION_COLUMNS,
-    REFUSAL_COLUMNS,
-    agreement_hash,
-    compute_entry_hash,
-    policy_hash,
-    publication_hash,
-    refusal_hash,
+    record_columns,
+    record_kind,
+    sealed,
 )
 from aggregation.ledger.hashing import GENESIS_HASH
 from aggregation.ledger.locks import flock, now
@@ -67,12 +60,13 @@ from schemas.errors import (
 from schemas.privacy import windows_of
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from datetime import date
     from pathlib import Path
 
     import duckdb
 
+    from aggregation.ledger.chain import RecordT
     from aggregation.ledger.records import FileDigest, ReleaseRequest
     from schemas.agreement import Agreement
 
@@ -269,13 +263,10 @@ class Ledger(LedgerReader):
                 )
                 raise ConfigurationError(msg)
             with self._write() as con:
-                seq, prev_hash = self._next(con)
-                draft = AgreementRecord(
+                record = self._append(con, lambda seq, prev_hash: AgreementRecord(
                     seq, uuid.uuid4().hex, agreement.agreement_id, agreement.version, wanted,
                     now(), prev_hash, "",
-                )  # fmt: skip
-                record = replace(draft, record_hash=agreement_hash(draft))
-                con.execute(INSERTS["agreement"], row_of(record, AGREEMENT_COLUMNS))
+                ))  # fmt: skip
             return record, True
 
     @staticmethod
@@ -283,6 +274,16 @@ class Ledger(LedgerReader):
         """``seq`` and ``prev_hash`` of the record to append."""
         head = con.execute(HEAD_SQL).fetchall()
         return (int(head[0][0]) + 1, str(head[0][1])) if head else (1, GENESIS_HASH)
+
+    def _append(
+        self, con: duckdb.DuckDBPyConnection, draft: Callable[[int, str], RecordT]
+    ) -> RecordT:
+        """Append the record ``draft(seq, prev_hash)`` makes as the new head of the chain,
+        sealed with its hash (:func:`~aggregation.ledger.chain.sealed`), into its table."""
+        seq, prev_hash = self._next(con)
+        record = sealed(draft(seq, prev_hash), seq, prev_hash)
+        con.execute(INSERTS[record_kind(record)], row_of(record, record_columns(record)))
+        return record
 
     def _record_policy(self) -> list[PolicyRecord]:
         """Append the workspace's policy unless it is the one recorded last; return them all.
@@ -296,19 +297,21 @@ class Ledger(LedgerReader):
             return recorded
         charged = bool(self._query("SELECT seq FROM ledger_entries LIMIT 1"))
         require_change_allowed(self.policy, last, charged=charged)
+        wanted = frozen_mapping(self.policy.as_dict())
         with self._write() as con:
-            seq, prev_hash = self._next(con)
-            wanted = frozen_mapping(self.policy.as_dict())
-            draft = PolicyRecord(seq, uuid.uuid4().hex, wanted, now(), prev_hash, "")
-            record = replace(draft, record_hash=policy_hash(draft))
-            con.execute(INSERTS["policy"], row_of(record, POLICY_COLUMNS))
+            record = self._append(
+                con,
+                lambda seq, prev_hash: PolicyRecord(
+                    seq, uuid.uuid4().hex, wanted, now(), prev_hash, ""
+                ),
+            )
         return [*recorded, record]
 
     def _record_refusal(self, request: ReleaseRequest, reasons: Sequence[str]) -> Refusal:
         cost = request.noise.cost
-        with self._write() as con:
-            seq, prev_hash = self._next(con)
-            draft = Refusal(
+
+        def draft(seq: int, prev_hash: str) -> Refusal:
+            return Refusal(
                 seq=seq,
                 refusal_id=uuid.uuid4().hex,
                 release_key=request.release_key,
@@ -324,16 +327,16 @@ class Ledger(LedgerReader):
                 prev_hash=prev_hash,
                 record_hash="",
             )
-            refusal = replace(draft, record_hash=refusal_hash(draft))
-            con.execute(INSERTS["refusal"], row_of(refusal, REFUSAL_COLUMNS))
-        return refusal
+
+        with self._write() as con:
+            return self._append(con, draft)
 
     def _append_entry(self, request: ReleaseRequest) -> LedgerEntry:
         """Append ``request`` as the new head of the chain, pending (committed)."""
         noise, cost = request.noise, request.noise.cost
-        with self._write() as con:
-            seq, prev_hash = self._next(con)
-            draft = LedgerEntry(
+
+        def draft(seq: int, prev_hash: str) -> LedgerEntry:
+            return LedgerEntry(
                 seq=seq,
                 entry_id=uuid.uuid4().hex,
                 release_key=request.release_key,
@@ -361,9 +364,9 @@ class Ledger(LedgerReader):
                 prev_hash=prev_hash,
                 entry_hash="",
             )
-            entry = replace(draft, entry_hash=compute_entry_hash(draft))
-            con.execute(INSERTS["charge"], row_of(entry, ENTRY_COLUMNS))
-        return entry
+
+        with self._write() as con:
+            return self._append(con, draft)
 
     def _publish(
         self,
@@ -380,19 +383,19 @@ class Ledger(LedgerReader):
             if done[0][0]:
                 msg = f"Entry {entry.entry_id} is already published."
                 raise InternalError(msg)
-            seq, prev_hash = self._next(con)
-            draft = Publication(
-                seq=seq,
-                entry_id=entry.entry_id,
-                outputs=outputs,
-                cells_released=cells_released,
-                cells_suppressed=cells_suppressed,
-                published_at=now(),
-                prev_hash=prev_hash,
-                record_hash="",
+            publication = self._append(
+                con,
+                lambda seq, prev_hash: Publication(
+                    seq=seq,
+                    entry_id=entry.entry_id,
+                    outputs=outputs,
+                    cells_released=cells_released,
+                    cells_suppressed=cells_suppressed,
+                    published_at=now(),
+                    prev_hash=prev_hash,
+                    record_hash="",
+                ),
             )
-            publication = replace(draft, record_hash=publication_hash(draft))
-            con.execute(INSERTS["publication"], row_of(publication, PUBLICATION_COLUMNS))
         return replace(entry, publication=publication)
 
     def _roll_back(self, entry: LedgerEntry, error: BaseException | None) -> None:

@@ -38,14 +38,12 @@ from aggregation.mechanisms.accuracy import (
 )
 from aggregation.mechanisms.partitions import (
     PartitionMechanism,
-    gaussian_threshold,
     gaussian_threshold_for_epsilon,
     laplace_threshold,
     plan_partitions,
 )
 from aggregation.mechanisms.vector import (
     VectorMechanism,
-    discrete_gaussian,
     discrete_gaussian_for_epsilon,
     discrete_laplace,
     plan_vector,
@@ -57,11 +55,9 @@ __all__ = [
     "PartitionMechanism",
     "VectorMechanism",
     "ci_half_width",
-    "discrete_gaussian",
     "discrete_gaussian_for_epsilon",
     "discrete_laplace",
     "expected_abs_error",
-    "gaussian_threshold",
     "gaussian_threshold_for_epsilon",
     "laplace_threshold",
     "noise_std",

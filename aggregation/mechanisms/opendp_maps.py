@@ -1,8 +1,9 @@
 """The OpenDP plumbing shared by the vector and partition mechanisms.
 
 The only call of a measurement's privacy map, the scale fitted past the map's conservative
-rounding, the checks of requested budgets, and the :class:`~schemas.privacy.NoiseSpec` every
-mechanism describes itself with.
+rounding, and the :class:`~schemas.privacy.NoiseSpec` every mechanism describes itself with. The
+budgets a mechanism is built from are checked by the one rule of :mod:`schemas.privacy`
+(:func:`~schemas.privacy.check_budget`, :func:`~schemas.privacy.check_delta`).
 """
 
 from __future__ import annotations
@@ -59,18 +60,6 @@ def epsilon_at(measurement: Measurement, d_in: object, delta: float) -> tuple[fl
     mapped = privacy_map(combinators.make_zCDP_to_approxDP(measurement), d_in)
     profile, carried = mapped if isinstance(mapped, tuple) else (mapped, 0.0)
     return float(profile.epsilon(delta)), float(carried)
-
-
-def check_budget(name: str, value: float) -> None:
-    if isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-        msg = f"{name} must be a finite positive number; got {value!r}."
-        raise ValueError(msg)
-
-
-def check_delta(value: float) -> None:
-    if not 0 < value < 1:
-        msg = f"Delta must lie strictly between 0 and 1 for this mechanism; got {value!r}."
-        raise ValueError(msg)
 
 
 def fit_scale(ideal: float, cost_at: Callable[[float], float], target: float) -> float:

@@ -7,7 +7,6 @@ over a map of key -> count, and the δ of that test is accounted.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,8 +18,6 @@ from opendp.mod import Measurement, binary_search_param
 from aggregation.mechanisms.accuracy import CONFIDENCE
 from aggregation.mechanisms.opendp_maps import (
     INT,
-    check_budget,
-    check_delta,
     enable_opendp,
     epsilon_at,
     fit_scale,
@@ -29,7 +26,7 @@ from aggregation.mechanisms.opendp_maps import (
     verify,
 )
 from aggregation.mechanisms.vector import as_int, gaussian_scale_for_epsilon
-from schemas.privacy import PrivacyCost
+from schemas.privacy import PrivacyCost, check_budget, check_delta
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -118,8 +115,8 @@ def laplace_threshold(
     >= ``min_threshold`` (use the k of suppression) for which ``meas.map((l0, l1, linf))`` has
     δ <= ``delta``. Cost recorded: (ε, δ) from that map; no zCDP statement.
     """
-    check_budget("Epsilon", epsilon)
-    check_delta(delta)
+    check_budget("Epsilon", epsilon, positive=True)
+    check_delta("Delta", delta, positive=True)
     floor = _threshold_floor(sensitivity, min_threshold)
     keys = _partition_l0(sensitivity, l0)
     d_in = (keys, sensitivity.l1, sensitivity.linf)
@@ -173,39 +170,6 @@ def _gaussian_partition_mechanism(
     return PartitionMechanism(spec, measurement)
 
 
-def gaussian_threshold(
-    sensitivity: Sensitivity,
-    rho: float,
-    delta: float,
-    *,
-    l0: int | None = None,
-    min_threshold: int = 0,
-    confidence: float = CONFIDENCE,
-) -> PartitionMechanism:
-    """DP partition selection with discrete Gaussian noise, δ-approximate ρ-zCDP.
-
-    scale = l2/sqrt(2ρ); half of ``delta`` goes to the threshold test (the smallest threshold
-    >= ``min_threshold`` whose map δ is within it), half to stating the release as (ε, δ)-DP for
-    basic composition. Cost recorded: (ρ, zCDP δ) = ``meas.map((l0, l2, linf))``; ε from
-    ``make_zCDP_to_approxDP(meas)`` at δ/2, and δ = zCDP δ + δ/2.
-    """
-    check_budget("Rho", rho)
-    check_delta(delta)
-    floor = _threshold_floor(sensitivity, min_threshold)
-    keys = _partition_l0(sensitivity, l0)
-    d_in = (keys, float(sensitivity.l2), float(sensitivity.linf))
-    scale = fit_scale(
-        float(sensitivity.l2) / math.sqrt(2.0 * rho),
-        lambda s: map_pair(_gaussian_partitions(s, floor), d_in)[0],
-        rho,
-    )
-    mechanism = _gaussian_partition_mechanism(
-        sensitivity, scale, delta, keys=keys, floor=floor, confidence=confidence
-    )
-    verify("ρ", map_pair(mechanism.measurement, d_in)[0], rho)
-    return mechanism
-
-
 def gaussian_threshold_for_epsilon(
     sensitivity: Sensitivity,
     epsilon: float,
@@ -217,8 +181,8 @@ def gaussian_threshold_for_epsilon(
 ) -> PartitionMechanism:
     """Gaussian partition selection sized from an (ε, δ) target: the least noise whose OpenDP
     conversion of ρ at δ/2 stays within ε; the threshold test takes the other δ/2."""
-    check_budget("Epsilon", epsilon)
-    check_delta(delta)
+    check_budget("Epsilon", epsilon, positive=True)
+    check_delta("Delta", delta, positive=True)
     scale = gaussian_scale_for_epsilon(float(sensitivity.l2), epsilon, delta / 2.0)
     mechanism = _gaussian_partition_mechanism(
         sensitivity,

@@ -23,8 +23,6 @@ from aggregation.budget import rho_for_epsilon
 from aggregation.mechanisms.accuracy import CONFIDENCE
 from aggregation.mechanisms.opendp_maps import (
     INT,
-    check_budget,
-    check_delta,
     enable_opendp,
     epsilon_at,
     fit_scale,
@@ -32,7 +30,7 @@ from aggregation.mechanisms.opendp_maps import (
     noise_spec,
     verify,
 )
-from schemas.privacy import PrivacyCost
+from schemas.privacy import PrivacyCost, check_budget, check_delta
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -80,7 +78,7 @@ def discrete_laplace(
     Cost recorded: ε = ``meas.map(l1)``; ρ = ``make_pureDP_to_zCDP(meas).map(l1)`` (= ε²/2), so
     the release can also be charged under zCDP composition.
     """
-    check_budget("Epsilon", epsilon)
+    check_budget("Epsilon", epsilon, positive=True)
     l1 = sensitivity.l1
     scale = fit_scale(l1 / epsilon, lambda s: map_scalar(_laplace_vector(s), l1), epsilon)
     measurement = _laplace_vector(scale)
@@ -106,24 +104,6 @@ def _gaussian_mechanism(
     )
 
 
-def discrete_gaussian(
-    sensitivity: Sensitivity, rho: float, *, delta: float, confidence: float = CONFIDENCE
-) -> VectorMechanism:
-    """Discrete Gaussian noise on every cell, ρ-zCDP: scale = l2/sqrt(2ρ) (raised past rounding).
-
-    Cost recorded: ρ = ``meas.map(l2)``; and, for basic composition, ε at ``delta`` from OpenDP's
-    conversion ``make_zCDP_to_approxDP(meas).map(l2).epsilon(delta)``.
-    """
-    check_budget("Rho", rho)
-    check_delta(delta)
-    l2 = float(sensitivity.l2)
-    ideal = l2 / math.sqrt(2.0 * rho)
-    scale = fit_scale(ideal, lambda s: map_scalar(_gaussian_vector(s), l2), rho)
-    mechanism = _gaussian_mechanism(sensitivity, scale, delta, confidence)
-    verify("ρ", map_scalar(mechanism.measurement, l2), rho)
-    return mechanism
-
-
 def gaussian_scale_for_epsilon(l2: float, epsilon: float, delta: float) -> float:
     """Smallest discrete-Gaussian scale whose (ε, δ) statement at ``delta`` is within ε.
 
@@ -144,9 +124,10 @@ def discrete_gaussian_for_epsilon(
     sensitivity: Sensitivity, epsilon: float, *, delta: float, confidence: float = CONFIDENCE
 ) -> VectorMechanism:
     """Discrete Gaussian sized from an (ε, δ) target: the least noise whose OpenDP conversion of
-    ρ at ``delta`` stays within ε. Cost recorded as in :func:`discrete_gaussian`."""
-    check_budget("Epsilon", epsilon)
-    check_delta(delta)
+    ρ at ``delta`` stays within ε. Cost recorded: ρ = ``meas.map(l2)``, and ε at ``delta`` from
+    OpenDP's conversion ``make_zCDP_to_approxDP(meas).map(l2).epsilon(delta)``."""
+    check_budget("Epsilon", epsilon, positive=True)
+    check_delta("Delta", delta, positive=True)
     scale = gaussian_scale_for_epsilon(float(sensitivity.l2), epsilon, delta)
     mechanism = _gaussian_mechanism(sensitivity, scale, delta, confidence)
     verify("ε", mechanism.spec.cost.epsilon, epsilon)

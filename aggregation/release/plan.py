@@ -19,12 +19,10 @@ from aggregation.release.digests import staged_digests
 from aggregation.release.suppress import publication_rule, publication_threshold
 from aggregation.release.totals import plan_totals, resolve_share
 from aggregation.sql import bounded_connection
-from schemas.errors import ConfigurationError
+from schemas.errors import PrivacyParameterError
 from schemas.gps import StayRule
-from schemas.indicators import Indicator
 from schemas.indicators import spec as indicator_spec
 from schemas.privacy import PrivacyCost, PrivacyUnit, release_parameter_problems, windows_of
-from schemas.release import epsilon_share
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -139,15 +137,13 @@ def plan_release(
         zones=ctx.zones(spec.level),
         scope=scope,
         bounds=spec.bounds,
-        distance_zones=(
-            ctx.zones("admin3") if spec.indicator is Indicator.MOBILITY_DISTANCE else None
-        ),
+        distance_zones=None if ind.distance_level is None else ctx.zones(ind.distance_level),
     )
     sensitivity = sensitivities(aggregate, policy.accounting_window)[spec.value_column]
     asked = spec.epsilon if spec.epsilon is not None else policy.epsilon_for(str(spec.indicator))
     budget = PrivacyCost(epsilon=asked)
     if len(ind.value_columns) > 1:  # the indicator's ε is shared by its value columns
-        budget = budget.part(epsilon_share(spec.indicator, spec.value_column))
+        budget = budget.part(ind.epsilon_share(spec.value_column))
     epsilon = budget.epsilon
     mechanism = spec.mechanism or policy.mechanism
     share = resolve_share(
@@ -168,7 +164,7 @@ def plan_release(
             + "; ".join(problems)
             + ". Ask for another ε, or change the defaults in [privacy]."
         )
-        raise ConfigurationError(msg)
+        raise PrivacyParameterError(msg)
     measurement: VectorMechanism | PartitionMechanism
     cells_budget, totals_budget = budget.split(share)  # share 0: (ε, 0)
     if spec.keys == "private":
@@ -207,7 +203,7 @@ def plan_release(
         input_fingerprint=files_digest(inputs),
         inputs=inputs,
         code_version=code_version(),
-        k_threshold=spec.k,
+        k_threshold=spec.k,  # k under the ledger's (hashed, stored) name: see ReleaseRequest
     )
     return ReleasePlan(
         spec=spec,

@@ -30,6 +30,15 @@ if TYPE_CHECKING:
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 
+_chart_out = click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Directory to write into (created).",
+)
+"""The ``--out`` of every chart."""
+
+
 def _common(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by ``export`` and the charts: period, level, zones, workspace."""
     decorators = [
@@ -161,12 +170,7 @@ def chart() -> None:
     show_default=True,
     help="PNG picture, self-contained HTML map, or both.",
 )
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    required=True,
-    help="Directory to write into (created).",
-)
+@_chart_out
 def od_map(
     *, start: dt.datetime, end: dt.datetime | None, level: str, zones: tuple[str, ...],
     workspace: Path, top: int, fmt: str, out: Path,
@@ -194,12 +198,7 @@ def od_map(
                                    "event_counts"]))  # fmt: skip
 @_common
 @_baseline_options
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    required=True,
-    help="Directory to write into (created).",
-)
+@_chart_out
 def timeseries(
     *, indicators: tuple[str, ...], start: dt.datetime, end: dt.datetime | None, level: str,
     zones: tuple[str, ...], workspace: Path, baseline_from: dt.datetime | None,
@@ -229,12 +228,7 @@ def timeseries(
 @click.option("--workspace", type=click.Path(path_type=Path, file_okay=False),
               envvar="MOBILITY_WORKSPACE", required=True,
               help="The workspace (env: MOBILITY_WORKSPACE).")  # fmt: skip
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    required=True,
-    help="Directory to write into (created).",
-)
+@_chart_out
 def all_charts(*, level: str, workspace: Path, out: Path) -> None:
     """The OD map and time series of everything released (what the demo draws)."""
     from aggregation.export.charts import make_demo_charts  # noqa: PLC0415 - matplotlib is slow
