@@ -184,15 +184,15 @@ def release_one(workspace: str, spec: ReleaseSpec, executor: Executor = "local")
         return {"refused": str(exc), "indicator": str(spec.indicator)}
     m = outcome.metadata
     return {
-        "indicator": m["indicator"],
-        "value_column": m["value_column"],
-        "release_id": m["release_id"],
-        "epsilon": m["epsilon"],
-        "cells_released": m["cells_released"],
-        "cells_suppressed": m["cells_suppressed"],
+        "indicator": str(m.indicator),
+        "value_column": m.value_column,
+        "release_id": m.release_id,
+        "epsilon": m.epsilon,
+        "cells_released": m.cells_released,
+        "cells_suppressed": m.cells_suppressed,
         "reused": outcome.reused,
         "directory": str(outcome.directory),
-        "source": m.get("source", "cdr"),
+        "source": m.source,
     }
 
 
