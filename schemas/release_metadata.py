@@ -9,22 +9,20 @@ on a fresh release and on a file written before this type existed), so the files
 their SHA-256 in the ledger never change. The documented schema of the file is
 :data:`schemas.release.METADATA_JSON_SCHEMA`.
 
-Files written by earlier versions lack the keys added since; each is read with the meaning it
-had then and is left out again when written (:data:`LEGACY_KEYS`):
+Files written by earlier versions lack the keys added since (``git log -p`` of
+``aggregation/release/run.py``). Each is read with the meaning it had then and, for the keys of
+:data:`LEGACY_KEYS`, named in :attr:`ReleaseMetadata.absent` and left out again when written:
 
-=========================================  ==============================================
-keys                                       absent from releases made before; read as
-=========================================  ==============================================
-``source``, ``accounting``                 GPS sources (issue 18): ``cdr``, no statement
-``agreement``                              agreements (issue 20): no agreement
-``reliability``, ``publication_threshold``  the reliability bar: 0 (k alone), k, no statement
-``publication_rule``
-``margins``                                margins (absent too for private key sets)
-``totals``                                 DP totals (absent too at totals_share 0)
-=========================================  ==============================================
+- ``source``, ``accounting`` (before GPS sources): ``cdr``, and "" (no statement);
+- ``agreement`` (before data-sharing agreements): no agreement;
+- ``reliability``, ``publication_threshold``, ``publication_rule`` (before the reliability bar):
+  0 (k alone), k, and "";
+- ``margins`` (before margins; also absent for private key sets) and ``totals`` (before DP
+  totals; also absent at ``totals_share`` 0): None.
 
 ``input_fingerprint`` was written by the first releases only (the inputs are in the ledger
-since); it is kept when present.
+since); it is kept when present. Any other key, or a key missing or of the wrong kind, is a
+:class:`MetadataError` naming the file and the key (``scope.windows_charged`` for nested ones).
 """
 
 from __future__ import annotations
