@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from aggregation.export.catalog import ReleaseCatalog
 from aggregation.release import open_context, release, stored_release
 from aggregation.release.publish import METADATA_FILE
 from schemas.indicators import Indicator, Period
@@ -168,3 +169,14 @@ def test_a_release_writes_its_metadata_through_the_type_and_reads_it_back(
     assert stored.reused
     assert stored.metadata == made.metadata
     assert stored.metadata.as_json() == text
+    # A release folder whose metadata.json is not a release's metadata: the catalog ignores it
+    # and says why; the release door names the file and the key.
+    document = json.loads(text)
+    del document["epsilon"]
+    path.write_text(json.dumps(document), encoding="utf-8")
+    catalog = ReleaseCatalog.open(workspace)
+    assert catalog.records == ()
+    (ignored,) = catalog.ignored
+    assert f"{path}: key 'epsilon' is missing" in ignored
+    with pytest.raises(MetadataError, match="key 'epsilon' is missing"):
+        stored_release(ctx, entry)
