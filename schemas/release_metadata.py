@@ -29,18 +29,31 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from datetime import date
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from schemas.errors import MobilityError
 from schemas.geography import ADMIN_LEVELS, AdminLevel
 from schemas.indicators import Indicator, Period
+from schemas.json_reading import (
+    FieldError,
+    ObjectReader,
+    day,
+    int_map,
+    integer,
+    json_object,
+    nullable,
+    number,
+    one_of,
+    str_map,
+    string,
+)
 from schemas.privacy import MECHANISMS, Mechanism, PrivacyUnit, Sensitivity
 from schemas.staged import SOURCES, Source
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from datetime import date
     from pathlib import Path
 
 T = TypeVar("T")
@@ -303,7 +316,7 @@ class ReleaseMetadata:
         return cls.parse(document, str(path))
 
 
-# --- reading JSON values, naming the key of every problem -------------------------------------
+# --- reading the file (schemas/json_reading.py names the key of every problem) ---------------
 
 _RESTORE = (
     "Restore the file from a backup; `mobility audit verify` checks every release's files "
@@ -311,26 +324,14 @@ _RESTORE = (
 )
 
 
-class _KeyProblemError(Exception):
-    """A key (``a.b`` for nested ones) missing, unknown or holding a value of the wrong kind."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key}: {problem}")
-        self.key, self.problem = key, problem
-
-
-class _InvalidValueError(ValueError):
-    """A JSON value of the wrong kind (the reader adds the key)."""
-
-
-def _parsed(read: Callable[[_Reader], T], document: object, where: str) -> T:
+def _parsed(read: Callable[[ObjectReader], T], document: object, where: str) -> T:
     """``read`` of the JSON object ``document``, problems raised as :class:`MetadataError`."""
     if not isinstance(document, dict):
         msg = f"{where} is not a JSON object: it is not a release's metadata. {_RESTORE}"
         raise MetadataError(msg)
     try:
-        return _object(read)(document)
-    except _KeyProblemError as exc:
+        return json_object(read)(document)
+    except FieldError as exc:
         msg = (
             f"{where}: key {exc.key!r} {exc.problem}: it is not a release's metadata (or not "
             f"one this version of mobility-dp reads). {_RESTORE}"
@@ -338,232 +339,124 @@ def _parsed(read: Callable[[_Reader], T], document: object, where: str) -> T:
         raise MetadataError(msg) from exc
 
 
-class _Reader:
-    """Reads the keys of one JSON object; :meth:`done` refuses the keys it did not read."""
-
-    def __init__(self, document: dict[str, Any]) -> None:
-        self.document = document
-        self.seen: set[str] = set()
-
-    def has(self, key: str) -> bool:
-        """Whether the object has ``key``."""
-        return key in self.document
-
-    def get(self, key: str, read: Callable[[Any], T]) -> T:
-        """The value of required ``key`` through ``read``."""
-        if key not in self.document:
-            raise _KeyProblemError(key, "is missing")
-        return self._read(key, read)
-
-    def optional(self, key: str, read: Callable[[Any], T], default: T) -> T:
-        """The value of ``key`` through ``read``, ``default`` when the key is absent."""
-        return self._read(key, read) if key in self.document else default
-
-    def items(self, key: str, read: Callable[[Any], T]) -> tuple[T, ...]:
-        """The list under required ``key``, each item through ``read``."""
-        return self.get(key, lambda v: tuple(read(item) for item in _list(v)))
-
-    def _read(self, key: str, read: Callable[[Any], T]) -> T:
-        self.seen.add(key)
-        value = self.document[key]
-        try:
-            return read(value)
-        except _KeyProblemError as exc:  # in a nested object
-            raise _KeyProblemError(f"{key}.{exc.key}", exc.problem) from exc
-        except (MobilityError, ValueError, TypeError) as exc:
-            shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."  # noqa: PLR2004
-            raise _KeyProblemError(key, f"is invalid: {shown} ({exc})") from exc
-
-    def done(self) -> None:
-        """Refuse keys this reader did not read."""
-        unknown = sorted(set(self.document) - self.seen)
-        if unknown:
-            raise _KeyProblemError(unknown[0], "is not a key of release metadata")
-
-
-def _object(read: Callable[[_Reader], T]) -> Callable[[Any], T]:
-    """A reader of a JSON object whose keys ``read`` reads, every one of them."""
-
-    def parse(value: object) -> T:
-        if not isinstance(value, dict):
-            raise _InvalidValueError("not a JSON object")
-        reader = _Reader(value)
-        out = read(reader)
-        reader.done()
-        return out
-
-    return parse
-
-
-def _release(r: _Reader) -> ReleaseMetadata:
-    k = r.get("k", _int)
+def _release(r: ObjectReader) -> ReleaseMetadata:
+    k = r.get("k", integer)
     return ReleaseMetadata(
-        release_id=r.get("release_id", _str),
-        ledger_entry_id=r.get("ledger_entry_id", _str),
+        release_id=r.get("release_id", string),
+        ledger_entry_id=r.get("ledger_entry_id", string),
         indicator=r.get("indicator", _indicator),
-        value_column=r.get("value_column", _str),
+        value_column=r.get("value_column", string),
         level=r.get("level", _level),
-        period=r.get("period", _object(_period)),
-        scope=r.get("scope", _object(_scope)),
+        period=r.get("period", json_object(_period)),
+        scope=r.get("scope", json_object(_scope)),
         privacy_unit=r.get("privacy_unit", _privacy_unit),
-        neighbouring=r.get("neighbouring", _str),
+        neighbouring=r.get("neighbouring", string),
         mechanism=r.get("mechanism", _mechanism),
-        epsilon=r.get("epsilon", _number),
-        delta=r.get("delta", _number),
-        rho=r.get("rho", _nullable(_number)),
-        sensitivity=r.get("sensitivity", _object(_sensitivity)),
-        scale=r.get("scale", _number),
-        ci95_half_width=r.get("ci95_half_width", _int),
-        confidence=r.get("confidence", _number),
-        expected_abs_error=r.get("expected_abs_error", _number),
+        epsilon=r.get("epsilon", number),
+        delta=r.get("delta", number),
+        rho=r.get("rho", nullable(number)),
+        sensitivity=r.get("sensitivity", json_object(_sensitivity)),
+        scale=r.get("scale", number),
+        ci95_half_width=r.get("ci95_half_width", integer),
+        confidence=r.get("confidence", number),
+        expected_abs_error=r.get("expected_abs_error", number),
         k=k,
-        cells_total=r.get("cells_total", _int),
-        cells_released=r.get("cells_released", _int),
-        cells_suppressed=r.get("cells_suppressed", _int),
-        contribution_bounds=r.get("contribution_bounds", _int_map),
-        code_version=r.get("code_version", _str),
-        created_at=r.get("created_at", _str),
-        files=r.get("files", _str_map),
-        columns=r.items("columns", _object(_column)),
+        cells_total=r.get("cells_total", integer),
+        cells_released=r.get("cells_released", integer),
+        cells_suppressed=r.get("cells_suppressed", integer),
+        contribution_bounds=r.get("contribution_bounds", int_map),
+        code_version=r.get("code_version", string),
+        created_at=r.get("created_at", string),
+        files=r.get("files", str_map),
+        columns=r.items("columns", json_object(_column)),
         source=r.optional("source", _source, "cdr"),
-        accounting=r.optional("accounting", _str, ""),
-        agreement=r.optional("agreement", _nullable(_object(_agreement)), None),
-        reliability=r.optional("reliability", _number, 0.0),
-        publication_threshold=r.optional("publication_threshold", _int, k),
-        publication_rule=r.optional("publication_rule", _str, ""),
-        margins=r.optional("margins", _object(_margins), None),
-        totals=r.optional("totals", _object(_totals), None),
-        input_fingerprint=r.optional("input_fingerprint", _str, None),
+        accounting=r.optional("accounting", string, ""),
+        agreement=r.optional("agreement", nullable(json_object(_agreement)), None),
+        reliability=r.optional("reliability", number, 0.0),
+        publication_threshold=r.optional("publication_threshold", integer, k),
+        publication_rule=r.optional("publication_rule", string, ""),
+        margins=r.optional("margins", json_object(_margins), None),
+        totals=r.optional("totals", json_object(_totals), None),
+        input_fingerprint=r.optional("input_fingerprint", string, None),
         absent=frozenset(key for key in LEGACY_KEYS if not r.has(key)),
     )
 
 
-def _margins(r: _Reader) -> MarginsMetadata:
+def _margins(r: ObjectReader) -> MarginsMetadata:
     return MarginsMetadata(
-        files=r.items("files", _str),
-        margins=r.items("margins", _str),
-        derived_from=r.get("derived_from", _str),
-        ci95=r.get("ci95", _str),
-        dp_totals=r.optional("dp_totals", _str, None),
+        files=r.items("files", string),
+        margins=r.items("margins", string),
+        derived_from=r.get("derived_from", string),
+        ci95=r.get("ci95", string),
+        dp_totals=r.optional("dp_totals", string, None),
     )
 
 
-def _totals(r: _Reader) -> TotalsMetadata:
+def _totals(r: ObjectReader) -> TotalsMetadata:
     return TotalsMetadata(
-        share=r.get("share", _number),
-        margin=r.get("margin", _str),
-        epsilon=r.get("epsilon", _number),
-        cells_epsilon=r.get("cells_epsilon", _number),
+        share=r.get("share", number),
+        margin=r.get("margin", string),
+        epsilon=r.get("epsilon", number),
+        cells_epsilon=r.get("cells_epsilon", number),
         mechanism=r.get("mechanism", _mechanism),
-        scale=r.get("scale", _number),
-        std_dev=r.get("std_dev", _number),
-        ci95_half_width=r.get("ci95_half_width", _int),
-        sensitivity=r.get("sensitivity", _object(_sensitivity)),
-        composition=r.get("composition", _str),
-        published_as=r.get("published_as", _str),
+        scale=r.get("scale", number),
+        std_dev=r.get("std_dev", number),
+        ci95_half_width=r.get("ci95_half_width", integer),
+        sensitivity=r.get("sensitivity", json_object(_sensitivity)),
+        composition=r.get("composition", string),
+        published_as=r.get("published_as", string),
     )
 
 
-def _period(r: _Reader) -> Period:
-    return Period(r.get("start", _day), r.get("end", _day))
+def _period(r: ObjectReader) -> Period:
+    return Period(r.get("start", day), r.get("end", day))
 
 
-def _scope(r: _Reader) -> ReleaseScope:
+def _scope(r: ObjectReader) -> ReleaseScope:
     return ReleaseScope(
-        days=r.get("days", _nullable(_period_text)),
-        home_period=r.get("home_period", _nullable(_period_text)),
-        previous_home_period=r.get("previous_home_period", _nullable(_period_text)),
-        windows_charged=r.items("windows_charged", _day),
+        days=r.get("days", nullable(_period_text)),
+        home_period=r.get("home_period", nullable(_period_text)),
+        previous_home_period=r.get("previous_home_period", nullable(_period_text)),
+        windows_charged=r.items("windows_charged", day),
     )
 
 
-def _sensitivity(r: _Reader) -> Sensitivity:
-    return Sensitivity(l1=r.get("l1", _int), l2=r.get("l2", _number), linf=r.get("linf", _int))
+def _sensitivity(r: ObjectReader) -> Sensitivity:
+    return Sensitivity(l1=r.get("l1", integer), l2=r.get("l2", number), linf=r.get("linf", integer))
 
 
-def _agreement(r: _Reader) -> AgreementRef:
-    return AgreementRef(id=r.get("id", _str), version=r.get("version", _int))
+def _agreement(r: ObjectReader) -> AgreementRef:
+    return AgreementRef(id=r.get("id", string), version=r.get("version", integer))
 
 
-def _column(r: _Reader) -> ColumnDoc:
-    return ColumnDoc(r.get("name", _str), r.get("type", _str), r.get("description", _str))
-
-
-def _str(value: object) -> str:
-    if not isinstance(value, str):
-        raise _InvalidValueError("not a string")
-    return value
-
-
-def _int(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _InvalidValueError("not an integer")
-    return value
-
-
-def _number(value: object) -> float:
-    """An int or a float, kept as it is (so that it is written back as it was)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _InvalidValueError("not a number")
-    return value
-
-
-def _list(value: object) -> list[Any]:
-    if not isinstance(value, list):
-        raise _InvalidValueError("not a list")
-    return value
-
-
-def _nullable(read: Callable[[Any], T]) -> Callable[[Any], T | None]:
-    return lambda value: None if value is None else read(value)
-
-
-def _int_map(value: object) -> dict[str, int]:
-    if not isinstance(value, dict):
-        raise _InvalidValueError("not a JSON object")
-    return {str(k): _int(v) for k, v in value.items()}
-
-
-def _str_map(value: object) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise _InvalidValueError("not a JSON object")
-    return {str(k): _str(v) for k, v in value.items()}
+def _column(r: ObjectReader) -> ColumnDoc:
+    return ColumnDoc(r.get("name", string), r.get("type", string), r.get("description", string))
 
 
 def _indicator(value: object) -> Indicator:
-    return Indicator(_str(value))
-
-
-def _one_of(value: object, allowed: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise _InvalidValueError(f"not one of {list(allowed)}")
-    return value
+    return Indicator(string(value))
 
 
 def _level(value: object) -> AdminLevel:
-    return cast("AdminLevel", _one_of(value, ADMIN_LEVELS))
+    return cast("AdminLevel", one_of(value, ADMIN_LEVELS))
 
 
 def _mechanism(value: object) -> Mechanism:
-    return cast("Mechanism", _one_of(value, MECHANISMS))
+    return cast("Mechanism", one_of(value, MECHANISMS))
 
 
 def _source(value: object) -> Source:
-    return cast("Source", _one_of(value, SOURCES))
+    return cast("Source", one_of(value, SOURCES))
 
 
 def _privacy_unit(value: object) -> PrivacyUnit:
-    return PrivacyUnit.parse(_str(value))
-
-
-def _day(value: object) -> date:
-    return date.fromisoformat(_str(value))
+    return PrivacyUnit.parse(string(value))
 
 
 def _period_text(value: object) -> Period:
     """A period as ``str(Period)`` writes it: ``2026-03-02`` or ``2026-03-02..2026-03-08``."""
-    start, _, end = _str(value).partition("..")
-    return Period(_day(start), _day(end or start))
+    start, _, end = string(value).partition("..")
+    return Period(day(start), day(end or start))
 
 
 def _sensitivity_dict(s: Sensitivity) -> dict[str, Any]:

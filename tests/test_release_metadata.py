@@ -125,7 +125,7 @@ def test_files_of_earlier_versions_are_read_with_what_they_meant(era: str) -> No
         (lambda d: d["totals"].update(share="a fifth"), "totals.share", "is invalid"),
         (lambda d: d.update(agreement={"id": "transport"}), "agreement.version", "is missing"),
         (lambda d: d.update(privacy_unit="person-day"), "privacy_unit", "is invalid"),
-        (lambda d: d.update(surprise=1), "surprise", "is not a key of release metadata"),
+        (lambda d: d.update(surprise=1), "surprise", "is not a key this object may have"),
         (lambda d: d.update(scope=[]), "scope", "is invalid: [] (not a JSON object)"),
     ],
 )
