@@ -239,6 +239,11 @@ class ReleaseMetadata:
             msg = f"Release metadata may lack only {list(LEGACY_KEYS)}, not {sorted(unknown)}."
             raise ValueError(msg)
 
+    def __reduce__(self) -> tuple[Callable[[object], ReleaseMetadata], tuple[dict[str, Any]]]:
+        """Pickled as its JSON document (its mappings are read-only proxies, which pickle
+        cannot copy): a Dask worker or a Prefect result gets an equal object back."""
+        return ReleaseMetadata.parse, (self.to_dict(),)
+
     def with_files(self, files: Mapping[str, str]) -> ReleaseMetadata:
         """The same metadata listing ``files`` (name → SHA-256)."""
         return replace(self, files=files)

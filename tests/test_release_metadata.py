@@ -9,6 +9,7 @@ a GPS release and one made under an agreement)."""
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ def test_a_file_written_before_the_type_reads_and_writes_back_the_same(path: Pat
     # key for key, in the file's order (the API and the CLI return to_dict())
     assert list(meta.to_dict().items()) == list(json.loads(text).items())
     assert ReleaseMetadata.parse(meta.to_dict()) == meta
+    assert pickle.loads(pickle.dumps(meta)) == meta  # noqa: S301 - our own bytes (Dask, Prefect)
     jsonschema.validate(meta.to_dict(), METADATA_JSON_SCHEMA)
 
 
