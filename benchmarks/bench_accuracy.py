@@ -143,7 +143,7 @@ def run(
                     spec = _spec(indicator, level, eps, bound, k)
                     outcome = release(ctx, spec, aggregator=cached)
                     released.setdefault((indicator, bound, eps), []).append(outcome.data)
-                    scales[(indicator, bound, eps)] = float(outcome.metadata["scale"])
+                    scales[(indicator, bound, eps)] = float(outcome.metadata.scale)
     rows = []
     for indicator, (_, bounds) in BOUNDS.items():
         keys = KEYS[indicator]

@@ -230,9 +230,9 @@ def _release(
         "seconds": seconds,
         "cpu_seconds": cpu_seconds() - cpu,
         "exact_aggregate_seconds": exact_seconds[0],
-        "cells": meta["cells_total"],
-        "cells_released": meta["cells_released"],
-        "scale": meta["scale"],
+        "cells": meta.cells_total,
+        "cells_released": meta.cells_released,
+        "scale": meta.scale,
     }
 
 

@@ -201,10 +201,10 @@ def analyst_rows(
                 truth_daily = {d: truth.total(indicator, d) for d in days}
             rows.append({
                 "indicator": indicator, "value": value,
-                "rows": data.height, "cells": sum(int(r.metadata["cells_total"]) for r in records),
+                "rows": data.height, "cells": sum(r.metadata.cells_total for r in records),
                 "reliable_share": share(2 * data["ci95"] <= data["value"]),
-                "reliability": records[0].metadata.get("reliability", 0),
-                "ci95": int(records[0].metadata["ci95_half_width"]),
+                "reliability": records[0].metadata.reliability,
+                "ci95": records[0].metadata.ci95_half_width,
                 "change_cells": pct_change(published, base, after),
                 "change_margins": pct_change(margins, base, after) if margins else math.nan,
                 "change_margins_ci95": change_ci95(margins, margin_ci, base, after),
@@ -212,7 +212,7 @@ def analyst_rows(
                 "change_cells_sum": (
                     pct_change(cells_sum, base, after) if cells_sum else math.nan
                 ),
-                "totals_share": float(records[0].metadata.get("totals", {}).get("share", 0.0)),
+                "totals_share": totals.share if (totals := records[0].metadata.totals) else 0.0,
                 "change_exact": pct_change(exact_daily, base, after),
                 "change_truth": pct_change(truth_daily, base, after) if truth_daily else math.nan,
             })  # fmt: skip

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -175,25 +175,54 @@ def ingest_new_drops(workspace: str, day: dt.date) -> list[str]:
     return [p.name for p in paths]
 
 
+@dataclass(frozen=True)
+class DailyRelease:
+    """One release of a day's run (made now, or the stored one)."""
+
+    indicator: str
+    value_column: str
+    release_id: str
+    epsilon: float
+    cells_released: int
+    cells_suppressed: int
+    reused: bool
+    directory: str
+    source: Source
+
+    def as_dict(self) -> dict[str, Any]:
+        """As the run's result lists it."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DailyRefusal:
+    """A release of a day's run that the budget (or an agreement) refused."""
+
+    indicator: str
+    reason: str
+
+
 @task(cache_policy=NONE)
-def release_one(workspace: str, spec: ReleaseSpec, executor: Executor = "local") -> dict[str, Any]:
+def release_one(
+    workspace: str, spec: ReleaseSpec, executor: Executor = "local"
+) -> DailyRelease | DailyRefusal:
     """One release (or the stored one); a budget refusal is returned, not raised."""
     try:
         outcome = release(open_context(workspace), spec, aggregator=aggregator_for(executor))
     except BudgetExceededError as exc:
-        return {"refused": str(exc), "indicator": str(spec.indicator)}
+        return DailyRefusal(str(spec.indicator), str(exc))
     m = outcome.metadata
-    return {
-        "indicator": m["indicator"],
-        "value_column": m["value_column"],
-        "release_id": m["release_id"],
-        "epsilon": m["epsilon"],
-        "cells_released": m["cells_released"],
-        "cells_suppressed": m["cells_suppressed"],
-        "reused": outcome.reused,
-        "directory": str(outcome.directory),
-        "source": m.get("source", "cdr"),
-    }
+    return DailyRelease(
+        indicator=str(m.indicator),
+        value_column=m.value_column,
+        release_id=m.release_id,
+        epsilon=m.epsilon,
+        cells_released=m.cells_released,
+        cells_suppressed=m.cells_suppressed,
+        reused=outcome.reused,
+        directory=str(outcome.directory),
+        source=m.source,
+    )
 
 
 @contextmanager
@@ -226,11 +255,11 @@ def _day_run(
             logger.error("%s for %s failed: %s", spec.indicator, day, exc)
             result.failed.append(f"{spec.indicator}: {exc}")
             continue
-        if "refused" in outcome:
-            logger.warning("%s for %s refused: %s", spec.indicator, day, outcome["refused"])
-            result.refused.append(outcome["refused"])
+        if isinstance(outcome, DailyRefusal):
+            logger.warning("%s for %s refused: %s", spec.indicator, day, outcome.reason)
+            result.refused.append(outcome.reason)
         else:
-            result.released.append(outcome)
+            result.released.append(outcome.as_dict())
     if result.failed:
         msg = f"{len(result.failed)} release(s) of {day} failed: " + "; ".join(result.failed)
         raise MobilityError(msg)

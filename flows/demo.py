@@ -194,10 +194,10 @@ def run_demo(
     for spec in period_specs:
         outcome = release(ctx, spec)
         result.period.append(
-            {"indicator": str(spec.indicator), "release_id": outcome.metadata["release_id"],
-             "cells_released": outcome.metadata["cells_released"],
-             "cells_suppressed": outcome.metadata["cells_suppressed"],
-             "epsilon": outcome.metadata["epsilon"]}
+            {"indicator": str(spec.indicator), "release_id": outcome.metadata.release_id,
+             "cells_released": outcome.metadata.cells_released,
+             "cells_suppressed": outcome.metadata.cells_suppressed,
+             "epsilon": outcome.metadata.epsilon}
         )  # fmt: skip
 
     result.budget = [

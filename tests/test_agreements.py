@@ -29,6 +29,7 @@ from schemas.agreement import AGREEMENT_JSON_SCHEMA, Agreement, load_agreement
 from schemas.errors import AgreementRefusedError, BudgetExceededError, ConfigurationError
 from schemas.indicators import Indicator
 from schemas.release import ReleaseSpec
+from schemas.release_metadata import AgreementRef
 from tests.audit_support import forge
 from tests.conftest import KEY_ENVIRON, START
 
@@ -222,9 +223,9 @@ def test_a_release_under_an_agreement_names_it_and_is_a_question_of_its_own(
         release(ctx, _od(agreement="nope"))
     transport = release(ctx, _od())
     health = release(ctx, _od(agreement="health"))
-    assert len({plain.metadata["release_id"], transport.metadata["release_id"],
-                health.metadata["release_id"]}) == 3  # fmt: skip
-    assert transport.metadata["agreement"] == {"id": "transport", "version": 1}
+    assert len({plain.metadata.release_id, transport.metadata.release_id,
+                health.metadata.release_id}) == 3  # fmt: skip
+    assert transport.metadata.agreement == AgreementRef("transport", 1)
     assert release(ctx, _od()).reused  # the same question under the same agreement
     entries = ctx.ledger.entries()
     assert [e.parameters.get("agreement") for e in entries] == [None, "transport", "health"]
@@ -240,7 +241,7 @@ def test_a_release_under_an_agreement_names_it_and_is_a_question_of_its_own(
     toml.write_text(toml.read_text() + '\n[agreements]\ndefault = "health"\n')
     again = release(open_context(workspace), _od(agreement=None))
     assert again.reused
-    assert again.metadata["release_id"] == health.metadata["release_id"]
+    assert again.metadata.release_id == health.metadata.release_id
 
 
 def test_an_amendment_is_in_force_for_the_next_release(workspace: Path) -> None:
@@ -367,9 +368,9 @@ def test_a_token_bound_to_one_agreement_cannot_read_releases_made_under_another(
     register(workspace)
     register(workspace, id="health", indicators=["presence", "od_trips"])
     ctx = open_context(workspace)
-    under_a = release(ctx, _od()).metadata["release_id"]
+    under_a = release(ctx, _od()).metadata.release_id
     under_b = release(ctx, _od(agreement="health", indicator=Indicator.PRESENCE))
-    b_id = under_b.metadata["release_id"]
+    b_id = under_b.metadata.release_id
     store = TokenStore(workspace)
     _, token_a = store.create("analyst", "A", ("transport",))
     _, token_b = store.create("analyst", "B", ("health",))
@@ -439,9 +440,9 @@ def test_audit_noise_rebuilds_a_release_with_the_agreement_it_was_made_under(
 ) -> None:
     from aggregation.audit import audit_noise  # noqa: PLC0415 - scipy is slow to import
 
-    plain = release(open_context(workspace), _od(agreement=None)).metadata["release_id"]
+    plain = release(open_context(workspace), _od(agreement=None)).metadata.release_id
     register(workspace)
-    under = release(open_context(workspace), _od(start=DAY2, end=DAY2)).metadata["release_id"]
+    under = release(open_context(workspace), _od(start=DAY2, end=DAY2)).metadata.release_id
     register(workspace, version=2, levels=["admin1"])  # neither would be allowed now
     for release_id in (plain, under):
         audited = audit_noise(workspace, release_id, environ=KEY_ENVIRON)

@@ -100,7 +100,7 @@ def _release(ws: Path, spec: ReleaseSpec, monkeypatch: pytest.MonkeyPatch, facto
                 lambda *a, **k: NoisePartitions(partitions(*a, **k)),
             )
         outcome = release(open_context(ws), spec)
-    return str(outcome.metadata["release_id"])
+    return outcome.metadata.release_id
 
 
 def _noise_cli(ws: Path, release_id: str, *extra: str) -> Any:

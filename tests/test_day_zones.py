@@ -439,9 +439,9 @@ def test_audit_noise_recomputes_releases_made_with_and_before_summaries(
     assert len(ids) == 2
     inputs = {e.entry_id: e.inputs for e in open_context(week).ledger.entries()}
     assert not any(
-        f.path.startswith(DAY_ZONES_DIR) for f in inputs[before.metadata["ledger_entry_id"]]
+        f.path.startswith(DAY_ZONES_DIR) for f in inputs[before.metadata.ledger_entry_id]
     )
-    assert any(f.path.startswith(DAY_ZONES_DIR) for f in inputs[after.metadata["ledger_entry_id"]])
+    assert any(f.path.startswith(DAY_ZONES_DIR) for f in inputs[after.metadata.ledger_entry_id])
     for entry_id in ids:
         audited = audit_noise(week, entry_id, alpha=1e-6, environ=KEY_ENVIRON)
         assert audited.notes == ()  # the same data: no "input fingerprint differs" note
@@ -456,7 +456,7 @@ def test_audit_noise_of_a_release_made_with_summaries_where_none_can_be_written(
     from aggregation.audit import audit_noise  # noqa: PLC0415 - scipy is slow to import
 
     made = release(open_context(week), ReleaseSpec(Indicator.HOME_AWAY, LAST, LAST, epsilon=1.0))
-    entry_id = made.metadata["ledger_entry_id"]
+    entry_id = made.metadata.ledger_entry_id
     with monkeypatch.context() as m:  # what with_day_zones does where it cannot write
         m.setattr(
             plan_module, "with_day_zones", lambda _staged, aggregate, _zones=None: (aggregate, [])

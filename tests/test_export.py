@@ -199,7 +199,7 @@ def test_the_most_precise_release_of_a_day_is_used(released: Path) -> None:
     data = assemble(catalog, ExportRequest(Indicator.PRESENCE, START, START)).data
     (release_id,) = set(data["release_id"])
     record = next(r for r in catalog.records if r.release_id == release_id)
-    assert record.metadata["epsilon"] == pytest.approx(2.0)
+    assert record.metadata.epsilon == pytest.approx(2.0)
     others = [r for r in catalog.of(Indicator.PRESENCE) if r.period.start == START]
     assert record.ci95 == min(r.ci95 for r in others) < max(r.ci95 for r in others)
 

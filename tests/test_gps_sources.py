@@ -179,16 +179,16 @@ def test_cdr_and_gps_releases_of_a_day_share_its_window_and_a_third_is_refused(
     ctx = open_context(workspace)
     cdr = release(ctx, ReleaseSpec(Indicator.OD_TRIPS, START, START))
     gps = release(ctx, ReleaseSpec(Indicator.OD_TRIPS, START, START, source="gps"))
-    assert cdr.metadata["release_id"] != gps.metadata["release_id"]
-    assert cdr.metadata["privacy_unit"] == "subscriber-day"
-    assert gps.metadata["privacy_unit"] == "device-day"
-    assert (cdr.metadata["source"], gps.metadata["source"]) == ("cdr", "gps")
-    assert "same accounting windows and caps" in gps.metadata["accounting"]
+    assert cdr.metadata.release_id != gps.metadata.release_id
+    assert str(cdr.metadata.privacy_unit) == "subscriber-day"
+    assert str(gps.metadata.privacy_unit) == "device-day"
+    assert (cdr.metadata.source, gps.metadata.source) == ("cdr", "gps")
+    assert "same accounting windows and caps" in gps.metadata.accounting
     import jsonschema  # noqa: PLC0415
 
-    jsonschema.validate(gps.metadata, METADATA_JSON_SCHEMA)
+    jsonschema.validate(gps.metadata.to_dict(), METADATA_JSON_SCHEMA)
     for outcome in (cdr, gps):
-        assert outcome.metadata["scope"]["windows_charged"] == [str(START)]
+        assert [str(d) for d in outcome.metadata.scope.windows_charged] == [str(START)]
     (budget,) = ctx.ledger.window_budgets([START])
     assert budget.epsilon_spent == pytest.approx(2.0)
     assert budget.epsilon_left == pytest.approx(0.0)

@@ -238,7 +238,7 @@ def test_private_key_sets_use_dp_partition_selection(workspace: Path) -> None:
     assert doc["noise"]["threshold"] >= 5
     assert 0 < doc["noise"]["delta"] <= 1e-6
     out = release(ctx, spec)
-    assert out.metadata["delta"] == doc["noise"]["delta"]
+    assert out.metadata.delta == doc["noise"]["delta"]
     assert (out.data["value"] >= doc["noise"]["threshold"]).all()
     exact = exact_aggregate(release_run.plan_release(ctx, spec).aggregate,
                             ctx.require_bounding_key())  # fmt: skip

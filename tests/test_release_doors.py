@@ -46,13 +46,14 @@ async def _api(ws: Path, body: dict[str, object]) -> httpx.Response:
 
 
 def _flow(ws: Path) -> dict[str, Any]:
-    from flows.daily import release_one, specs_for_day  # noqa: PLC0415 - imports Prefect
+    from flows.daily import DailyRelease, release_one, specs_for_day  # noqa: PLC0415 - Prefect
 
     (spec,) = [
         s for s in specs_for_day(Workspace.open(ws), START) if s.indicator is Indicator.PRESENCE
     ]
-    outcome: dict[str, Any] = release_one.fn(str(ws), spec)
-    return outcome
+    outcome = release_one.fn(str(ws), spec)
+    assert isinstance(outcome, DailyRelease)
+    return outcome.as_dict()
 
 
 def test_cli_api_and_flow_asking_the_same_question_get_one_release_and_one_charge(

@@ -66,8 +66,9 @@ def test_a_second_release_in_the_same_window_is_refused_past_the_cap(
     monkeypatch.setenv("MOBILITY_SECRET", KEY_ENVIRON["MOBILITY_SECRET"])
     ws = _workspace(staged_template, tmp_path, unit)
     first = release(open_context(ws), _presence(START))
-    assert first.metadata["privacy_unit"] == f"subscriber-{unit}"
-    assert first.metadata["scope"]["windows_charged"] == [str(window_of(START, unit))]
+    assert str(first.metadata.privacy_unit) == f"subscriber-{unit}"
+    windows = [str(d) for d in first.metadata.scope.windows_charged]
+    assert windows == [str(window_of(START, unit))]
 
     for day in (DAY2, DAY3):
         ctx = open_context(ws)

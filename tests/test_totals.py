@@ -216,11 +216,13 @@ def test_release_publishes_dp_totals_combined_with_the_cells(
     assert len(totals_in) == 2
     assert scale == pytest.approx(20.0)
     meta = out.metadata
-    assert meta["totals"]["share"] == 0.2
-    assert meta["totals"]["scale"] == pytest.approx(20.0)
-    assert meta["epsilon"] == pytest.approx(1.0, rel=1e-12)
-    assert meta["scale"] == pytest.approx(5.0)
-    assert "dp_totals" in meta["margins"]
+    assert meta.totals is not None
+    assert meta.margins is not None
+    assert meta.totals.share == 0.2
+    assert meta.totals.scale == pytest.approx(20.0)
+    assert meta.epsilon == pytest.approx(1.0, rel=1e-12)
+    assert meta.scale == pytest.approx(5.0)
+    assert meta.margins.dp_totals is not None
     margins = pl.read_parquet(out.directory / "margins.parquet")
     days = margins.filter(pl.col("margin") == "date").sort("date")
     cell_var = plan.mechanism.spec.std_dev**2
@@ -247,7 +249,8 @@ def test_residents_have_one_national_dp_total(workspace: Path) -> None:
     national = margins.filter(pl.col("margin") == "national")
     assert national.height == 1
     assert national["total_dp"].item() is not None
-    assert out.metadata["totals"]["margin"] == "national"
+    assert out.metadata.totals is not None
+    assert out.metadata.totals.margin == "national"
 
 
 # --- audits ---------------------------------------------------------------------------------

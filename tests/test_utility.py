@@ -85,17 +85,17 @@ def test_release_publishes_only_reliable_rows_and_says_so(workspace: Path) -> No
     spec = ReleaseSpec(Indicator.EVENT_COUNTS, START, START)
     out = release(ctx, spec)
     m = out.metadata
-    ci95 = m["ci95_half_width"]
-    assert m["reliability"] == 2.0
-    assert m["publication_threshold"] == max(m["k"], math.ceil(2.0 * ci95))
-    assert f"2 × ci95 = 2 × {ci95}" in m["publication_rule"]
+    ci95 = m.ci95_half_width
+    assert m.reliability == 2.0
+    assert m.publication_threshold == max(m.k, math.ceil(2.0 * ci95))
+    assert f"2 × ci95 = 2 × {ci95}" in m.publication_rule
     data = out.data
     assert data.height > 0
     assert (2 * data["ci95"] <= data["value"]).all()
-    assert m["cells_released"] + m["cells_suppressed"] == m["cells_total"]
+    assert m.cells_released + m.cells_suppressed == m.cells_total
     doc = explain(open_context(workspace, need_secret=False), spec).as_dict()
-    assert doc["publication_threshold"] == m["publication_threshold"]
-    assert doc["publication_rule"] == m["publication_rule"]
+    assert doc["publication_threshold"] == m.publication_threshold
+    assert doc["publication_rule"] == m.publication_rule
     again = release(open_context(workspace), spec)  # the stored release: no fresh noise
     assert again.reused
     assert again.directory == out.directory
@@ -173,7 +173,8 @@ def test_release_margins_are_published_hashed_and_add_up(workspace: Path) -> Non
     assert set(files) == {"data.parquet", "data.csv", "margins.parquet", "margins.csv"}
     for name, digest in files.items():
         assert sha256_file(out.directory / name) == digest
-    assert out.metadata["margins"]["margins"] == ["date", "date×origin", "date×destination"]
+    assert out.metadata.margins is not None
+    assert out.metadata.margins.margins == ("date", "date×origin", "date×destination")
     margins = pl.read_parquet(out.directory / "margins.parquet")
     # The per-date margin combines the DP total with the sum of the cells (tests/test_totals.py);
     # the sum of the cells is kept beside it, and the zone margins add up to it.
@@ -193,7 +194,7 @@ def test_private_key_sets_have_no_margins(workspace: Path) -> None:
     out = release(
         open_context(workspace), ReleaseSpec(Indicator.OD_TRIPS, START, START, keys="private")
     )
-    assert "margins" not in out.metadata
+    assert out.metadata.margins is None
     files = json.loads((out.directory / "metadata.json").read_text())["files"]
     assert set(files) == {"data.parquet", "data.csv"}
 
@@ -420,8 +421,10 @@ def test_mean_distance_per_zone_and_national(workspace: Path) -> None:
     meta = {r.value_column: r.metadata for r in catalog.of(Indicator.MOBILITY_DISTANCE)}
 
     def variance(column: str, cells: int) -> float:
-        summed = noise_variance(meta[column]["mechanism"], meta[column]["scale"]) * cells
-        dp = float(meta[column]["totals"]["std_dev"]) ** 2
+        totals = meta[column].totals
+        assert totals is not None
+        summed = noise_variance(meta[column].mechanism, meta[column].scale) * cells
+        dp = totals.std_dev**2
         return dp * summed / (dp + summed)
 
     vd = variance("distance_m", d["cells"].item())

@@ -9,11 +9,10 @@ entry in the snapshot read after, even while a flow is publishing.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -23,6 +22,7 @@ from aggregation.mechanisms import CONFIDENCE, ci_half_width
 from aggregation.release.publish import METADATA_FILE, TMP_PREFIX, sha256_file
 from aggregation.release.suppress import publication_threshold
 from schemas.privacy import MECHANISMS
+from schemas.release_metadata import MetadataError, ReleaseMetadata
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -104,30 +104,27 @@ def _check_outputs(root: Path, entry: LedgerEntry) -> tuple[list[Finding], dict[
     return findings, good
 
 
-def _metadata_mismatches(entry: LedgerEntry, meta: Mapping[str, Any]) -> list[str]:
+def _metadata_mismatches(entry: LedgerEntry, meta: ReleaseMetadata) -> list[str]:
     """What ``metadata.json`` states differently from the ledger entry."""
     outputs = {PurePosixPath(o.path).name: o.sha256 for o in entry.outputs}
-    files, sens, scope = (_section(meta, name) for name in ("files", "sensitivity", "scope"))
+    files, sens = meta.files, meta.sensitivity
     expected: dict[str, tuple[object, object]] = {
-        "ledger_entry_id": (meta.get("ledger_entry_id"), entry.entry_id),
-        "indicator": (meta.get("indicator"), entry.indicator),
-        "mechanism": (meta.get("mechanism"), entry.mechanism),
-        "epsilon": (meta.get("epsilon"), entry.epsilon),
-        "delta": (meta.get("delta"), entry.delta),
-        "rho": (meta.get("rho"), entry.rho),
-        "scale": (meta.get("scale"), entry.scale),
-        "sensitivity": (
-            [sens.get("l1"), sens.get("l2"), sens.get("linf")],
-            [entry.l1, entry.l2, entry.linf],
-        ),
-        "k": (meta.get("k"), entry.k_threshold),
-        "cells_released": (meta.get("cells_released"), entry.cells_released),
-        "cells_suppressed": (meta.get("cells_suppressed"), entry.cells_suppressed),
+        "ledger_entry_id": (meta.ledger_entry_id, entry.entry_id),
+        "indicator": (str(meta.indicator), entry.indicator),
+        "mechanism": (meta.mechanism, entry.mechanism),
+        "epsilon": (meta.epsilon, entry.epsilon),
+        "delta": (meta.delta, entry.delta),
+        "rho": (meta.rho, entry.rho),
+        "scale": (meta.scale, entry.scale),
+        "sensitivity": ([sens.l1, sens.l2, sens.linf], [entry.l1, entry.l2, entry.linf]),
+        "k": (meta.k, entry.k_threshold),
+        "cells_released": (meta.cells_released, entry.cells_released),
+        "cells_suppressed": (meta.cells_suppressed, entry.cells_suppressed),
         "scope.windows_charged": (
-            scope.get("windows_charged"),
+            [str(d) for d in meta.scope.windows_charged],
             [str(d) for d in entry.windows],
         ),
-        "privacy_unit": (meta.get("privacy_unit"), entry.privacy_unit),
+        "privacy_unit": (str(meta.privacy_unit), entry.privacy_unit),
     }
     problems = [
         f"{name} {stated!r} (ledger: {charged!r})"
@@ -138,11 +135,6 @@ def _metadata_mismatches(entry: LedgerEntry, meta: Mapping[str, Any]) -> list[st
         if outputs.get(str(name)) != digest:
             problems.append(f"files.{name} {digest!r} (ledger: {outputs.get(str(name))!r})")
     return problems
-
-
-def _section(meta: Mapping[str, Any], name: str) -> dict[str, Any]:
-    value = meta.get(name)
-    return value if isinstance(value, dict) else {}
 
 
 def _same(stated: object, charged: object) -> bool:
@@ -159,13 +151,11 @@ def _check_contents(entry: LedgerEntry, good: Mapping[str, Path]) -> list[Findin
     findings: list[Finding] = []
     if METADATA_FILE in good:
         try:
-            meta = json.loads(good[METADATA_FILE].read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as err:
-            meta, problems = {}, [f"unreadable JSON ({err})"]
+            meta = ReleaseMetadata.read(good[METADATA_FILE])
+        except MetadataError as err:
+            problems = [f"unreadable metadata ({err})"]
         else:
-            problems = (
-                _metadata_mismatches(entry, meta) if isinstance(meta, dict) else ["not an object"]
-            )
+            problems = _metadata_mismatches(entry, meta)
         if problems:
             text = (
                 f"states {'; '.join(problems)}: the release describes itself differently from "

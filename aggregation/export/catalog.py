@@ -9,9 +9,7 @@ against the SHA-256 recorded in their metadata before they are read.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
-from datetime import date
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +20,7 @@ from aggregation.release import open_context
 from aggregation.release.publish import DATA_FILES, METADATA_FILE, sha256_file
 from schemas.errors import MobilityError
 from schemas.indicators import Indicator, Period
+from schemas.release_metadata import MetadataError, ReleaseMetadata
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -37,7 +36,7 @@ class ReleaseRecord:
     """One published release: its directory, its metadata and its ledger entry."""
 
     directory: Path
-    metadata: Mapping[str, Any] = field(hash=False, compare=False)
+    metadata: ReleaseMetadata = field(hash=False, compare=False)
     ledger_status: str = "published"
     ledger_seq: int = 0
     """Position of its entry in the ledger's chain (release order)."""
@@ -47,44 +46,43 @@ class ReleaseRecord:
     @property
     def release_id(self) -> str:
         """The release id (equal to its ledger entry id)."""
-        return str(self.metadata["release_id"])
+        return self.metadata.release_id
 
     @property
     def indicator(self) -> Indicator:
         """The indicator released."""
-        return Indicator(self.metadata["indicator"])
+        return self.metadata.indicator
 
     @property
     def source(self) -> str:
         """The data released from: ``cdr`` or ``gps`` (releases made before GPS was a source
         do not say, and are CDR)."""
-        return str(self.metadata.get("source", "cdr"))
+        return self.metadata.source
 
     @property
     def level(self) -> str:
         """The admin level of its zones."""
-        return str(self.metadata["level"])
+        return self.metadata.level
 
     @property
     def value_column(self) -> str:
         """The value column it publishes (``count``, ``distance_m``, ``subscribers``)."""
-        return str(self.metadata["value_column"])
+        return self.metadata.value_column
 
     @property
     def period(self) -> Period:
         """The days released (or the home period counted, for period indicators)."""
-        p = self.metadata["period"]
-        return Period(date.fromisoformat(p["start"]), date.fromisoformat(p["end"]))
+        return self.metadata.period
 
     @property
     def created_at(self) -> str:
         """When it was published (ISO 8601, UTC)."""
-        return str(self.metadata["created_at"])
+        return self.metadata.created_at
 
     @property
     def ci95(self) -> int:
         """The 95 % half-width of the noise of one cell."""
-        return int(self.metadata["ci95_half_width"])
+        return self.metadata.ci95_half_width
 
     def path(self, name: str) -> Path:
         """One of the release's own files (``data.parquet``, ``data.csv``, ``metadata.json``)."""
@@ -99,7 +97,7 @@ class ReleaseRecord:
         """Raise :class:`MobilityError` unless data file ``name`` has the hash in the metadata."""
         if name == METADATA_FILE:
             return
-        expected = self.metadata["files"].get(name)
+        expected = self.metadata.files.get(name)
         found = sha256_file(self.directory / name)
         if expected != found:
             msg = (
@@ -121,15 +119,15 @@ class ReleaseRecord:
             "indicator": str(self.indicator),
             "value_column": self.value_column,
             "level": self.level,
-            "period": dict(m["period"]),
-            "privacy_unit": m["privacy_unit"],
-            "epsilon": m["epsilon"],
-            "delta": m["delta"],
-            "mechanism": m["mechanism"],
-            "k": m["k"],
-            "ci95_half_width": m["ci95_half_width"],
-            "cells_released": m["cells_released"],
-            "cells_suppressed": m["cells_suppressed"],
+            "period": m.to_dict()["period"],
+            "privacy_unit": str(m.privacy_unit),
+            "epsilon": m.epsilon,
+            "delta": m.delta,
+            "mechanism": m.mechanism,
+            "k": m.k,
+            "ci95_half_width": m.ci95_half_width,
+            "cells_released": m.cells_released,
+            "cells_suppressed": m.cells_suppressed,
             "created_at": self.created_at,
             "ledger_status": self.ledger_status,
             "source": self.source,
@@ -217,19 +215,17 @@ def _problem(directory: Path, top: Path, entries: Mapping[str, LedgerEntry]) -> 
     return ReleaseRecord(directory, metadata, entry.status, entry.seq, agreement)
 
 
-def _metadata(directory: Path, top: Path) -> dict[str, Any] | str:
+def _metadata(directory: Path, top: Path) -> ReleaseMetadata | str:
     """The metadata of the release in ``directory``, or why it cannot be one."""
     if directory.name.startswith("."):
         return "not a release (hidden folder)"
     if not directory.resolve().is_relative_to(top):
         return "leads outside the workspace's releases/ folder"
     try:
-        metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        metadata = ReleaseMetadata.read(directory / METADATA_FILE)
+    except (OSError, MetadataError) as exc:
         return f"unreadable {METADATA_FILE} ({exc})"
-    if not isinstance(metadata, dict):
-        return f"{METADATA_FILE} is not a JSON object"
-    named = (metadata.get("indicator"), metadata.get("release_id"))
+    named = (str(metadata.indicator), metadata.release_id)
     if named != (directory.parent.name, directory.name):
         return f"{METADATA_FILE} names release {named[1]!r} of indicator {named[0]!r}"
     return metadata

@@ -57,11 +57,11 @@ def privacy_caption(releases: tuple[ReleaseRecord, ...]) -> str:
     """One line stating ε, k, privacy unit and suppression of the releases drawn."""
     if not releases:
         return "No releases."
-    eps = sorted({float(r.metadata["epsilon"]) for r in releases})
-    ks = sorted({int(r.metadata["k"]) for r in releases})
-    bars = sorted({float(r.metadata.get("reliability", 0)) for r in releases})
-    units = sorted({str(r.metadata["privacy_unit"]) for r in releases})
-    suppressed = sum(int(r.metadata["cells_suppressed"]) for r in releases)
+    eps = sorted({r.metadata.epsilon for r in releases})
+    ks = sorted({r.metadata.k for r in releases})
+    bars = sorted({r.metadata.reliability for r in releases})
+    units = sorted({str(r.metadata.privacy_unit) for r in releases})
+    suppressed = sum(r.metadata.cells_suppressed for r in releases)
     return (
         f"Differentially private releases ({len(releases)}): ε = {', '.join(f'{e:g}' for e in eps)}"
         f" per {', '.join(units)}; cells with noisy value < k = {', '.join(map(str, ks))}"

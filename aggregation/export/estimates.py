@@ -93,9 +93,7 @@ def consistent_levels(
             )
             raise ConfigurationError(msg)
         rows = found.filter((pl.col("margin") == margin) & (pl.col("date") == day))
-        per_cell = noise_variance(
-            str(record.metadata["mechanism"]), float(record.metadata["scale"])
-        )
+        per_cell = noise_variance(record.metadata.mechanism, record.metadata.scale)
         values = dict(zip(rows[column].to_list(), rows["value"].to_list(), strict=True))
         noisy[level] = {str(z): int(v) for z, v in values.items()}
         inputs.append(
@@ -204,15 +202,13 @@ def _national_mean(assembled: Assembled, z: float, reliability: float) -> pl.Dat
         found = release_margins(record)
         if found is None:
             continue
-        per_cell = noise_variance(
-            str(record.metadata["mechanism"]), float(record.metadata["scale"])
-        )
+        per_cell = noise_variance(record.metadata.mechanism, record.metadata.scale)
         days = [date.fromisoformat(d) for d in assembled.days_used.get(record.release_id, [])]
         rows = found.filter((pl.col("margin") == "date") & pl.col("date").is_in(days))
         variance = pl.col("cells") * per_cell  # the sum of every noisy cell
-        totals = record.metadata.get("totals")
-        if isinstance(totals, dict):  # combined with the DP total by inverse variance
-            dp = float(totals["std_dev"]) ** 2
+        totals = record.metadata.totals
+        if totals is not None:  # combined with the DP total by inverse variance
+            dp = totals.std_dev**2
             variance = dp * variance / (dp + variance)
         parts[record.value_column].append(rows.select("date", "value", variance.alias("variance")))
     empty = pl.DataFrame(

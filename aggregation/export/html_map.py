@@ -198,11 +198,11 @@ def _releases(fmap: FlowMap) -> str:
     for r in fmap.releases:
         m = r.metadata
         items.append(
-            f"<li><code>{html.escape(r.release_id)}</code> {html.escape(str(m['period']['start']))}"
-            f"..{html.escape(str(m['period']['end']))}: ε = {m['epsilon']:g} per "
-            f"{html.escape(str(m['privacy_unit']))}, {html.escape(str(m['mechanism']))} noise, "
-            f"±{m['ci95_half_width']} per cell (95 %), k = {m['k']}, "
-            f"{m['cells_suppressed']:,} of {m['cells_total']:,} cells suppressed</li>"
+            f"<li><code>{html.escape(r.release_id)}</code> {html.escape(str(m.period.start))}"
+            f"..{html.escape(str(m.period.end))}: ε = {m.epsilon:g} per "
+            f"{html.escape(str(m.privacy_unit))}, {html.escape(m.mechanism)} noise, "
+            f"±{m.ci95_half_width} per cell (95 %), k = {m.k}, "
+            f"{m.cells_suppressed:,} of {m.cells_total:,} cells suppressed</li>"
         )
     return "<ul>" + "".join(items) + "</ul>"
 

@@ -68,10 +68,7 @@ def cell_variances(releases: Sequence[ReleaseRecord]) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "release_id": [r.release_id for r in releases],
-            "variance": [
-                noise_variance(str(r.metadata["mechanism"]), float(r.metadata["scale"]))
-                for r in releases
-            ],
+            "variance": [noise_variance(r.metadata.mechanism, r.metadata.scale) for r in releases],
         },
         schema={"release_id": pl.String, "variance": pl.Float64},
     )
@@ -125,7 +122,7 @@ TOTALS_FROM_CELLS = "published cells"
 def release_margins(record: ReleaseRecord) -> pl.DataFrame | None:
     """The margins of a release (hash-checked), or None if it has none (private key sets,
     releases made before margins existed)."""
-    if MARGINS_FILE not in record.metadata.get("files", {}):
+    if MARGINS_FILE not in record.metadata.files:
         return None
     record.verify(MARGINS_FILE)
     return pl.read_parquet(record.directory / MARGINS_FILE)
@@ -169,9 +166,9 @@ def margin_totals(assembled: Assembled, selected: frozenset[str] | None) -> pl.D
 def _margin_names(releases: Sequence[ReleaseRecord]) -> set[str]:
     names: set[str] = set()
     for record in releases:
-        described = record.metadata.get("margins")
-        if isinstance(described, dict):
-            names.update(str(m) for m in described.get("margins", []))
+        described = record.metadata.margins
+        if described is not None:
+            names.update(described.margins)
     return names
 
 

@@ -25,8 +25,10 @@ from schemas.indicators import spec as indicator_spec
 from schemas.privacy import PrivacyCost, PrivacyUnit, release_parameter_problems, windows_of
 
 if TYPE_CHECKING:
+    from datetime import date
     from pathlib import Path
 
+    from aggregation.budget import WindowBudget
     from aggregation.ledger import FileDigest
     from aggregation.mechanisms import PartitionMechanism, VectorMechanism
     from aggregation.release.context import ReleaseContext
@@ -220,13 +222,34 @@ def plan_release(
 
 
 @dataclass(frozen=True)
+class BudgetLine:
+    """One accounting window a release would charge: the ε spent in it so far, its cap and
+    what is left (under the strictest policy governing it)."""
+
+    window: date
+    spent: float
+    cap: float
+    left: float
+
+    @classmethod
+    def of(cls, budget: WindowBudget) -> BudgetLine:
+        """The line of the ledger's ``budget`` of one window."""
+        return cls(budget.window, budget.epsilon_spent, budget.epsilon_cap, budget.epsilon_left)
+
+    def as_dict(self) -> dict[str, Any]:
+        """As ``explain`` prints it."""
+        return {"window": str(self.window), "spent": self.spent, "cap": self.cap,
+                "left": self.left}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Explanation:
     """What ``mobility explain`` prints: cost, accuracy and budget, for a release not yet made."""
 
     plan: ReleasePlan
     already_released: str | None
     refusal: list[str]
-    budget: list[dict[str, Any]]
+    budget: tuple[BudgetLine, ...]
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready account."""
@@ -254,7 +277,7 @@ class Explanation:
             "already_released": self.already_released,
             "would_be_refused": bool(self.refusal),
             "refusal_reasons": self.refusal,
-            "budget": self.budget,
+            "budget": [line.as_dict() for line in self.budget],
             "totals": p.totals.describe(p.mechanism.spec) if p.totals is not None else None,
         }  # fmt: skip
 
@@ -268,9 +291,5 @@ def explain(ctx: ReleaseContext, spec: ReleaseSpec) -> Explanation:
         plan=plan,
         already_released=stored.entry_id if stored is not None else None,
         refusal=ctx.ledger.refusal_reasons(plan.request),
-        budget=[
-            {"window": str(b.window), "spent": b.epsilon_spent, "cap": b.epsilon_cap,
-             "left": b.epsilon_left}
-            for b in budgets
-        ],
-    )  # fmt: skip
+        budget=tuple(BudgetLine.of(b) for b in budgets),
+    )

@@ -12,10 +12,9 @@ released.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import jsonschema
 import pyarrow.parquet as pq
@@ -23,6 +22,7 @@ import pyarrow.parquet as pq
 from aggregation.release import checkpoints
 from schemas.errors import MobilityError
 from schemas.release import METADATA_JSON_SCHEMA, release_contract
+from schemas.release_metadata import MetadataError, ReleaseMetadata
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -58,17 +58,17 @@ class StagedRelease:
     folder: Path
     final_dir: Path
     hashes: dict[str, str]
-    metadata: dict[str, Any]
+    metadata: ReleaseMetadata
 
     @property
     def cells_released(self) -> int:
         """Cells in the data files."""
-        return int(self.metadata["cells_released"])
+        return self.metadata.cells_released
 
     @property
     def cells_suppressed(self) -> int:
         """Cells suppressed below k."""
-        return int(self.metadata["cells_suppressed"])
+        return self.metadata.cells_suppressed
 
     def move(self) -> None:
         """Make the release visible: one rename of the whole folder (nothing if in place)."""
@@ -83,7 +83,7 @@ def write_aside(
     indicator: str,
     release_id: str,
     data: pl.DataFrame,
-    metadata: dict[str, Any],
+    metadata: ReleaseMetadata,
     margins: pl.DataFrame | None = None,
 ) -> StagedRelease:
     """Write data (and ``margins``, if any) and metadata into the temporary folder under
@@ -105,13 +105,13 @@ def write_aside(
         names = (*DATA_FILES, *MARGIN_FILES)
     checkpoints.reach("data_written")
     hashes = {name: sha256_file(tmp / name) for name in names}
-    document = {**metadata, "files": hashes}
-    jsonschema.validate(document, METADATA_JSON_SCHEMA)
+    described = metadata.with_files(hashes)
+    jsonschema.validate(described.to_dict(), METADATA_JSON_SCHEMA)
     part = tmp / (METADATA_FILE + ".part")
-    part.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    part.write_text(described.as_json())
     part.replace(tmp / METADATA_FILE)
     hashes[METADATA_FILE] = sha256_file(tmp / METADATA_FILE)
-    return StagedRelease(tmp, releases / indicator / release_id, hashes, document)
+    return StagedRelease(tmp, releases / indicator / release_id, hashes, described)
 
 
 def discard_aside(releases: Path, release_id: str) -> None:
@@ -136,15 +136,15 @@ def recover(releases: Path, indicator: str, release_id: str) -> StagedRelease | 
     final = releases / indicator / release_id
     for folder in (final, tmp_dir(releases, release_id)):
         try:
-            document = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
-            listed = dict(document["files"])
-            if document.get("release_id") != release_id or set(listed) not in (
+            document = ReleaseMetadata.read(folder / METADATA_FILE)
+            listed = dict(document.files)
+            if document.release_id != release_id or set(listed) not in (
                 set(DATA_FILES),
                 {*DATA_FILES, *MARGIN_FILES},
             ):
                 continue
             hashes = {name: sha256_file(folder / name) for name in listed}
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, MetadataError):
             continue
         if hashes == listed:
             hashes[METADATA_FILE] = sha256_file(folder / METADATA_FILE)

@@ -23,13 +23,12 @@ a release at each of them.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import polars as pl
 
@@ -57,8 +56,18 @@ from aggregation.release.totals import dp_totals
 from aggregation.sql import bounded_connection
 from aggregation.staged_lock import reading_staged
 from schemas.errors import InternalError, MobilityError
+from schemas.indicators import Period
 from schemas.indicators import spec as indicator_spec
 from schemas.release import release_contract
+from schemas.release_metadata import (
+    NEIGHBOURING,
+    AgreementRef,
+    ColumnDoc,
+    MarginsMetadata,
+    ReleaseMetadata,
+    ReleaseScope,
+    TotalsMetadata,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -76,7 +85,7 @@ class ReleaseOutcome:
     """A published release: where it is, what it says, and whether this call made it."""
 
     directory: Path
-    metadata: dict[str, Any]
+    metadata: ReleaseMetadata
     reused: bool
 
     @property
@@ -96,7 +105,7 @@ def stored_release(ctx: ReleaseContext, entry: LedgerEntry) -> ReleaseOutcome:
             "lists every file the ledger expects."
         )
         raise InternalError(msg)
-    return ReleaseOutcome(directory, json.loads(path.read_text()), reused=True)
+    return ReleaseOutcome(directory, ReleaseMetadata.read(path), reused=True)
 
 
 Aggregator = Callable[[AggregateRequest, BoundingKey], pl.DataFrame]
@@ -221,11 +230,10 @@ def _noise_and_publish(
         published, suppressed = suppress_unreliable(
             noisy, spec.k, spec.reliability, plan.noise.ci_half_width
         )
-        metadata = _metadata(plan, entry, exact.height, published.height, suppressed)
-        if margins is not None:
-            metadata["margins"] = margins_description(spec.indicator, dp_totals=totals is not None)
-        if plan.totals is not None:
-            metadata["totals"] = plan.totals.describe(plan.mechanism.spec)
+        metadata = _metadata(
+            plan, entry, exact.height, published.height, suppressed,
+            margins=margins is not None, dp_totals=totals is not None,
+        )  # fmt: skip
         staged = write_aside(releases, indicator, entry.entry_id, published, metadata, margins)
         checkpoints.reach("written")
     except BaseException:
@@ -249,7 +257,7 @@ def _publish(ctx: ReleaseContext, tx: ChargeTransaction, staged: StagedRelease) 
         move=staged.move,
     )
     checkpoints.reach("published")
-    return ReleaseOutcome(staged.final_dir, dict(staged.metadata), reused=False)
+    return ReleaseOutcome(staged.final_dir, staged.metadata, reused=False)
 
 
 def _add_noise(plan: ReleasePlan, keys: pl.DataFrame, values: list[int]) -> pl.DataFrame:
@@ -306,58 +314,74 @@ CROSS_SOURCE_ACCOUNTING = (
 
 
 def _metadata(
-    plan: ReleasePlan, entry: LedgerEntry, cells: int, released: int, suppressed: int
-) -> dict[str, Any]:
+    plan: ReleasePlan,
+    entry: LedgerEntry,
+    cells: int,
+    released: int,
+    suppressed: int,
+    *,
+    margins: bool,
+    dp_totals: bool,
+) -> ReleaseMetadata:
+    """What the release says of itself (``files`` listed once they are written)."""
     spec, noise, scope = plan.spec, plan.noise, plan.spec.scope()
-    contract_columns = [
-        {"name": f.name, "type": str(f.type), "description": f.metadata[b"description"].decode()}
+    contract_columns = tuple(
+        ColumnDoc(f.name, str(f.type), f.metadata[b"description"].decode())
         for f in release_contract(spec.indicator).schema
-    ]
-    return {
-        "release_id": entry.entry_id,
-        "ledger_entry_id": entry.entry_id,
-        "indicator": str(spec.indicator),
-        "value_column": spec.value_column,
-        "level": spec.level,
-        "period": {"start": str(spec.start), "end": str(spec.end)},
-        "scope": {
-            "days": str(scope.days) if scope.days else None,
-            "home_period": str(scope.home_period) if scope.home_period else None,
-            "previous_home_period": (
-                str(scope.previous_home_period) if scope.previous_home_period else None
-            ),
-            "windows_charged": [str(d) for d in entry.windows],
-        },
-        "privacy_unit": plan.privacy_unit,
-        "neighbouring": "add or remove all records of one privacy unit",
-        "mechanism": noise.mechanism,
-        "epsilon": noise.cost.epsilon,
-        "delta": noise.cost.delta,
-        "rho": noise.cost.rho,
-        "sensitivity": {
-            "l1": noise.sensitivity.l1, "l2": noise.sensitivity.l2, "linf": noise.sensitivity.linf,
-        },
-        "scale": noise.scale,
-        "ci95_half_width": noise.ci_half_width,
-        "confidence": noise.confidence,
-        "expected_abs_error": noise.expected_abs_error,
-        "k": spec.k,
-        "cells_total": cells,
-        "cells_released": released,
-        "cells_suppressed": suppressed,
-        "contribution_bounds": spec.parameters()["bounds"],
-        "code_version": entry.code_version,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "files": {},
-        "columns": contract_columns,
-        "source": spec.source,
-        "accounting": CROSS_SOURCE_ACCOUNTING,
-        "agreement": (
-            {"id": spec.agreement, "version": spec.agreement_version} if spec.agreement else None
+    )
+    return ReleaseMetadata(
+        release_id=entry.entry_id,
+        ledger_entry_id=entry.entry_id,
+        indicator=spec.indicator,
+        value_column=spec.value_column,
+        level=spec.level,
+        period=Period(spec.start, spec.end),
+        scope=ReleaseScope(
+            days=scope.days, home_period=scope.home_period,
+            previous_home_period=scope.previous_home_period, windows_charged=entry.windows,
         ),
-        "reliability": spec.reliability,
-        "publication_threshold": publication_threshold(
-            spec.k, spec.reliability, noise.ci_half_width
+        privacy_unit=plan.request.unit,
+        neighbouring=NEIGHBOURING,
+        mechanism=noise.mechanism,
+        epsilon=noise.cost.epsilon,
+        delta=noise.cost.delta,
+        rho=noise.cost.rho,
+        sensitivity=noise.sensitivity,
+        scale=noise.scale,
+        ci95_half_width=noise.ci_half_width,
+        confidence=noise.confidence,
+        expected_abs_error=noise.expected_abs_error,
+        k=spec.k,
+        cells_total=cells,
+        cells_released=released,
+        cells_suppressed=suppressed,
+        contribution_bounds=spec.parameters()["bounds"],
+        code_version=entry.code_version,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        files={},
+        columns=contract_columns,
+        source=spec.source,
+        accounting=CROSS_SOURCE_ACCOUNTING,
+        agreement=_agreement(spec),
+        reliability=spec.reliability,
+        publication_threshold=publication_threshold(spec.k, spec.reliability, noise.ci_half_width),
+        publication_rule=publication_rule(spec.k, spec.reliability, noise.ci_half_width),
+        margins=(
+            MarginsMetadata.parse(margins_description(spec.indicator, dp_totals=dp_totals))
+            if margins else None
         ),
-        "publication_rule": publication_rule(spec.k, spec.reliability, noise.ci_half_width),
-    }  # fmt: skip
+        totals=(
+            TotalsMetadata.parse(plan.totals.describe(plan.mechanism.spec))
+            if plan.totals is not None else None
+        ),
+    )  # fmt: skip
+
+
+def _agreement(spec: ReleaseSpec) -> AgreementRef | None:
+    """The agreement the resolved ``spec`` names, with the version the plan filled in."""
+    if not spec.agreement:
+        return None
+    if spec.agreement_version is None:
+        msg = f"The plan of {spec.indicator} names agreement {spec.agreement} but no version."
+        raise InternalError(msg)
+    return AgreementRef(spec.agreement, spec.agreement_version)

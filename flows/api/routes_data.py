@@ -123,7 +123,7 @@ def _release(request: Request, indicator: Indicator, release_id: str) -> Release
 def release_metadata(request: Request, indicator: Indicator, release_id: str) -> dict[str, Any]:
     """The release's ``metadata.json`` and its ledger status."""
     record = _release(request, indicator, release_id)
-    return {"ledger_status": record.ledger_status, "metadata": dict(record.metadata)}
+    return {"ledger_status": record.ledger_status, "metadata": record.metadata.to_dict()}
 
 
 @router.get(

@@ -150,7 +150,7 @@ def request_release(request: Request, response: Response, body: ReleaseBody) -> 
         response.status_code = status.HTTP_200_OK
     return {
         "releases": [
-            {"reused": o.reused, "metadata": o.metadata,
+            {"reused": o.reused, "metadata": o.metadata.to_dict(),
              "directory": o.directory.relative_to(ctx.workspace.root).as_posix()}
             for o in outcomes
         ]

@@ -127,22 +127,21 @@ def describe_outcome(outcome: ReleaseOutcome) -> str:
     return "\n".join(
         [
             (
-                f"{m['indicator']} ({m['value_column']}, {m['level']}, "
-                f"{m.get('source', 'cdr').upper()}) {m['period']['start']}.."
-                f"{m['period']['end']}: {state}"
+                f"{m.indicator} ({m.value_column}, {m.level}, "
+                f"{m.source.upper()}) {m.period.start}..{m.period.end}: {state}"
             ),
-            f"  release id : {m['release_id']}",
+            f"  release id : {m.release_id}",
             (
-                f"  privacy    : ε={m['epsilon']:g} δ={m['delta']:g} per {m['privacy_unit']}, "
-                f"{m['mechanism']} scale {m['scale']:g} (L1 sensitivity {m['sensitivity']['l1']})"
+                f"  privacy    : ε={m.epsilon:g} δ={m.delta:g} per {m.privacy_unit}, "
+                f"{m.mechanism} scale {m.scale:g} (L1 sensitivity {m.sensitivity.l1})"
             ),
-            f"  accuracy   : ±{m['ci95_half_width']} (95 % CI per cell)",
+            f"  accuracy   : ±{m.ci95_half_width} (95 % CI per cell)",
             (
-                f"  cells      : {m['cells_released']} released, "
-                f"{m['cells_suppressed']} suppressed (noisy value < "
-                f"{m.get('publication_threshold', m['k'])}: k={m['k']}, "
-                f"reliability {m.get('reliability', 0):g} × ci95) "
-                f"of {m['cells_total']}"
+                f"  cells      : {m.cells_released} released, "
+                f"{m.cells_suppressed} suppressed (noisy value < "
+                f"{m.publication_threshold}: k={m.k}, "
+                f"reliability {m.reliability:g} × ci95) "
+                f"of {m.cells_total}"
             ),
             f"  files      : {outcome.directory}",
         ]
@@ -167,7 +166,8 @@ def release(**options: Any) -> None:
     outcomes = [run_release(ctx, s) for s in specs]
     if options["as_json"]:
         emit_json({"releases": [
-            {**o.metadata, "directory": str(o.directory), "reused": o.reused} for o in outcomes
+            {**o.metadata.to_dict(), "directory": str(o.directory), "reused": o.reused}
+            for o in outcomes
         ]})  # fmt: skip
     else:
         click.echo("\n".join(describe_outcome(o) for o in outcomes))
