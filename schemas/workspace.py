@@ -121,10 +121,11 @@ relocations = 0.5
 # charged both. Discrete Laplace releases over public key sets only. One number
 # (`totals_share = 0.2` under [privacy]) gives every indicator the same share; an indicator not
 # listed here gets 0, and so does every indicator without the setting (a workspace made before
-# it keeps its release keys). The smallest share that keeps the lockdown change of the demo's
-# totals within 1 point of the exact one on 99 % of simulated draws (benchmarks/README.md,
-# issue 19); od_connections, home_away and mobility_distance miss it at any share, so they
-# take the largest (their totals matter more than their sparse cells).
+# it keeps its release keys). Each is the smallest share that keeps the lockdown change of the
+# demo's daily totals within 1 point of the exact one on 99 % of simulated draws, or the
+# largest (0.5) where none does: od_connections (98 % at 0.5), and home_away and
+# mobility_distance, which at 10 M events meet the 1-point target only at 0.5
+# (benchmarks/README.md, issue 19). residents and relocations: not measured.
 event_counts = 0.1
 presence = 0.0
 od_trips = 0.15
