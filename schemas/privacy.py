@@ -238,9 +238,10 @@ the smallest share (in steps of 0.05) at which the lockdown change of the demo's
 within 1 point of the exact aggregate's on 99 % of simulated draws at the template's ε (95 % is
 the target; the margin covers the simulation's approximations). ``od_connections``,
 ``home_away`` and ``mobility_distance`` reach it at no share up to :data:`MAX_TOTALS_SHARE`
-(98 %, 42 % and 38–85 % at 0.5), so they take 0.5, the share that comes closest; at 10 M events
-0.5 is also the only share at which ``home_away`` and ``mobility_distance`` meet the 95 %
-target (``od_connections`` would need 0.15 there)."""
+(98 %, 42 % and 38–85 % at 0.5), so they take 0.5, the share that comes closest. At 10 M events
+too, ``home_away`` (96 %) and ``mobility_distance`` (distance 98 %, subscribers 92 %, mean
+distance 100 %) come closest to the target at 0.5, and ``home_away`` reaches 95 % at no smaller
+share (``od_connections`` would need only 0.15 there)."""
 
 UNSET_TOTALS_SHARE = 0.0
 """The share of a ``[privacy]`` section that does not name ``totals_share`` (a workspace made

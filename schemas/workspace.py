@@ -123,9 +123,9 @@ relocations = 0.5
 # listed here gets 0, and so does every indicator without the setting (a workspace made before
 # it keeps its release keys). Each is the smallest share that keeps the lockdown change of the
 # demo's daily totals within 1 point of the exact one on 99 % of simulated draws, or the
-# largest (0.5) where none does: od_connections (98 % at 0.5), and home_away and
-# mobility_distance, which at 10 M events meet the 1-point target only at 0.5
-# (benchmarks/README.md, issue 19). residents and relocations: not measured.
+# largest (0.5) where none does: od_connections (98 % at 0.5), home_away and
+# mobility_distance, which come closest to it at 0.5 at 10 M events too (benchmarks/README.md,
+# issue 19). residents and relocations: not measured.
 event_counts = 0.1
 presence = 0.0
 od_trips = 0.15
