@@ -3,6 +3,9 @@
     uv run python benchmarks/bench_utility.py --workspace demo-workspace     # an existing demo
     uv run python benchmarks/bench_utility.py --subscribers 78000            # ≈ 10 M events
     uv run python benchmarks/bench_utility.py --workspace W --draws 20 --totals-share 0 0.2
+    uv run python benchmarks/bench_utility.py --workspace W --required home_away --totals-share 0.5
+    uv run python benchmarks/bench_utility.py --workspace W --draws 20 --only home_away \
+        --epsilon home_away=0.4                                  # check a --required ε
 
 Reads a workspace made by ``mobility demo`` (a synthetic country with a lockdown from the middle
 of the period, every daily indicator released at admin2 with the default settings), or makes one
@@ -27,7 +30,10 @@ releases, :func:`aggregation.export.estimates.mean_distance`): per-zone means pu
 national mean's change. With ``--levels`` it also releases ``event_counts`` of the first
 lockdown day at admin1 and admin3 (admin2 is the daily run's), makes the three levels consistent
 (:func:`aggregation.export.estimates.consistent_levels`) and reports the error per zone against the
-exact bounded totals before and after. Results: tables, and JSON under ``benchmarks/results/``.
+exact bounded totals before and after. ``--required`` finds, by simulating the releases' noise
+(no release made), the smallest ε per release at which an indicator's % change is within 1
+point of the exact one on 95 % of draws, at each ``--totals-share``. Results: tables, and JSON
+under ``benchmarks/results/``.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import math
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +61,7 @@ from aggregation.release import open_context, plan_release, release
 from sample_data.synth.truth import true_od_trips, true_presence
 from schemas.indicators import Indicator, Period
 from schemas.indicators import spec as indicator_spec
-from schemas.release import ReleaseSpec
+from schemas.release import ReleaseSpec, epsilon_share
 
 if TYPE_CHECKING:
     from aggregation.bounding import BoundingKey
@@ -213,6 +220,7 @@ def analyst_rows(
                     pct_change(cells_sum, base, after) if cells_sum else math.nan
                 ),
                 "totals_share": totals.share if (totals := records[0].metadata.totals) else 0.0,
+                "epsilon": records[0].metadata.epsilon,
                 "change_exact": pct_change(exact_daily, base, after),
                 "change_truth": pct_change(truth_daily, base, after) if truth_daily else math.nan,
             })  # fmt: skip
@@ -342,12 +350,20 @@ DAILY = ("event_counts", "presence", "od_trips", "od_connections", "home_away", 
 
 
 def draws(
-    ws: Path, n: int, reliability: float, totals_share: float | None = None
+    ws: Path,
+    n: int,
+    reliability: float,
+    totals_share: float | None = None,
+    *,
+    only: tuple[str, ...] = DAILY,
+    epsilon: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """Release the demo's daily indicators afresh ``n`` times (fresh noise each time, in a scratch
-    workspace beside ``ws`` that reads its staged data) and summarise, per indicator, the mean
-    and standard deviation over draws of the published share, the rows and the error of the
-    % change against the exact aggregate's: the mean is the bias, the deviation the noise."""
+    """Release the demo's daily indicators (``only``) afresh ``n`` times (fresh noise each time,
+    in a scratch workspace beside ``ws`` that reads its staged data; ``epsilon``: an ε per
+    indicator instead of the workspace's) and summarise, per indicator, the mean and standard
+    deviation over draws of the published share, the rows and the error of the % change
+    against the exact aggregate's: the mean is the bias, the deviation the noise; and the
+    share of draws within 1 point of it."""
     scratch = ws.parent / f"{ws.name}-draws"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
@@ -368,13 +384,13 @@ def draws(
         reset_releases(scratch)
         ctx = open_context(scratch)
         for day in [*base, *after]:
-            for indicator in DAILY:
+            for indicator in only:
                 columns = indicator_spec(indicator).value_columns
                 for value in columns:
                     spec = ReleaseSpec(
                         Indicator(indicator), day, day, level=LEVEL,
                         value=value if len(columns) > 1 else None, reliability=reliability,
-                        totals_share=totals_share,
+                        totals_share=totals_share, epsilon=(epsilon or {}).get(indicator),
                     )  # fmt: skip
                     release(ctx, spec, aggregator=aggregator)
         per_draw.append(analyst_rows(scratch, exact, truth))
@@ -389,6 +405,7 @@ def draws(
         summary.append({
             "indicator": first["indicator"], "value": first["value"], "draws": n,
             "reliability": reliability, "totals_share": first.get("totals_share", 0.0),
+            "epsilon": first.get("epsilon"),
             "rows": stats([r["rows"] for r in rows]),
             "reliable_share": stats([r["reliable_share"] for r in rows]),
             "cells_minus_exact": stats([r["change_cells"] - r["change_exact"] for r in rows]),
@@ -410,10 +427,10 @@ def print_draws(summary: list[dict[str, Any]]) -> None:
     """Mean ± standard deviation over draws of what the analyst sees."""
     print(
         f"\nover {summary[0]['draws']} draws (mean ± sd), reliability "
-        f"{summary[0]['reliability']:g}, totals_share {summary[0]['totals_share']:g}: Δ% error "
-        "against the exact aggregate"
+        f"{summary[0]['reliability']:g}, totals_share per row: Δ% error against the exact "
+        "aggregate"
     )
-    print(f"{'indicator':<18} {'value':<18} {'rows':>12} {'ci95≤v/2':>10} "
+    print(f"{'indicator':<18} {'value':<18} {'ε':>6} {'share':>5} {'rows':>12} {'ci95≤v/2':>10} "
           f"{'cells - exact':>14} {'margins - exact':>16} {'margins - truth':>16} "
           f"{'DP alone':>12} {'Σcells':>12} {'|m-e|≤1':>8}")  # fmt: skip
     for r in summary:
@@ -424,12 +441,153 @@ def print_draws(summary: list[dict[str, Any]]) -> None:
             return f"{scale * pair[0]:{sign}.1f} ± {scale * pair[1]:.1f}"
 
         print(
-            f"{r['indicator']:<18} {r['value']:<18} {pm(r['rows'], sign='-'):>12} "
+            f"{r['indicator']:<18} {r['value']:<18} {r.get('epsilon') or math.nan:>6.3g} "
+            f"{r.get('totals_share') or 0:>5.2f} {pm(r['rows'], sign='-'):>12} "
             f"{pm(r['reliable_share'], 100, '-'):>10} {pm(r['cells_minus_exact']):>14} "
             f"{pm(r['margins_minus_exact']):>16} {pm(r['margins_minus_truth']):>16} "
             f"{pm(r['dp_minus_exact']):>12} {pm(r['cells_sum_minus_exact']):>12} "
             f"{100 * r['margins_within_1']:>7.0f}%"
         )
+
+
+TARGET_POINTS = 1.0
+TARGET_SHARE = 0.95
+"""The issue's target: the % change of totals within 1 point of the exact one on 95 % of draws."""
+
+
+def _simulate_changes(
+    exact: dict[str, np.ndarray],
+    noise: dict[str, tuple[float, float]],
+    base: int,
+    sims: int,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """``sims`` draws of the error (points) of the % change of each column's per-date total,
+    from the noise model of the releases: per date, a DP total with Laplace noise of scale
+    ``noise[c][0]`` (none when inf) and the sum of the cells' noise (variance ``noise[c][1]``,
+    a normal: a sum of 30+ independent Laplace), combined by inverse variance as the
+    ``date`` margin is (:func:`aggregation.release.totals.combine`); also the ratio of the two
+    columns (``ratio``) when there are two."""
+    out: dict[str, np.ndarray] = {}
+    estimates: dict[str, np.ndarray] = {}
+    for column, truth in exact.items():
+        scale_dp, var_cells = noise[column]
+        cells = truth + rng.normal(0.0, math.sqrt(var_cells), size=(sims, truth.size))
+        if math.isinf(scale_dp):
+            est = cells
+        else:
+            var_dp = 2 * scale_dp**2
+            weight = var_cells / (var_dp + var_cells)
+            dp_total = truth + rng.laplace(0.0, scale_dp, size=(sims, truth.size))
+            est = weight * dp_total + (1 - weight) * cells
+        estimates[column] = est
+        out[column] = _change(est, base) - _change(truth[None, :], base)
+    if len(exact) == 2:
+        num, den = (estimates[c] for c in exact)
+        truth_num, truth_den = (exact[c] for c in exact)
+        ok = truth_den > 0
+        ratio = np.where(ok, num / np.where(den > 0, den, np.nan), np.nan)[:, ok]
+        true_ratio = (truth_num / np.where(ok, truth_den, 1.0))[ok]
+        base_ok = int(ok[:base].sum())
+        out["ratio"] = _change(ratio, base_ok) - _change(true_ratio[None, :], base_ok)
+    return out
+
+
+def _change(daily: np.ndarray, base: int) -> np.ndarray:
+    """The % change, mean of the days after ``base`` against the mean of the first ``base``."""
+    b = np.nanmean(daily[:, :base], axis=1)
+    a = np.nanmean(daily[:, base:], axis=1)
+    return np.asarray(100.0 * (a - b) / b, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class _NoiseModel:
+    """The noise of an indicator's per-date totals: exact totals, l1, cells and ε part per
+    column (:func:`required_epsilon`)."""
+
+    truth: dict[str, np.ndarray]
+    l1: dict[str, int]
+    cells: dict[str, int]
+    part: dict[str, float]
+    base: int
+    sims: int
+    rng: np.random.Generator
+
+    def within(self, epsilon: float, share: float) -> dict[str, float]:
+        """The share of draws within the target, per column (and ratio), at ``epsilon``."""
+        noise = {}
+        for c in self.truth:
+            eps = epsilon * self.part[c]
+            cells_scale = self.l1[c] / ((1 - share) * eps)
+            dp_scale = self.l1[c] / (share * eps) if share else math.inf
+            noise[c] = (dp_scale, self.cells[c] * 2 * cells_scale**2)
+        errors = _simulate_changes(self.truth, noise, self.base, self.sims, self.rng)
+        return {k: float((np.abs(v) <= TARGET_POINTS).mean()) for k, v in errors.items()}
+
+
+def required_epsilon(
+    ws: Path, indicators: tuple[str, ...], shares: tuple[float, ...], sims: int = 20_000
+) -> list[dict[str, Any]]:
+    """The smallest ε per release of each indicator (at each totals share) at which the % change
+    of its per-date totals (and of the ratio of its two columns) is within 1 point of the
+    exact aggregate's on 95 % of draws, by simulation of the releases' noise (scales from the
+    plan: l1 / ε of each part; cells: every noisy cell of the key set is summed into the
+    margin, suppressed or not). The noise scales as 1/ε, so ε is found by bisection on the
+    share of draws within the target; the benchmark's ``--draws --epsilon`` checks it."""
+    base, after = demo_days(ws)
+    days = [*base, *after]
+    exact = Exact(ws)
+    rng = np.random.default_rng(19)
+    rows: list[dict[str, Any]] = []
+    for indicator in indicators:
+        columns = indicator_spec(indicator).value_columns
+        truth: dict[str, np.ndarray] = {}
+        l1: dict[str, int] = {}
+        cells: dict[str, int] = {}
+        part: dict[str, float] = {}
+        for column in columns:
+            truth[column] = np.array(
+                [float(exact.of(indicator, d)[column].sum()) for d in days], dtype=np.float64
+            )
+            spec = ReleaseSpec(
+                Indicator(indicator), days[-1], days[-1], level=LEVEL,
+                value=column if len(columns) > 1 else None, totals_share=0.0,
+            )  # fmt: skip
+            plan = plan_release(exact.ctx, spec, fingerprint=False)
+            l1[column], cells[column] = plan.sensitivity.l1, plan.cells_total
+            windows = len(plan.request.windows)
+            part[column] = epsilon_share(indicator, column)
+        configured = exact.ctx.policy.epsilon_for(indicator)
+
+        model = _NoiseModel(truth, l1, cells, part, len(base), sims, rng)
+        for share in shares:
+            at_configured = model.within(configured, share)
+            for target in at_configured:
+                low, high = configured / 64, configured * 64
+                if model.within(high, share)[target] < TARGET_SHARE:
+                    rows.append(
+                        {
+                            "indicator": indicator,
+                            "value": target,
+                            "share": share,
+                            "configured_epsilon": configured,
+                            "required_epsilon": math.inf,
+                            "within_1_at_configured": at_configured[target],
+                        }
+                    )
+                    continue
+                for _ in range(16):  # ±0.5 % in ε
+                    mid = math.sqrt(low * high)
+                    met = model.within(mid, share)[target] >= TARGET_SHARE
+                    low, high = (low, mid) if met else (mid, high)
+                rows.append({
+                    "indicator": indicator, "value": target, "share": share,
+                    "configured_epsilon": configured,
+                    "within_1_at_configured": at_configured[target],
+                    "required_epsilon": high,
+                    "windows_per_release": windows,
+                })  # fmt: skip
+    return rows
 
 
 def make_demo(subscribers: int) -> Path:
@@ -462,7 +620,22 @@ def main() -> int:
     parser.add_argument("--totals-share", type=float, nargs="+", default=None,
                         help="the totals_share of the --draws releases, one set of draws per "
                              "value (default: the workspace's [privacy] totals_share)")  # fmt: skip
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=DAILY,
+        default=list(DAILY),
+        help="the indicators the --draws release (default: every daily one)",
+    )
+    parser.add_argument("--epsilon", nargs="+", default=[], metavar="INDICATOR=ε",
+                        help="the ε of the --draws releases of these indicators (default: the "
+                             "workspace's [privacy.epsilon])")  # fmt: skip
+    parser.add_argument("--required", nargs="+", choices=DAILY, default=[],
+                        help="the smallest ε per release of these indicators that meets the "
+                             "target, by simulation of their noise, at each --totals-share "
+                             "(default 0.2)")  # fmt: skip
     args = parser.parse_args()
+    epsilon = {k: float(v) for k, v in (item.split("=", 1) for item in args.epsilon)}
     ws = args.workspace if args.workspace is not None else make_demo(args.subscribers)
     manifest = json.loads((ws / "synthetic" / "manifest.json").read_text())
     result: dict[str, Any] = {
@@ -480,9 +653,23 @@ def main() -> int:
     if args.draws > 1:
         shares = args.totals_share or [None]
         result["draws_by_share"] = [
-            draws(ws, args.draws, args.reliability, share) for share in shares
+            draws(ws, args.draws, args.reliability, share, only=tuple(args.only), epsilon=epsilon)
+            for share in shares
         ]
         result["draws"] = result["draws_by_share"][-1]
+    if args.required:
+        result["required_epsilon"] = required_epsilon(
+            ws, tuple(args.required), tuple(args.totals_share or [0.2])
+        )
+        for r in result["required_epsilon"]:
+            print(
+                f"{r['indicator']:<18} {r['value']:<12} share {r['share']:.2f}: ε "
+                f"{r['configured_epsilon']:g} gives {100 * r['within_1_at_configured']:.0f} % "
+                f"of draws within 1 point; {TARGET_SHARE:.0%} needs ε ≥ "
+                f"{r['required_epsilon']:.3g}"
+                + (f" ({r['windows_per_release']} windows each)" if "windows_per_release" in r
+                   else "")
+            )  # fmt: skip
     out = write_results(f"utility_{result['events']}", result)
     print_tables(result)
     for summary in result.get("draws_by_share", []):

@@ -47,6 +47,7 @@ def _build(root: Path) -> Path:
     export = root / "export"
     generate(SynthConfig(subscribers=2_500, days=3, start=START, seed=3), export)
     ws = init_workspace(root / "ws").root
+    _one_totals_share(ws / "mobility.toml")
     (ws / "reference").mkdir()
     for name in ("zones.parquet", "cells.csv"):
         shutil.copy(export / "reference" / name, ws / "reference" / name)
@@ -57,6 +58,15 @@ def _build(root: Path) -> Path:
     with pytest.raises(BudgetExceededError):
         release(ctx, REFUSED)
     return ws
+
+
+def _one_totals_share(config: Path, share: float = 0.2) -> None:
+    """The template's per-indicator totals shares replaced by one ``share`` for every indicator:
+    the audit tests' figures (scales, costs) do not move with the template's defaults."""
+    text = config.read_text()
+    start, end = text.index("[privacy.totals_share]\n"), text.index("[schedule]\n")
+    text = text[:start] + text[end:]
+    config.write_text(text.replace("[privacy]\n", f"[privacy]\ntotals_share = {share}\n", 1))
 
 
 def audit_template(factory: pytest.TempPathFactory) -> Path:

@@ -384,3 +384,70 @@ def test_an_edited_input_fingerprint_is_detected(workspace: Path) -> None:
     forged = dataclasses.replace(entries[0], inputs=entries[0].inputs[1:])
     forge(db, [forged, *entries[1:]])
     assert _failures(verify_workspace(workspace)) == [("files", entry_label(forged))]
+
+
+def test_totals_drawn_at_a_smaller_scale_than_charged_are_detected(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A regression that draws the per-date DP totals at 4× the ε it charges for them: the
+    # ledger's cost is right (the cost check passes), but the totals' noise is a quarter of it.
+    real = release_plan.plan_totals
+
+    def cheaper_noise(*args: Any, epsilon: float, **kwargs: Any) -> Any:
+        honest = real(*args, epsilon=epsilon, **kwargs)
+        drawn = real(*args, epsilon=4 * epsilon, **kwargs)
+        charged_as_honest = dataclasses.replace(drawn.noise, cost=honest.noise.cost)
+        mechanism = dataclasses.replace(drawn.mechanism, spec=charged_as_honest)
+        return dataclasses.replace(drawn, mechanism=mechanism)
+
+    monkeypatch.setattr(release_plan, "plan_totals", cheaper_noise)
+    ctx = open_context(workspace, environ=KEY_ENVIRON)
+    release(ctx, ReleaseSpec(Indicator.OD_TRIPS, DAY3, DAY3, epsilon=1.0))
+    monkeypatch.undo()
+    entry = _entries(workspace)[-1]
+    assert entry.parameters["totals_share"] == 0.2
+    report = verify_workspace(workspace)
+    assert _failures(report) == [("metadata", f"{entry_label(entry)} metadata.json")]
+    (finding,) = report.failures
+    # ε 0.2 on the day's total, l1 = 4: scale 20 paid for, 5 drawn
+    assert "totals.scale 5.0 (ledger implies: 20.0)" in finding.message
+    assert "totals.ci95_half_width" in finding.message
+    assert "totals.epsilon" not in finding.message  # the charge itself is honest
+    assert not [f for f in report.findings if f.check == "cost"]
+
+
+def test_metadata_totals_must_be_those_the_ledger_paid_for(workspace: Path) -> None:
+    entries = _entries(workspace)
+    od = entries[1]
+    meta_path = next(o for o in od.outputs if o.path.endswith("metadata.json"))
+    meta = json.loads((workspace / meta_path.path).read_text())
+    assert meta["totals"]["scale"] == 20.0  # what the honest workspace states
+    meta["totals"]["sensitivity"]["l1"] = 8
+    meta["totals"]["share"] = 0.1
+    (workspace / meta_path.path).write_text(json.dumps(meta))
+    outputs = tuple(
+        OutputFile(o.path, sha256_file(workspace / o.path)) if o == meta_path else o
+        for o in od.outputs
+    )
+    assert od.publication is not None
+    rehashed = dataclasses.replace(
+        od, publication=dataclasses.replace(od.publication, outputs=outputs)
+    )
+    forge(workspace / "ledger.duckdb", [entries[0], rehashed, entries[2]])
+    report = verify_workspace(workspace)
+    assert _failures(report) == [("metadata", f"{entry_label(od)} metadata.json")]
+    message = report.failures[0].message
+    assert "totals.share 0.1 (ledger implies: 0.2)" in message
+    assert "totals.sensitivity [8, 4.0, 4] (ledger implies: [4, 4.0, 4])" in message
+    del meta["totals"]
+    (workspace / meta_path.path).write_text(json.dumps(meta))
+    outputs = tuple(
+        OutputFile(o.path, sha256_file(workspace / o.path)) if o == meta_path else o
+        for o in od.outputs
+    )
+    rehashed = dataclasses.replace(
+        od, publication=dataclasses.replace(od.publication, outputs=outputs)
+    )
+    forge(workspace / "ledger.duckdb", [entries[0], rehashed, entries[2]])
+    (finding,) = verify_workspace(workspace).failures
+    assert "totals None (ledger: totals_share 0.2)" in finding.message

@@ -30,7 +30,13 @@ from aggregation.release.totals import (
 )
 from schemas.errors import ConfigurationError
 from schemas.indicators import ContributionBounds, HomeRule, Indicator, Period, Scope
-from schemas.privacy import DEFAULT_TOTALS_SHARE, BudgetPolicy, PrivacyCost, Sensitivity
+from schemas.privacy import (
+    DEFAULT_TOTALS_SHARE,
+    DEFAULT_TOTALS_SHARES,
+    BudgetPolicy,
+    PrivacyCost,
+    Sensitivity,
+)
 from schemas.release import ReleaseSpec
 from schemas.workspace import init_workspace
 from tests.conftest import START
@@ -139,11 +145,6 @@ def test_gaussian_and_private_key_sets_keep_the_summed_margins(workspace: Path) 
         plan_release(ctx, _od(keys="private", totals_share=0.2), fingerprint=False)
 
 
-def test_new_workspaces_get_the_default_share(tmp_path: Path) -> None:
-    ws = init_workspace(tmp_path / "ws").root
-    assert open_context(ws, need_secret=False).policy.totals_share == DEFAULT_TOTALS_SHARE
-
-
 def test_totals_share_is_validated_everywhere() -> None:
     assert BudgetPolicy.from_mapping({"totals_share": 0.35}).totals_share == 0.35
     # a [privacy] section written before the setting keeps share 0 (its release keys) ...
@@ -154,6 +155,76 @@ def test_totals_share_is_validated_everywhere() -> None:
         BudgetPolicy.from_mapping({"totals_share": "half"})
     with pytest.raises(ConfigurationError, match=r"totals_share must be a number from 0 to 0\.5"):
         ReleaseSpec(Indicator.OD_TRIPS, START, START, totals_share=-0.1)
+
+
+INDICATORS = [i.value for i in Indicator]
+
+
+def test_a_share_per_indicator_is_read_from_a_table() -> None:
+    table = {"od_trips": 0.2, "od_connections": 0.35, "home_away": 0}
+    policy = BudgetPolicy.from_mapping({"totals_share": table}, indicators=INDICATORS)
+    assert policy.totals_share_for("od_trips") == 0.2
+    assert policy.totals_share_for("od_connections") == 0.35
+    assert policy.totals_share_for("home_away") == 0.0
+    assert policy.totals_share_for("presence") == 0.0  # not named: no DP totals
+    # the ledger records the policy as its mapping and reads it back to the same policy
+    assert policy.as_dict()["totals_share"] == {**table, "home_away": 0.0}
+    assert BudgetPolicy.from_mapping(policy.as_dict()) == policy
+    # the one-number form still gives every indicator the same share
+    scalar = BudgetPolicy.from_mapping({"totals_share": 0.3})
+    assert scalar.totals_share_for("presence") == scalar.totals_share_for("od_trips") == 0.3
+    assert scalar.as_dict()["totals_share"] == 0.3
+    assert scalar != policy
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ({"od_connections": 0.9}, r"x\.toml: \[privacy\] totals_share\.od_connections: .*0 to 0\.5"),
+    ({"od_trips": "half"}, r"x\.toml: \[privacy\] totals_share\.od_trips: .*from 0 to 0\.5"),
+    ({"od_tripz": 0.2}, r"x\.toml: \[privacy\] totals_share\.od_tripz: unknown indicator"),
+])  # fmt: skip
+def test_a_share_table_is_validated_naming_file_key_and_range(
+    table: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        BudgetPolicy.from_mapping({"totals_share": table}, indicators=INDICATORS, source="x.toml")
+
+
+def test_a_share_is_one_number_or_a_table_never_both() -> None:
+    with pytest.raises(ValueError, match="either one number for every indicator or a table"):
+        BudgetPolicy(totals_share=0.2, totals_shares={"od_trips": 0.2})
+
+
+def test_a_per_indicator_default_share_enters_only_that_indicators_release_key(
+    workspace: Path,
+) -> None:
+    ctx = open_context(workspace, need_secret=False)
+    connections = ReleaseSpec(Indicator.OD_CONNECTIONS, START, START)
+    before = {
+        name: plan_release(ctx, spec, fingerprint=False).request.release_key
+        for name, spec in (("od_trips", _od()), ("od_connections", connections))
+    }
+    config = workspace / "mobility.toml"
+    table = "[privacy.totals_share]\nod_trips = 0.2\nod_connections = 0.35\n\n"
+    text = config.read_text().replace("totals_share = 0.2\n", "")
+    config.write_text(text.replace("[privacy.epsilon]\n", table + "[privacy.epsilon]\n"))
+    ctx = open_context(workspace, need_secret=False)
+    trips = plan_release(ctx, _od(), fingerprint=False)
+    assert trips.request.release_key == before["od_trips"]  # same share, same question
+    plan = plan_release(ctx, connections, fingerprint=False)
+    assert plan.spec.totals_share == 0.35
+    assert plan.totals is not None
+    assert plan.totals.noise.cost.epsilon == pytest.approx(0.35 * 0.5, rel=1e-12)
+    assert plan.request.release_key != before["od_connections"]
+    asked = plan_release(ctx, replace(connections, totals_share=0.35), fingerprint=False)
+    assert asked.request.release_key == plan.request.release_key  # every door, one key
+    presence = plan_release(ctx, ReleaseSpec(Indicator.PRESENCE, START, START), fingerprint=False)
+    assert presence.totals is None  # not in the table: share 0
+
+
+def test_new_workspaces_get_the_template_share_of_each_indicator(tmp_path: Path) -> None:
+    policy = open_context(init_workspace(tmp_path / "ws").root, need_secret=False).policy
+    assert dict(policy.totals_shares) == DEFAULT_TOTALS_SHARES
+    assert set(DEFAULT_TOTALS_SHARES) == set(INDICATORS)
 
 
 def test_a_totals_share_too_small_for_its_epsilon_is_refused(workspace: Path) -> None:

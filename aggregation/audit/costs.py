@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import opendp.prelude as dp
 
 from aggregation.audit.findings import entry_label, fail, warn
-from aggregation.mechanisms import plan_vector
+from aggregation.mechanisms import CONFIDENCE, plan_vector
 from aggregation.release.totals import totals_sensitivity
 from schemas.privacy import PrivacyCost, Sensitivity
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from aggregation.audit.findings import Finding
     from aggregation.ledger import LedgerEntry
+    from schemas.privacy import NoiseSpec
 
 RELATIVE_TOLERANCE = 1e-9
 """Recorded and recomputed costs may differ by this much (relative) before a finding is made:
@@ -112,24 +113,39 @@ def recompute_cost(entry: LedgerEntry) -> PrivacyCost:
 
 def _with_totals(entry: LedgerEntry, cells: PrivacyCost) -> PrivacyCost:
     """``cells`` plus the cost of the entry's DP totals, if it spent a share of its ε on them
-    (parameter ``totals_share``; :mod:`aggregation.release.totals`): the totals' measurement
-    is rebuilt as the release built it, for that share of the release's ε (the cells' ε, from
-    their recorded scale, divided by ``1 - share``: the recorded ε, which is what is checked,
-    is not used) and the sensitivity the cells' l1 implies, and its privacy map is added
-    (basic composition)."""
+    (parameter ``totals_share``; :mod:`aggregation.release.totals`; rebuilt by
+    :func:`totals_noise`), added by basic composition."""
+    totals = totals_noise(entry, cells_epsilon=cells.epsilon)
+    return cells if totals is None else cells + totals.cost
+
+
+def totals_noise(entry: LedgerEntry, *, cells_epsilon: float | None = None) -> NoiseSpec | None:
+    """The noise of the entry's DP totals as the release built it (None when its parameters
+    spend no share on them, or for a mechanism without DP totals): the totals' measurement is
+    rebuilt for that share of the release's ε (the cells' ε, ``cells_epsilon`` or OpenDP's map
+    at their recorded scale, divided by ``1 - share``: the recorded ε, which is what is
+    checked, is not used) and the sensitivity the cells' l1 implies, at the entry's
+    confidence. Raises ``ValueError`` for a share that is not a number."""
     share = entry.parameters.get("totals_share")
-    if not share:
-        return cells
+    if not share or entry.mechanism != "discrete_laplace" or entry.partition_threshold is not None:
+        return None
     if not isinstance(share, int | float) or isinstance(share, bool):
         msg = f"parameter totals_share should be a number; got {share!r}"
         raise ValueError(msg)
+    if cells_epsilon is None:
+        dp.enable_features("contrib")
+        cells_epsilon = float(_map(_vector_laplace(entry.scale), entry.l1))
+    confidence = entry.parameters.get("confidence", CONFIDENCE)
+    if not isinstance(confidence, int | float) or isinstance(confidence, bool):
+        msg = f"parameter confidence should be a number; got {confidence!r}"
+        raise ValueError(msg)
     cells_sensitivity = Sensitivity(l1=entry.l1, l2=float(entry.l2), linf=entry.linf)
-    released = PrivacyCost(epsilon=cells.epsilon).whole(1.0 - float(share))
+    released = PrivacyCost(epsilon=cells_epsilon).whole(1.0 - float(share))
     _, target = released.split(float(share))
-    totals = plan_vector(
-        "discrete_laplace", totals_sensitivity(cells_sensitivity), epsilon=target.epsilon
-    ).spec.cost
-    return cells + totals
+    return plan_vector(
+        "discrete_laplace", totals_sensitivity(cells_sensitivity), epsilon=target.epsilon,
+        confidence=float(confidence),
+    ).spec  # fmt: skip
 
 
 def _compare(name: str, recorded: float | None, recomputed: float | None) -> tuple[str, int]:

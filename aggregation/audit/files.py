@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+import opendp.prelude as dp
 import polars as pl
 
+from aggregation.audit.costs import RELATIVE_TOLERANCE, totals_noise
 from aggregation.audit.findings import entry_label, fail, warn
 from aggregation.ledger import files_digest
 from aggregation.mechanisms import CONFIDENCE, ci_half_width
@@ -134,7 +136,50 @@ def _metadata_mismatches(entry: LedgerEntry, meta: ReleaseMetadata) -> list[str]
     for name, digest in files.items():
         if outputs.get(str(name)) != digest:
             problems.append(f"files.{name} {digest!r} (ledger: {outputs.get(str(name))!r})")
-    return problems
+    return problems + _totals_mismatches(entry, meta)
+
+
+def _totals_mismatches(entry: LedgerEntry, meta: ReleaseMetadata) -> list[str]:
+    """What ``metadata.totals`` states differently from the DP totals the ledger entry implies
+    (:func:`aggregation.audit.costs.totals_noise`: its share of the charged ε, the sensitivity
+    the cells' l1 gives): the charge alone is checked by the cost check, so totals drawn at
+    another scale than the one paid for are found here."""
+    try:
+        rebuilt = totals_noise(entry)
+    except (ValueError, dp.OpenDPException) as err:
+        return [f"totals cannot be rebuilt from the ledger entry ({err})"]
+    stated = meta.totals
+    if rebuilt is None:
+        if stated is None:
+            return []
+        return [f"totals {stated.to_dict()!r} (ledger: no DP totals charged)"]
+    if stated is None:
+        return [f"totals None (ledger: totals_share {entry.parameters['totals_share']!r})"]
+    sens, s = stated.sensitivity, rebuilt.sensitivity
+    expected: dict[str, tuple[object, object]] = {
+        "share": (stated.share, entry.parameters["totals_share"]),
+        "mechanism": (stated.mechanism, rebuilt.mechanism),
+        "scale": (stated.scale, rebuilt.scale),
+        "epsilon": (stated.epsilon, rebuilt.cost.epsilon),
+        "ci95_half_width": (stated.ci95_half_width, rebuilt.ci_half_width),
+        "sensitivity": ([sens.l1, sens.l2, sens.linf], [s.l1, s.l2, s.linf]),
+    }
+    return [
+        f"totals.{name} {value!r} (ledger implies: {implied!r})"
+        for name, (value, implied) in expected.items()
+        if not _close(value, implied)
+    ]
+
+
+def _close(stated: object, implied: object) -> bool:
+    """``_same`` with the cost check's float tolerance: a rebuilt ε or scale may differ from
+    the release's own by a float rounding of its ε split."""
+    if isinstance(stated, list) and isinstance(implied, list):
+        return len(stated) == len(implied) and all(map(_close, stated, implied))
+    numbers = (int, float)
+    if isinstance(stated, numbers) and isinstance(implied, numbers):
+        return math.isclose(float(stated), float(implied), rel_tol=RELATIVE_TOLERANCE)
+    return stated == implied
 
 
 def _same(stated: object, charged: object) -> bool:

@@ -149,7 +149,10 @@ def plan_release(
     epsilon = budget.epsilon
     mechanism = spec.mechanism or policy.mechanism
     share = resolve_share(
-        spec.totals_share, policy.totals_share, mechanism=mechanism, keys=spec.keys
+        spec.totals_share,
+        policy.totals_share_for(str(spec.indicator)),
+        mechanism=mechanism,
+        keys=spec.keys,
     )
     # The resolved question: defaults applied, so that every door (CLI, API, flow) asking it
     # gets the same parameters, hence the same release key (issue 16.2).
