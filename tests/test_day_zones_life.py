@@ -3,9 +3,9 @@
 again when their staged files changed behind them (a crash between the two), never left
 half-written, made once by concurrent first uses.
 
-On the 7-day synthetic country of tests/test_day_zones.py (its fixtures), which checks that the
-summaries give the exact aggregates of the full re-read; a file of its own so that the two halves
-run on different test workers.
+On the same 7-day synthetic country (the ``week_template`` fixture of tests/conftest.py) as
+tests/test_day_zones.py, which checks that the summaries give the exact aggregates of the full
+re-read; a file of its own so that the two halves can run on different test workers.
 """
 
 from __future__ import annotations
