@@ -253,3 +253,31 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
     c = duckdb.connect()
     yield c
     c.close()
+
+
+WEEK_DAYS = 7
+"""The days of :func:`week_template`."""
+
+
+@pytest.fixture(scope="module")
+def week_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 7-day synthetic country (900 subscribers), ingested under the test secret (the day-zone
+    summaries' tests: tests/test_day_zones.py and tests/test_day_zones_life.py)."""
+    from aggregation.ingest import ingest_files  # noqa: PLC0415 - only for the tests that use it
+
+    base = tmp_path_factory.mktemp("week")
+    export = base / "export"
+    generate(SynthConfig(subscribers=900, days=WEEK_DAYS, start=START, seed=11), export)
+    ws = workspace_with_policy(base / "template", export)
+    assert ingest_files([export / "raw"], ws, environ=KEY_ENVIRON).ok
+    return ws
+
+
+@pytest.fixture
+def week(week_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh copy of :func:`week_template`, without the summaries other tests made in it."""
+    from schemas.staged import DAY_ZONES_DIR  # noqa: PLC0415 - only for the tests that use it
+
+    ws = fresh_copy(week_template, tmp_path, monkeypatch)
+    shutil.rmtree(ws / "staged" / DAY_ZONES_DIR, ignore_errors=True)
+    return ws

@@ -11,6 +11,7 @@ import shutil
 from functools import partial
 from typing import TYPE_CHECKING
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,8 +31,6 @@ from tests.indicators_helpers import ADMIN3, DAY0, Ev, write_staged, zone_set
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pytest
 
     from schemas.geography import AdminLevel
 
@@ -56,17 +55,21 @@ _EVENT = st.tuples(
 )
 
 
+HOMES_EXAMPLES = {
+    "events": st.lists(_EVENT, min_size=1, max_size=40),
+    "start": st.integers(0, 2),
+    "length": st.integers(1, 3),
+    "night": st.sampled_from([(20, 7), (22, 5), (23, 1), (12, 11)]),
+    "min_nights": st.integers(1, 3),
+    "level": st.sampled_from(["admin1", "admin2", "admin3"]),
+}
+
+
+@pytest.mark.slow  # 60 examples in CI; the quick loop runs 15 (the _quick copy below)
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(
-    events=st.lists(_EVENT, min_size=1, max_size=40),
-    start=st.integers(0, 2),
-    length=st.integers(1, 3),
-    night=st.sampled_from([(20, 7), (22, 5), (23, 1), (12, 11)]),
-    min_nights=st.integers(1, 3),
-    level=st.sampled_from(["admin1", "admin2", "admin3"]),
-)
+@given(**HOMES_EXAMPLES)
 def test_homes_from_summaries_at_the_edges_of_the_night_and_the_period(
     tmp_path_factory: pytest.TempPathFactory,
     events: list[tuple[str, int, int, str]],
@@ -95,10 +98,14 @@ _MOVE = st.tuples(
 )
 
 
+DISTANCE_EXAMPLES = {"events": st.lists(_MOVE, min_size=1, max_size=40), "start": st.integers(0, 2)}
+
+
+@pytest.mark.slow  # 60 examples in CI; the quick loop runs 15 (the _quick copy below)
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(events=st.lists(_MOVE, min_size=1, max_size=40), start=st.integers(0, 2))
+@given(**DISTANCE_EXAMPLES)
 def test_distances_from_summaries_are_those_of_the_events_in_order(
     tmp_path_factory: pytest.TempPathFactory,
     events: list[tuple[str, int, int, int, str]],
@@ -118,3 +125,37 @@ def test_distances_from_summaries_are_those_of_the_events_in_order(
     summarised = plan.to_polars(sql("SELECT * FROM dist ORDER BY pseudonym, local_date"))
     assert summarised.equals(full)
     shutil.rmtree(root)
+
+
+# The same two properties in the quick loop (``-m "not slow"``) on 15 examples, so that no run
+# skips them; ``.hypothesis.inner_test`` is the undecorated test above (the checks are its own).
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(**HOMES_EXAMPLES)
+def test_homes_from_summaries_at_the_edges_of_the_night_and_the_period_quick(
+    tmp_path_factory: pytest.TempPathFactory,
+    events: list[tuple[str, int, int, str]],
+    start: int,
+    length: int,
+    night: tuple[int, int],
+    min_nights: int,
+    level: AdminLevel,
+) -> None:
+    test_homes_from_summaries_at_the_edges_of_the_night_and_the_period.hypothesis.inner_test(
+        tmp_path_factory, events, start, length, night, min_nights, level
+    )
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(**DISTANCE_EXAMPLES)
+def test_distances_from_summaries_are_those_of_the_events_in_order_quick(
+    tmp_path_factory: pytest.TempPathFactory,
+    events: list[tuple[str, int, int, int, str]],
+    start: int,
+) -> None:
+    test_distances_from_summaries_are_those_of_the_events_in_order.hypothesis.inner_test(
+        tmp_path_factory, events, start
+    )
