@@ -173,6 +173,10 @@ def test_a_release_writes_its_metadata_through_the_type_and_reads_it_back(
     assert stored.metadata.as_json() == text
     # A release folder whose metadata.json is not a release's metadata: the catalog ignores it
     # and says why; the release door names the file and the key.
+    # The catalog has read the file once (it keeps what it parsed, per file stamp): a file
+    # changed since is read again, never served from what was kept.
+    (record,) = ReleaseCatalog.open(workspace).records
+    assert record.metadata == made.metadata
     document = json.loads(text)
     del document["epsilon"]
     path.write_text(json.dumps(document), encoding="utf-8")

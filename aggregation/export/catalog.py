@@ -10,7 +10,7 @@ against the SHA-256 recorded in their metadata before they are read.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -222,10 +222,22 @@ def _metadata(directory: Path, top: Path) -> ReleaseMetadata | str:
     if not directory.resolve().is_relative_to(top):
         return "leads outside the workspace's releases/ folder"
     try:
-        metadata = ReleaseMetadata.read(directory / METADATA_FILE)
+        path = directory / METADATA_FILE
+        stat = path.stat()
+        metadata = _read(path, (stat.st_ino, stat.st_size, stat.st_mtime_ns))
     except (OSError, MetadataError) as exc:
         return f"unreadable {METADATA_FILE} ({exc})"
     named = (str(metadata.indicator), metadata.release_id)
     if named != (directory.parent.name, directory.name):
         return f"{METADATA_FILE} names release {named[1]!r} of indicator {named[0]!r}"
     return metadata
+
+
+@lru_cache(maxsize=32768)
+def _read(path: Path, stamp: tuple[int, int, int]) -> ReleaseMetadata:
+    """``metadata.json`` at ``path`` parsed, once per ``stamp`` (inode, size, modification time)
+    in this process: the API opens the catalog on every request, and a workspace holds thousands
+    of releases whose metadata never change once published (a changed file has another stamp
+    and is read again; ``audit verify`` reads and hashes every file itself)."""
+    del stamp  # the cache key: a file rewritten in place is read again
+    return ReleaseMetadata.read(path)
