@@ -121,11 +121,11 @@ relocations = 0.5
 # charged both. Discrete Laplace releases over public key sets only. One number
 # (`totals_share = 0.2` under [privacy]) gives every indicator the same share; an indicator not
 # listed here gets 0, and so does every indicator without the setting (a workspace made before
-# it keeps its release keys). Each is the smallest share that keeps the lockdown change of the
-# demo's daily totals within 1 point of the exact one on 99 % of simulated draws, or the
-# largest (0.5) where none does: od_connections (98 % at 0.5), home_away and
-# mobility_distance, which come closest to it at 0.5 at 10 M events too (benchmarks/README.md,
-# issue 19). residents and relocations: not measured.
+# it keeps its release keys). Chosen with the project's utility benchmark (a synthetic country
+# of 20 000 subscribers): each is the smallest share that keeps the lockdown change of the daily
+# totals within 1 point of the exact aggregate's on 99 % of simulated draws, or 0.5 where none
+# reaches it (od_connections, home_away, mobility_distance). residents and relocations: 0.2, the
+# one default share before shares per indicator (not measured).
 event_counts = 0.1
 presence = 0.0
 od_trips = 0.15
