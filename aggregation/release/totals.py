@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from aggregation.mechanisms import plan_vector
-from schemas.errors import ConfigurationError
+from schemas.errors import ConfigurationError, PrivacyParameterError
 from schemas.indicators import spec as indicator_spec
 from schemas.privacy import Sensitivity, release_parameter_problems
 
@@ -128,8 +128,9 @@ def plan_totals(
     confidence: float,
 ) -> TotalsPlan:
     """The totals' OpenDP measurement at ``epsilon`` (already the totals' part of the
-    release's ε); :class:`ConfigurationError` when that part is below the least ε a release
-    may spend."""
+    release's ε); :class:`~schemas.errors.PrivacyParameterError` (a
+    :class:`ConfigurationError`) when that part is below the least ε a release may spend, as the
+    plan refuses the release's own ε."""
     problems = release_parameter_problems(epsilon=epsilon)
     if problems:
         msg = (
@@ -137,7 +138,7 @@ def plan_totals(
             f"totals, ε={epsilon:g}: {'; '.join(problems)}. Ask for a larger ε or share, or "
             "totals_share 0."
         )
-        raise ConfigurationError(msg)
+        raise PrivacyParameterError(msg)
     sensitivity = totals_sensitivity(cells)
     measurement = plan_vector(mechanism, sensitivity, epsilon=epsilon, confidence=confidence)
     return TotalsPlan(share, tuple(totals_group(indicator)), sensitivity, measurement)
