@@ -39,7 +39,8 @@ from schemas.errors import ConfigurationError
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from schemas.privacy import BudgetPolicy, Composition, PrivacyCost
+    from schemas.budget_policy import BudgetPolicy
+    from schemas.privacy import Composition, PrivacyCost
 
 MAX_REASONS_SHOWN = 3
 """How many violated windows a refusal message spells out before summarising the rest."""

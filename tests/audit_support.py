@@ -21,9 +21,9 @@ from aggregation.ledger.chain import ChainRecord, own_hash, record_columns, reco
 from aggregation.ledger.tables import INSERTS, row_of
 from aggregation.release import open_context, release
 from sample_data.synth import SynthConfig, generate
+from schemas.budget_policy import BudgetPolicy
 from schemas.errors import BudgetExceededError
 from schemas.indicators import Indicator
-from schemas.privacy import BudgetPolicy
 from schemas.release import ReleaseSpec
 from schemas.workspace import init_workspace
 from tests.conftest import KEY_ENVIRON, START

@@ -22,8 +22,9 @@ from aggregation.mechanisms import plan_partitions, plan_vector
 from aggregation.release import open_context, release
 from aggregation.release.publish import sha256_file
 from flows.cli import cli
+from schemas.budget_policy import BudgetPolicy
 from schemas.indicators import Indicator
-from schemas.privacy import BudgetPolicy, PrivacyUnit, Sensitivity
+from schemas.privacy import PrivacyUnit, Sensitivity
 from schemas.release import ReleaseSpec
 from schemas.workspace import init_workspace
 from tests.audit_support import (

@@ -19,8 +19,9 @@ from aggregation.budget import (
     summarise_reasons,
     window_budget,
 )
+from schemas.budget_policy import BudgetPolicy
 from schemas.errors import ConfigurationError
-from schemas.privacy import BudgetPolicy, PrivacyCost
+from schemas.privacy import PrivacyCost
 
 DAY = date(2024, 3, 5)
 INDICATORS = ("od_trips", "presence", "residents")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from schemas.budget_policy import BudgetPolicy
 from schemas.errors import ConfigurationError
 from schemas.indicators import Indicator
-from schemas.privacy import BudgetPolicy
 from schemas.schedule import DAILY_DEFAULT, ScheduleSettings
 from schemas.workspace import (
     DEFAULT_CONFIG,

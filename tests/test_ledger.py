@@ -27,8 +27,9 @@ from aggregation.ledger import (
     canonical_json,
     compute_entry_hash,
 )
+from schemas.budget_policy import BudgetPolicy
 from schemas.errors import BudgetExceededError, InternalError, MobilityError
-from schemas.privacy import BudgetPolicy, NoiseSpec, PrivacyCost, PrivacyUnit, Sensitivity
+from schemas.privacy import NoiseSpec, PrivacyCost, PrivacyUnit, Sensitivity
 
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue

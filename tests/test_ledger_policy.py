@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from aggregation.audit import verify_workspace
 from aggregation.ledger import Ledger
 from flows.cli import cli
+from schemas.budget_policy import BudgetPolicy
 from schemas.errors import BudgetExceededError, ConfigurationError
-from schemas.privacy import BudgetPolicy
 from tests.audit_support import audit_template, copy_workspace, execute
 from tests.test_ledger import publish, request
 

@@ -17,11 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregation.mechanisms import discrete_gaussian_for_epsilon, discrete_laplace
+from schemas.budget_policy import BudgetPolicy
 from schemas.errors import ConfigurationError, PrivacyParameterError
 from schemas.privacy import (
     ACCOUNTING_WINDOWS,
     AccountingWindow,
-    BudgetPolicy,
     PrivacyCost,
     PrivacyUnit,
     Sensitivity,

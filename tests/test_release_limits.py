@@ -21,9 +21,9 @@ from click.testing import CliRunner
 
 from flows.api import create_app
 from flows.cli import cli
+from schemas.budget_policy import BudgetPolicy
 from schemas.errors import ConfigurationError
 from schemas.indicators import Indicator
-from schemas.privacy import BudgetPolicy
 from schemas.release import ReleaseSpec
 from schemas.workspace import init_workspace
 from tests.conftest import KEY_ENVIRON, START

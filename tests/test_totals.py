@@ -28,15 +28,10 @@ from aggregation.release.totals import (
     totals_group,
     totals_sensitivity,
 )
+from schemas.budget_policy import BudgetPolicy
 from schemas.errors import ConfigurationError
 from schemas.indicators import ContributionBounds, HomeRule, Indicator, Period, Scope
-from schemas.privacy import (
-    DEFAULT_TOTALS_SHARE,
-    DEFAULT_TOTALS_SHARES,
-    BudgetPolicy,
-    PrivacyCost,
-    Sensitivity,
-)
+from schemas.privacy import DEFAULT_TOTALS_SHARE, DEFAULT_TOTALS_SHARES, PrivacyCost, Sensitivity
 from schemas.release import ReleaseSpec
 from schemas.workspace import init_workspace
 from tests.conftest import START

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from aggregation.audit.findings import Finding
     from aggregation.ledger import LedgerEntry, PolicyRecord, Refusal
-    from schemas.privacy import BudgetPolicy
+    from schemas.budget_policy import BudgetPolicy
 
 
 def recorded_policy(

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from datetime import date
 
     from aggregation.ledger import LedgerEntry, Refusal
-    from schemas.privacy import BudgetPolicy
+    from schemas.budget_policy import BudgetPolicy
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
         PolicyRecord,
         Refusal,
     )
-    from schemas.privacy import BudgetPolicy
+    from schemas.budget_policy import BudgetPolicy
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from schemas.budget_policy import BudgetPolicy
 from schemas.errors import ConfigurationError
-from schemas.privacy import BudgetPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence

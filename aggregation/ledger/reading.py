@@ -41,7 +41,7 @@ if TYPE_CHECKING:
         Publication,
         Refusal,
     )
-    from schemas.privacy import BudgetPolicy
+    from schemas.budget_policy import BudgetPolicy
 
 
 class LedgerReader:

@@ -15,11 +15,11 @@ from aggregation.bounding import BoundingKey
 from aggregation.extract import StagedSource
 from aggregation.ingest.pseudonymise import load_secret
 from aggregation.ledger import Ledger
+from schemas.budget_policy import BudgetPolicy
 from schemas.errors import ConfigurationError
 from schemas.geography import ZONES
 from schemas.gps import StayRule
 from schemas.indicators import Indicator, ZoneSet
-from schemas.privacy import BudgetPolicy
 from schemas.staged import FIXES_DIR
 from schemas.workspace import Workspace
 
