@@ -53,6 +53,30 @@ def _entries(ws: Path) -> list[LedgerEntry]:
     return open_context(ws, need_secret=False).ledger.entries()
 
 
+def _metadata_path(entry: LedgerEntry) -> str:
+    return next(o.path for o in entry.outputs if o.path.endswith("metadata.json"))
+
+
+def _metadata_of(ws: Path, entry: LedgerEntry) -> dict[str, Any]:
+    """The metadata.json ``entry`` published, as a JSON object."""
+    document: dict[str, Any] = json.loads((ws / _metadata_path(entry)).read_text())
+    return document
+
+
+def _with_metadata(ws: Path, entry: LedgerEntry, meta: dict[str, Any]) -> LedgerEntry:
+    """``entry`` after a forger rewrites its metadata.json as ``meta`` and records the file's new
+    SHA-256 in the entry (so only a check of what the metadata says can catch it)."""
+    path = _metadata_path(entry)
+    (ws / path).write_text(json.dumps(meta))
+    outputs = tuple(
+        OutputFile(o.path, sha256_file(ws / o.path)) if o.path == path else o for o in entry.outputs
+    )
+    assert entry.publication is not None
+    return dataclasses.replace(
+        entry, publication=dataclasses.replace(entry.publication, outputs=outputs)
+    )
+
+
 def _failures(report: VerifyReport) -> list[tuple[str, str]]:
     return [(f.check, f.where) for f in report.failures]
 
@@ -221,18 +245,9 @@ def test_a_rewritten_chain_cannot_hide_a_lowered_sensitivity_or_a_rewritten_meta
     od = entries[1]
     # cost still 1 = 2/2.5 + 2/10: the cells and, at totals_share 0.2, the day's total
     smaller = dataclasses.replace(od, l1=2, l2=2.0, linf=2, scale=2.5)
-    meta_path = next(o for o in od.outputs if o.path.endswith("metadata.json"))
-    meta = json.loads((workspace / meta_path.path).read_text())
+    meta = _metadata_of(workspace, od)
     meta["epsilon"] = 0.01
-    (workspace / meta_path.path).write_text(json.dumps(meta))
-    outputs = tuple(
-        OutputFile(o.path, sha256_file(workspace / o.path)) if o == meta_path else o
-        for o in smaller.outputs
-    )
-    assert od.publication is not None
-    forged = dataclasses.replace(
-        smaller, publication=dataclasses.replace(od.publication, outputs=outputs)
-    )
+    forged = _with_metadata(workspace, smaller, meta)
     forge(workspace / "ledger.duckdb", [entries[0], forged, entries[2]])
     report = verify_workspace(workspace)
     checks = {f.check: f.message for f in report.failures}
@@ -420,35 +435,21 @@ def test_totals_drawn_at_a_smaller_scale_than_charged_are_detected(
 def test_metadata_totals_must_be_those_the_ledger_paid_for(workspace: Path) -> None:
     entries = _entries(workspace)
     od = entries[1]
-    meta_path = next(o for o in od.outputs if o.path.endswith("metadata.json"))
-    meta = json.loads((workspace / meta_path.path).read_text())
+    meta = _metadata_of(workspace, od)
     assert meta["totals"]["scale"] == 20.0  # what the honest workspace states
     meta["totals"]["sensitivity"]["l1"] = 8
     meta["totals"]["share"] = 0.1
-    (workspace / meta_path.path).write_text(json.dumps(meta))
-    outputs = tuple(
-        OutputFile(o.path, sha256_file(workspace / o.path)) if o == meta_path else o
-        for o in od.outputs
+    forge(
+        workspace / "ledger.duckdb", [entries[0], _with_metadata(workspace, od, meta), entries[2]]
     )
-    assert od.publication is not None
-    rehashed = dataclasses.replace(
-        od, publication=dataclasses.replace(od.publication, outputs=outputs)
-    )
-    forge(workspace / "ledger.duckdb", [entries[0], rehashed, entries[2]])
     report = verify_workspace(workspace)
     assert _failures(report) == [("metadata", f"{entry_label(od)} metadata.json")]
     message = report.failures[0].message
     assert "totals.share 0.1 (ledger implies: 0.2)" in message
     assert "totals.sensitivity [8, 4.0, 4] (ledger implies: [4, 4.0, 4])" in message
     del meta["totals"]
-    (workspace / meta_path.path).write_text(json.dumps(meta))
-    outputs = tuple(
-        OutputFile(o.path, sha256_file(workspace / o.path)) if o == meta_path else o
-        for o in od.outputs
+    forge(
+        workspace / "ledger.duckdb", [entries[0], _with_metadata(workspace, od, meta), entries[2]]
     )
-    rehashed = dataclasses.replace(
-        od, publication=dataclasses.replace(od.publication, outputs=outputs)
-    )
-    forge(workspace / "ledger.duckdb", [entries[0], rehashed, entries[2]])
     (finding,) = verify_workspace(workspace).failures
     assert "totals None (ledger: totals_share 0.2)" in finding.message
