@@ -172,23 +172,26 @@ def _totals_mismatches(entry: LedgerEntry, meta: ReleaseMetadata) -> list[str]:
 
 
 def _close(stated: object, implied: object) -> bool:
-    """``_same`` with the cost check's float tolerance: a rebuilt ε or scale may differ from
-    the release's own by a float rounding of its ε split."""
-    if isinstance(stated, list) and isinstance(implied, list):
-        return len(stated) == len(implied) and all(map(_close, stated, implied))
-    numbers = (int, float)
-    if isinstance(stated, numbers) and isinstance(implied, numbers):
-        return math.isclose(float(stated), float(implied), rel_tol=RELATIVE_TOLERANCE)
-    return stated == implied
+    """:func:`_agrees` within the cost check's float tolerance: a rebuilt ε or scale may differ
+    from the release's own by a float rounding of its ε split."""
+    return _agrees(stated, implied, RELATIVE_TOLERANCE)
 
 
 def _same(stated: object, charged: object) -> bool:
-    if isinstance(stated, list) and isinstance(charged, list):
-        return len(stated) == len(charged) and all(map(_same, stated, charged))
+    """:func:`_agrees` up to float printing: what the ledger recorded, the metadata copies."""
+    return _agrees(stated, charged, 1e-12)
+
+
+def _agrees(stated: object, other: object, rel_tol: float) -> bool:
+    """Equal, numbers within ``rel_tol`` of each other (relative), lists item by item."""
+    if isinstance(stated, list) and isinstance(other, list):
+        return len(stated) == len(other) and all(
+            _agrees(s, o, rel_tol) for s, o in zip(stated, other, strict=True)
+        )
     numbers = (int, float)
-    if isinstance(stated, numbers) and isinstance(charged, numbers):
-        return math.isclose(float(stated), float(charged), rel_tol=1e-12, abs_tol=0.0)
-    return stated == charged
+    if isinstance(stated, numbers) and isinstance(other, numbers):
+        return math.isclose(float(stated), float(other), rel_tol=rel_tol, abs_tol=0.0)
+    return stated == other
 
 
 def _check_contents(entry: LedgerEntry, good: Mapping[str, Path]) -> list[Finding]:
