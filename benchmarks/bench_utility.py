@@ -61,7 +61,7 @@ from aggregation.release import open_context, plan_release, release
 from sample_data.synth.truth import true_od_trips, true_presence
 from schemas.indicators import Indicator, Period
 from schemas.indicators import spec as indicator_spec
-from schemas.release import ReleaseSpec, epsilon_share
+from schemas.release import ReleaseSpec
 
 if TYPE_CHECKING:
     from aggregation.bounding import BoundingKey
@@ -556,7 +556,7 @@ def required_epsilon(
             plan = plan_release(exact.ctx, spec, fingerprint=False)
             l1[column], cells[column] = plan.sensitivity.l1, plan.cells_total
             windows = len(plan.request.windows)
-            part[column] = epsilon_share(indicator, column)
+            part[column] = indicator_spec(indicator).epsilon_share(column)
         configured = exact.ctx.policy.epsilon_for(indicator)
 
         model = _NoiseModel(truth, l1, cells, part, len(base), sims, rng)

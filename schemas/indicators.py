@@ -485,7 +485,7 @@ SPECS: Mapping[Indicator, IndicatorSpec] = {
             ("max_distance_km",),
             sources=_BOTH,
             # Its useful output is the mean distance per home zone, the ratio of the two noisy
-            # sums: why 3/4 and 1/4, see schemas.release.EPSILON_SHARES.
+            # sums: why 3/4 and 1/4, see aggregation/indicators/mobility_distance.py.
             epsilon_shares=(("distance_m", 0.75), ("subscribers", 0.25)),
             distance_level="admin3",
         ),

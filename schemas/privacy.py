@@ -323,7 +323,7 @@ class PrivacyCost:
     def part(self, share: float) -> PrivacyCost:
         """``share`` (from 0 to 1) of this budget: each of ε, δ, ρ and the zCDP δ times
         ``share``, e.g. what one value column of an indicator is given of its ε
-        (:data:`schemas.release.EPSILON_SHARES`)."""
+        (:meth:`schemas.indicators.IndicatorSpec.epsilon_share`)."""
         _check_share(share)
         return self._times(share)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -19,7 +19,7 @@ from schemas.contract import Column, Contract
 from schemas.errors import ConfigurationError
 from schemas.geography import ADMIN_LEVELS, AdminLevel
 from schemas.gps import StayRule
-from schemas.indicators import SPECS, ContributionBounds, Indicator, Period, Scope, spec
+from schemas.indicators import ContributionBounds, Indicator, Period, Scope, spec
 from schemas.privacy import (
     MECHANISMS,
     Mechanism,
@@ -27,9 +27,6 @@ from schemas.privacy import (
     totals_share_problems,
 )
 from schemas.staged import SOURCES, Source
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
 HOME_WINDOW_DAYS = 7
 """Home zones of daily home-based indicators are computed over the 7 days ending on the last day
@@ -59,26 +56,6 @@ A cell whose bounded value is at least 3 × ci95 is published with probability �
 ``benchmarks/bench_utility.py`` measures what it does to the published rows. 0 turns the bar
 off (k alone, as releases made before it).
 """
-
-EPSILON_SHARES: Mapping[str, Mapping[str, float]] = {
-    str(s.indicator): dict(s.epsilon_shares) for s in SPECS.values() if s.epsilon_shares
-}
-"""How an indicator's ε is split between its value columns (each a release of its own, charged
-its share), as its catalogue row states it (:attr:`IndicatorSpec.epsilon_shares`); an indicator
-not listed splits it evenly. ``mobility_distance``: its useful output is
-the mean distance per home zone, the ratio of the two noisy sums, whose relative variance is
-(σ_D/D)² + (σ_N/N)² with σ_D ∝ U/ε_D and σ_N ∝ 1/ε_N. Minimising it for a fixed ε_D + ε_N gives
-ε_D/ε_N = (U/d)^(2/3), with U the clipping bound (100 km) and d the mean daily distance of a
-subscriber-day. In the demo country d is 19 km on a weekday before its lockdown and 6 km on one
-during it (``benchmarks/README.md``), so the best ratio is 3.0 to 6.5: 3/4 and 1/4 is the
-optimum for ordinary days and costs 20 % more variance (10 % wider intervals) during the
-lockdown. Lowering U instead would bias the mean: at 50 km a quarter of an ordinary day's
-distance is clipped away."""
-
-
-def epsilon_share(indicator: Indicator | str, value_column: str) -> float:
-    """The share of ``indicator``'s ε that the release of ``value_column`` is charged."""
-    return spec(indicator).epsilon_share(value_column)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,8 +36,9 @@ from aggregation.release.suppress import (
 )
 from schemas.errors import ConfigurationError
 from schemas.indicators import Indicator, Period
+from schemas.indicators import spec as indicator_spec
 from schemas.privacy import NoiseSpec, PrivacyCost, Sensitivity
-from schemas.release import EPSILON_SHARES, ReleaseSpec, epsilon_share
+from schemas.release import ReleaseSpec
 from tests.conftest import START
 
 if TYPE_CHECKING:
@@ -379,10 +380,10 @@ def test_consistent_levels_of_a_workspace_spend_no_budget(workspace: Path) -> No
 
 
 def test_epsilon_split_of_mobility_distance() -> None:
-    shares = EPSILON_SHARES["mobility_distance"]
+    shares = dict(indicator_spec(Indicator.MOBILITY_DISTANCE).epsilon_shares)
     assert sum(shares.values()) == 1.0
-    assert epsilon_share(Indicator.MOBILITY_DISTANCE, "distance_m") == 0.75
-    assert epsilon_share(Indicator.OD_TRIPS, "count") == 1.0
+    assert indicator_spec(Indicator.MOBILITY_DISTANCE).epsilon_share("distance_m") == 0.75
+    assert indicator_spec(Indicator.OD_TRIPS).epsilon_share("count") == 1.0
 
 
 def test_plan_charges_each_value_column_its_share(workspace: Path) -> None:
