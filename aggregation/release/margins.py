@@ -45,6 +45,7 @@ from aggregation.mechanisms import noise_std
 from aggregation.release.publish import MARGIN_FILES
 from aggregation.release.totals import combine, combined_ci95
 from schemas.indicators import spec as indicator_spec
+from schemas.release_metadata import MarginsMetadata
 
 if TYPE_CHECKING:
     from schemas.indicators import Indicator
@@ -157,28 +158,27 @@ def _with_dp_totals(margins: pl.DataFrame, totals: DpTotals, cell_std: float) ->
     )
 
 
-def margins_description(
-    indicator: Indicator | str, *, dp_totals: bool = False
-) -> dict[str, object]:
+def margins_description(indicator: Indicator | str, *, dp_totals: bool = False) -> MarginsMetadata:
     """What a release's metadata says of its margins (``dp_totals``: the release has DP
     totals, which its per-date margin combines with the sum of the cells)."""
-    described: dict[str, object] = {
-        "files": list(MARGIN_FILES),
-        "margins": [margin_name(g) for g in margin_groups(indicator)],
-        "derived_from": (
-            "sums of the noisy values of every cell of the public key set, suppressed cells "
-            "included, taken before suppression: post-processing of this release's noisy "
-            "output, no budget spent, unbiased whatever the publication rule suppressed"
-        ),
-        "ci95": "normal approximation z·sqrt(cells)·std of the summed noise",
-    }
+    combined = None
     if dp_totals:
         name = margin_name(margin_groups(indicator)[0])
-        described["dp_totals"] = (
+        combined = (
             f"the {name} margin's value is the inverse-variance weighted mean of the DP total "
             "released with its own share of ε (column total_dp) and the sum of the noisy cells "
             "(column cells_sum), both unbiased and independent; its ci95 is the root of the "
             "sum of the squared weighted half-widths of the two (the DP total's exact one, the "
             "sum's normal approximation). The other margins are sums of cells."
         )
-    return described
+    return MarginsMetadata(
+        files=MARGIN_FILES,
+        margins=tuple(margin_name(g) for g in margin_groups(indicator)),
+        derived_from=(
+            "sums of the noisy values of every cell of the public key set, suppressed cells "
+            "included, taken before suppression: post-processing of this release's noisy "
+            "output, no budget spent, unbiased whatever the publication rule suppressed"
+        ),
+        ci95="normal approximation z·sqrt(cells)·std of the summed noise",
+        dp_totals=combined,
+    )

@@ -257,6 +257,7 @@ class Explanation:
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready account."""
         p = self.plan
+        totals = p.totals.describe(p.mechanism.spec) if p.totals is not None else None
         return {
             "indicator": str(p.spec.indicator),
             "value_column": p.spec.value_column,
@@ -281,7 +282,7 @@ class Explanation:
             "would_be_refused": bool(self.refusal),
             "refusal_reasons": self.refusal,
             "budget": [line.as_dict() for line in self.budget],
-            "totals": p.totals.describe(p.mechanism.spec) if p.totals is not None else None,
+            "totals": totals.to_dict() if totals is not None else None,
         }  # fmt: skip
 
 

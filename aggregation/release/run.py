@@ -63,10 +63,8 @@ from schemas.release_metadata import (
     NEIGHBOURING,
     AgreementRef,
     ColumnDoc,
-    MarginsMetadata,
     ReleaseMetadata,
     ReleaseScope,
-    TotalsMetadata,
 )
 
 if TYPE_CHECKING:
@@ -367,11 +365,11 @@ def _metadata(
         publication_threshold=publication_threshold(spec.k, spec.reliability, noise.ci_half_width),
         publication_rule=publication_rule(spec.k, spec.reliability, noise.ci_half_width),
         margins=(
-            MarginsMetadata.parse(margins_description(spec.indicator, dp_totals=dp_totals))
+            margins_description(spec.indicator, dp_totals=dp_totals)
             if margins else None
         ),
         totals=(
-            TotalsMetadata.parse(plan.totals.describe(plan.mechanism.spec))
+            plan.totals.describe(plan.mechanism.spec)
             if plan.totals is not None else None
         ),
     )  # fmt: skip

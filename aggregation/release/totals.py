@@ -39,6 +39,7 @@ from aggregation.mechanisms import plan_vector
 from schemas.errors import ConfigurationError, PrivacyParameterError
 from schemas.indicators import spec as indicator_spec
 from schemas.privacy import Sensitivity, release_parameter_problems
+from schemas.release_metadata import TotalsMetadata
 
 if TYPE_CHECKING:
     from aggregation.mechanisms import VectorMechanism
@@ -91,31 +92,29 @@ class TotalsPlan:
         """The totals' noise: scale, cost, ci95, std."""
         return self.mechanism.spec
 
-    def describe(self, cells: NoiseSpec) -> dict[str, object]:
+    def describe(self, cells: NoiseSpec) -> TotalsMetadata:
         """What a release's metadata and ``explain`` say of its totals (``cells``: the cells'
         own noise, with the cells' own cost)."""
         n = self.noise
-        return {
-            "share": self.share,
-            "margin": "×".join(self.group) if self.group else "national",
-            "epsilon": n.cost.epsilon,
-            "cells_epsilon": cells.cost.epsilon,
-            "mechanism": n.mechanism,
-            "scale": n.scale,
-            "std_dev": n.std_dev,
-            "ci95_half_width": n.ci_half_width,
-            "sensitivity": {
-                "l1": n.sensitivity.l1, "l2": n.sensitivity.l2, "linf": n.sensitivity.linf,
-            },
-            "composition": (
+        return TotalsMetadata(
+            share=self.share,
+            margin="×".join(self.group) if self.group else "national",
+            epsilon=n.cost.epsilon,
+            cells_epsilon=cells.cost.epsilon,
+            mechanism=n.mechanism,
+            scale=n.scale,
+            std_dev=n.std_dev,
+            ci95_half_width=n.ci_half_width,
+            sensitivity=n.sensitivity,
+            composition=(
                 "basic: the release is charged the cells' ε plus the totals' ε, each from its "
                 "OpenDP measurement's privacy map"
             ),
-            "published_as": (
+            published_as=(
                 "the margin's value: the inverse-variance weighted mean of the DP total "
                 "(total_dp) and the sum of the day's noisy cells (cells_sum); post-processing"
             ),
-        }  # fmt: skip
+        )
 
 
 def plan_totals(
