@@ -137,11 +137,6 @@ class MarginsMetadata:
             out["dp_totals"] = self.dp_totals
         return out
 
-    @classmethod
-    def parse(cls, document: object, where: str = "margins") -> MarginsMetadata:
-        """Read a ``margins`` object (:class:`MetadataError` naming ``where`` otherwise)."""
-        return _parsed(_margins, document, where)
-
 
 @dataclass(frozen=True)
 class TotalsMetadata:
@@ -170,11 +165,6 @@ class TotalsMetadata:
             "sensitivity": _sensitivity_dict(self.sensitivity),
             "composition": self.composition, "published_as": self.published_as,
         }  # fmt: skip
-
-    @classmethod
-    def parse(cls, document: object, where: str = "totals") -> TotalsMetadata:
-        """Read a ``totals`` object (:class:`MetadataError` naming ``where`` otherwise)."""
-        return _parsed(_totals, document, where)
 
 
 @dataclass(frozen=True)
