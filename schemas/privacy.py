@@ -123,6 +123,10 @@ class Sensitivity:
             )
             raise ValueError(msg)
 
+    def as_dict(self) -> dict[str, int | float]:
+        """As release metadata, ``explain`` and the noise description state it."""
+        return {"l1": self.l1, "l2": self.l2, "linf": self.linf}
+
 
 Composition = Literal["basic", "zcdp"]
 """How the ledger adds up the releases charged to one accounting window.
@@ -427,11 +431,7 @@ class NoiseSpec:
         return {
             "mechanism": self.mechanism,
             "scale": self.scale,
-            "sensitivity": {
-                "l1": self.sensitivity.l1,
-                "l2": self.sensitivity.l2,
-                "linf": self.sensitivity.linf,
-            },
+            "sensitivity": self.sensitivity.as_dict(),
             "epsilon": self.cost.epsilon,
             "delta": self.cost.delta,
             "rho": self.cost.rho,

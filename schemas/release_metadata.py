@@ -162,7 +162,7 @@ class TotalsMetadata:
             "cells_epsilon": self.cells_epsilon, "mechanism": self.mechanism,
             "scale": self.scale, "std_dev": self.std_dev,
             "ci95_half_width": self.ci95_half_width,
-            "sensitivity": _sensitivity_dict(self.sensitivity),
+            "sensitivity": self.sensitivity.as_dict(),
             "composition": self.composition, "published_as": self.published_as,
         }  # fmt: skip
 
@@ -255,7 +255,7 @@ class ReleaseMetadata:
             "epsilon": self.epsilon,
             "delta": self.delta,
             "rho": self.rho,
-            "sensitivity": _sensitivity_dict(self.sensitivity),
+            "sensitivity": self.sensitivity.as_dict(),
             "scale": self.scale,
             "ci95_half_width": self.ci95_half_width,
             "confidence": self.confidence,
@@ -452,10 +452,6 @@ def _period_text(value: object) -> Period:
     """A period as ``str(Period)`` writes it: ``2026-03-02`` or ``2026-03-02..2026-03-08``."""
     start, _, end = string(value).partition("..")
     return Period(day(start), day(end or start))
-
-
-def _sensitivity_dict(s: Sensitivity) -> dict[str, Any]:
-    return {"l1": s.l1, "l2": s.l2, "linf": s.linf}
 
 
 def _text(period: Period | None) -> str | None:
