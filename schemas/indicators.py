@@ -96,6 +96,13 @@ class Period:
     def __str__(self) -> str:
         return str(self.start) if self.start == self.end else f"{self.start}..{self.end}"
 
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        """The period ``str(period)`` wrote: ``2026-03-02`` or ``2026-03-02..2026-03-08``
+        (``ValueError`` for text that is not one)."""
+        start, _, end = text.partition("..")
+        return cls(date.fromisoformat(start), date.fromisoformat(end or start))
+
 
 @dataclass(frozen=True, slots=True)
 class Scope:

@@ -450,8 +450,7 @@ def _privacy_unit(value: object) -> PrivacyUnit:
 
 def _period_text(value: object) -> Period:
     """A period as ``str(Period)`` writes it: ``2026-03-02`` or ``2026-03-02..2026-03-08``."""
-    start, _, end = string(value).partition("..")
-    return Period(day(start), day(end or start))
+    return Period.parse(string(value))
 
 
 def _text(period: Period | None) -> str | None:

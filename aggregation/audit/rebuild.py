@@ -11,7 +11,6 @@ fewer windows than it read under-spent the budget.
 from __future__ import annotations
 
 import math
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from aggregation.audit.findings import entry_label, fail, warn
@@ -49,9 +48,8 @@ def _period(value: object, name: str) -> Period | None:
     if not isinstance(value, str):
         msg = f"parameter {name} should be a period like 2026-03-02..2026-03-08; got {value!r}"
         raise RebuildError(msg)
-    first, _, last = value.partition("..")
     try:
-        return Period(date.fromisoformat(first), date.fromisoformat(last or first))
+        return Period.parse(value)
     except ValueError as err:
         msg = f"parameter {name}={value!r} is not a period ({err})"
         raise RebuildError(msg) from None
